@@ -1,0 +1,29 @@
+"""``voiceface evaluate METHOD --run RUN [--data DATA]``: writes RUN/results.json and RUN/report.md."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a trained run; writes RUN/results.json and RUN/report.md",
+                       description="Evaluate a trained run on its own data (or --data). Results are flat named "
+                                   "metrics in RUN/results.json; tables in RUN/report.md.")
+    p.add_argument("method", help="dimnet | gan | cest | sfv")
+    p.add_argument("--run", required=True, help="run folder written by `voiceface train`")
+    p.add_argument("--data", help="manifest CSV or world folder (default: the data the run was trained on)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
+    from ..methods import registry
+
+    methods = registry()
+    if args.method not in methods:
+        raise ConfigError(f"unknown method '{args.method}' (known: {', '.join(sorted(methods))})")
+    results = methods[args.method].evaluate(args.run, data=args.data)
+    width = max((len(k) for k in results), default=0)
+    for key, value in sorted(results.items()):
+        print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    print(f"wrote {args.run}/results.json and {args.run}/report.md")
+    return 0

@@ -1,0 +1,124 @@
+"""Run folders: one folder per training run holding its config, JSONL log, checkpoints and results.
+
+Layout of ``RUN/``::
+
+    config.json        the resolved config (and method name), written when the run starts
+    log.jsonl          one JSON object per logged step ({"step": .., "time": .., "loss/..": ..})
+    checkpoint.pt      the latest checkpoint (atomic), used to resume after a kill
+    results.json       flat named metrics written by ``voiceface evaluate``
+    report.md          the human-readable results
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import InputError
+from .checkpoint import atomic_write_bytes
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):
+            value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (sorted keys, NaN written as null)."""
+    text = json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"not valid JSON (line {e.lineno})") from None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder. Create with ``Run.create(out, method, config_dict)``; open with ``Run.open(path)``."""
+
+    path: Path
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @classmethod
+    def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any]) -> "Run":
+        """Create (or reopen for resuming) the run folder ``out`` and record its config.
+
+        Reopening a folder whose ``config.json`` names another method raises ``InputError``.
+        """
+        path = Path(out)
+        path.mkdir(parents=True, exist_ok=True)
+        cfg_file = path / "config.json"
+        if cfg_file.exists():
+            old = read_json(cfg_file)
+            if old.get("method") != method:
+                raise InputError(path, f"run folder belongs to method '{old.get('method')}', not '{method}'")
+        write_json(cfg_file, {"method": method, "config": dict(config)})
+        return cls(path)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "Run":
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise InputError(path, "not a run folder (no config.json): train one with `voiceface train`")
+        return cls(path)
+
+    @property
+    def method(self) -> str:
+        return read_json(self.path / "config.json")["method"]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return read_json(self.path / "config.json")["config"]
+
+    def log(self, step: int, **values: Any) -> None:
+        """Append one JSON line ``{"step", "time", **values}`` to ``log.jsonl``."""
+        record = {"step": int(step), "time": round(time.time(), 3), **_jsonable(values)}
+        with open(self.log_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def read_log(self) -> list[dict[str, Any]]:
+        if not self.log_path.exists():
+            return []
+        rows = []
+        for line in self.log_path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line torn by a kill: skip it
+                continue
+        return rows
+
+    def write_results(self, results: Mapping[str, Any]) -> Path:
+        out = self.path / "results.json"
+        write_json(out, results)
+        return out
+
+    def read_results(self) -> dict[str, Any]:
+        return read_json(self.path / "results.json")

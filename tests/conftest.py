@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to the real samples in ../shared/data (tests skip with a reason when absent)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("VOICEFACE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# Two xdist workers on two cores: one thread each, so tests do not fight over cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+def _shared(sub: str) -> Path:
+    p = SHARED_DATA / sub
+    if not p.exists():
+        pytest.skip(f"real sample data not found at {p} (set VOICEFACE_SHARED_DATA or place ../shared/data)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def voxceleb1_samples() -> Path:
+    return _shared("voxceleb1_samples")
+
+
+@pytest.fixture(scope="session")
+def librispeech() -> Path:
+    return _shared("librispeech_test_other")
+
+
+@pytest.fixture(scope="session")
+def orl_faces() -> Path:
+    return _shared("orl_faces")
+
+
+@pytest.fixture(scope="session")
+def eval_lists() -> Path:
+    return _shared("voxceleb1_eval_lists")

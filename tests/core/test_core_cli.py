@@ -1,0 +1,24 @@
+import subprocess
+import sys
+
+from voiceface.cli import main
+
+
+def test_help_lists_commands(capsys):
+    try:
+        main(["--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    out = capsys.readouterr().out
+    assert "train" in out and "evaluate" in out
+
+
+def test_unknown_method_is_one_line_error(tmp_path, capsys):
+    code = main(["train", "nosuch", "--data", str(tmp_path), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "unknown method 'nosuch'" in err
+
+
+def test_console_script_runs():
+    r = subprocess.run([sys.executable, "-m", "voiceface.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "voiceface" in r.stdout

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+import torch
+
+from voiceface.engine import Parts, Run, fit, load_checkpoint
+from voiceface.errors import InputError
+
+
+def _parts(seed=0):
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
+    return Parts({"net": model}, {"sgd": opt}, {"lr": sched})
+
+
+def _batch(step):
+    g = torch.Generator().manual_seed(1000 + step)
+    return torch.randn(8, 4, generator=g), torch.randn(8, 2, generator=g)
+
+
+def _step_fn(parts):
+    def step(batch, step):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(parts.models["net"](x), y)
+        parts.optimizers["sgd"].zero_grad()
+        loss.backward()
+        parts.optimizers["sgd"].step()
+        return {"loss": loss.item()}
+    return step
+
+
+def test_resume_after_kill_matches_uninterrupted(tmp_path):
+    full = _parts()
+    run_a = Run.create(tmp_path / "a", "toy", {"k": 1})
+    fit(run_a, full, method="toy", config={"k": 1}, batch_fn=_batch, step_fn=_step_fn(full), total_steps=20,
+        log_every=5, checkpoint_every=4, progress=False)
+
+    killed = _parts()
+    run_b = Run.create(tmp_path / "b", "toy", {"k": 1})
+    fit(run_b, killed, method="toy", config={"k": 1}, batch_fn=_batch, step_fn=_step_fn(killed), total_steps=20,
+        log_every=5, checkpoint_every=4, progress=False, stop_after=10)   # "killed" after 10 steps: ckpt at 8
+    assert load_checkpoint(run_b.checkpoint_path)["step"] == 8
+    resumed = _parts(seed=123)   # fresh process: different init, must be overwritten by the checkpoint
+    fit(run_b, resumed, method="toy", config={"k": 1}, batch_fn=_batch, step_fn=_step_fn(resumed), total_steps=20,
+        log_every=5, checkpoint_every=4, progress=False)
+    for a, b in zip(full.models["net"].parameters(), resumed.models["net"].parameters()):
+        torch.testing.assert_close(a, b)
+    ckpt = load_checkpoint(run_b.checkpoint_path)
+    assert ckpt["step"] == 20 and ckpt["method"] == "toy" and ckpt["config"] == {"k": 1}
+    assert [r["step"] for r in run_a.read_log()] == [5, 10, 15, 20]
+
+
+def test_run_folder_guards(tmp_path):
+    Run.create(tmp_path / "r", "dimnet", {})
+    with pytest.raises(InputError, match="belongs to method 'dimnet'"):
+        Run.create(tmp_path / "r", "gan", {})
+    with pytest.raises(InputError, match="not a run folder"):
+        Run.open(tmp_path / "nothing")
+    run = Run.open(tmp_path / "r")
+    run.write_results({"acc": torch.tensor(0.5), "nan": float("nan")})
+    assert json.loads((tmp_path / "r" / "results.json").read_text()) == {"acc": 0.5, "nan": None}
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(InputError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"a": 1}, tmp_path / "other.pt")
+    with pytest.raises(InputError, match="not a voiceface checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
