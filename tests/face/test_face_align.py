@@ -24,15 +24,19 @@ def test_similarity_excludes_reflection_and_is_least_squares():
     dst = src * [-1.0, 1.0]                      # a mirror image: best similarity is no reflection
     m = align.similarity_from_points(src, dst)
     assert np.linalg.det(m[:, :2]) > 0
-    noisy = align.apply_transform(np.hstack([0.5 * _rot(-1.0), [[1.0], [2.0]]]), src) + rng.normal(size=src.shape) * 0.01
+    m_true = np.hstack([0.5 * _rot(-1.0), [[1.0], [2.0]]])
+    noisy = align.apply_transform(m_true, src) + rng.normal(size=src.shape) * 0.01
     m = align.similarity_from_points(src, noisy)
     base = np.abs(align.apply_transform(m, src) - noisy).sum()
-    for delta in (1e-3, -1e-3):                   # perturbing any parameter cannot lower the squared error
-        for i in range(2):
-            for j in range(3):
-                p = m.copy()
-                p[i, j] += delta
-                assert ((align.apply_transform(p, src) - noisy) ** 2).sum() >= ((align.apply_transform(m, src) - noisy) ** 2).sum()
+    err = ((align.apply_transform(m, src) - noisy) ** 2).sum()
+    for k in range(4):                            # perturbing any similarity parameter cannot lower the error
+        for delta in (1e-3, -1e-3):
+            a, b, tx, ty = m[0, 0], m[1, 0], m[0, 2], m[1, 2]
+            params = np.array([a, b, tx, ty])
+            params[k] += delta
+            a, b, tx, ty = params
+            p = np.array([[a, -b, tx], [b, a, ty]])
+            assert ((align.apply_transform(p, src) - noisy) ** 2).sum() > err
     assert base < 0.2
     with pytest.raises(ValueError):
         align.similarity_from_points(np.ones((5, 2)), src[:5])
@@ -116,3 +120,25 @@ def test_warp_identity_and_outside_is_black():
     assert np.array_equal(out[:40], img[:40])
     shifted = align.warp_affine(img, np.array([[1.0, 0, 100], [0, 1.0, 0]]), 32)
     assert shifted.max() == 0
+
+
+def test_template68_is_symmetric_and_consistent_with_template5():
+    t = align.TEMPLATE_68
+    assert t.shape == (68, 2)
+    mirrored = np.stack([1 - t[align.MIRROR_68, 0], t[align.MIRROR_68, 1]], 1)
+    np.testing.assert_allclose(mirrored, t, atol=1e-3)
+    assert np.array_equal(align.MIRROR_68[align.MIRROR_68], np.arange(68))
+    # the average face's 5 points lie near the 5-point template (within 3% of the crop)
+    assert np.abs(align.points68_to_5(t) - align.TEMPLATE_5).max() < 0.03
+    # whole face inside the crop: jaw and brows within (0, 1)
+    assert t.min() > 0.15 and t.max() < 0.95
+    np.testing.assert_allclose(align.template68(64), t * 64 - 0.5)
+
+
+def test_flip_landmarks_matches_flipped_image_alignment():
+    lm = align.template68(128) * 0.7 + [20.0, 10.0]
+    flipped = align.flip_landmarks(lm, 200)
+    np.testing.assert_allclose(align.flip_landmarks(flipped, 200), lm)
+    # flipping a symmetric face's landmarks gives the mirror image of its points, same meaning per index
+    assert flipped[36, 0] < flipped[45, 0]
+    np.testing.assert_allclose(flipped[30, 0], 199 - lm[30, 0])

@@ -104,8 +104,13 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputError(path, "empty file")
     errors = []
-    readers = (_read_soundfile, _read_av) if path.suffix.lower() in _SOUNDFILE_EXTENSIONS else (_read_av,
-                                                                                              _read_soundfile)
+    suffix = path.suffix.lower()
+    if suffix in _SOUNDFILE_EXTENSIONS:
+        readers = (_read_soundfile, _read_av)
+    elif suffix in AUDIO_EXTENSIONS:
+        readers = (_read_av,)
+    else:  # unknown extension: let either library recognise the content
+        readers = (_read_av, _read_soundfile)
     data = None
     for reader in readers:
         try:
@@ -114,7 +119,8 @@ def load_audio(path: str | os.PathLike, sr: int = SAMPLE_RATE) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 - any decoder failure means "cannot decode", reported below
             errors.append(f"{type(e).__name__}: {e}".strip())
     if data is None:
-        raise InputError(path, "cannot decode audio (corrupt or unsupported format; " + errors[0][:200] + ")")
+        detail = errors[0].replace(f"'{path}'", "file").replace(str(path), "file")[:200]
+        raise InputError(path, f"cannot decode audio (corrupt or unsupported format; {detail})")
     if data.shape[0] == 0:
         raise InputError(path, "audio file has no samples")
     mono = _downmix(data)

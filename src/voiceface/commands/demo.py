@@ -6,19 +6,21 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run every method end to end on the simulated world; writes DIR/report.html",
-                       description="Build the simulated world, train and evaluate each method on it, and write "
-                                   "DIR/report.html with every table and figure.")
+                       description="Build the simulated world, train and evaluate each method on it (CPU presets), "
+                                   "and write DIR/report.html, DIR/report.md and DIR/results.json.")
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--preset", default="small", help="world preset: tiny | small | paper (default small)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for the world and every model (default 0)")
+    p.add_argument("--workers", type=int, default=2, help="processes for building the world (default 2)")
+    p.add_argument("--methods", nargs="+", metavar="NAME", help="run only these methods (default: all)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..methods import registry
+    from ..demo import run_demo
 
-    methods = registry()
-    if not methods:
-        print("voiceface demo: the simulated world and the methods are not built yet; nothing to run.")
-        return 0
-    return 0
+    result = run_demo(args.out, preset=args.preset, seed=args.seed, workers=args.workers, methods=args.methods)
+    for name, problem in result.failures.items():
+        print(f"voiceface demo: {name} failed: {problem}")
+    print(f"wrote {result.report}")
+    return 1 if result.failures else 0

@@ -17,8 +17,10 @@ Coordinate conventions (used everywhere in voiceface):
 * 68-point landmarks follow the iBUG 300-W / dlib order (0-based): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
   mouth 48-67. ``points68_to_5`` reduces them to the 5 alignment points.
 
-``TEMPLATE_5`` is the widely used 5-point face-recognition template (the ArcFace 112x112 reference points),
-mirror-symmetrised about the vertical centre line and expressed in unit coordinates.
+The thesis does not publish its template. ``TEMPLATE_5`` is the widely used 5-point face-recognition template (the
+ArcFace 112x112 reference points) mirror-symmetrised about the vertical centre line, in unit coordinates, scaled by
+0.8 about the crop centre and raised by 0.02 so that the whole face, chin included, lies inside the crop (with the
+unscaled points the chin falls below the crop's bottom edge).
 """
 from __future__ import annotations
 
@@ -33,15 +35,15 @@ DIMNET_SIZE = 128
 GAN_SIZE = 64
 """Crop size of the voice-to-face GAN's faces (thesis Sec. 3.3.1)."""
 
-EYE_Y = 0.4607
+EYE_Y = 0.4486
 """Unit y of both eye centres."""
-EYE_HALF_GAP = 0.1573
+EYE_HALF_GAP = 0.1258
 """Unit horizontal distance of each eye centre from the vertical centre line."""
-NOSE_Y = 0.6405
+NOSE_Y = 0.5924
 """Unit y of the nose tip (on the centre line)."""
-MOUTH_Y = 0.8240
+MOUTH_Y = 0.7392
 """Unit y of both mouth corners."""
-MOUTH_HALF_GAP = 0.1298
+MOUTH_HALF_GAP = 0.1038
 """Unit horizontal distance of each mouth corner from the centre line."""
 
 TEMPLATE_5 = np.array([
@@ -53,6 +55,44 @@ TEMPLATE_5 = np.array([
 ], dtype=np.float64)
 """(5, 2) alignment template in unit coordinates [0, 1] (x, y)."""
 TEMPLATE_5.setflags(write=False)
+
+TEMPLATE_68 = np.array([
+    [0.2029, 0.4726], [0.207, 0.5468], [0.2157, 0.62], [0.2296, 0.6924],
+    [0.255, 0.7613], [0.2975, 0.8225], [0.3547, 0.8723], [0.4211, 0.9101],
+    [0.5, 0.9202], [0.5789, 0.9101], [0.6453, 0.8723], [0.7025, 0.8225],
+    [0.745, 0.7613], [0.7704, 0.6924], [0.7843, 0.62], [0.793, 0.5468],
+    [0.7971, 0.4726], [0.253, 0.4233], [0.2887, 0.3863], [0.3423, 0.3735],
+    [0.3989, 0.3789], [0.4524, 0.3981], [0.5476, 0.3981], [0.6011, 0.3789],
+    [0.6577, 0.3735], [0.7113, 0.3863], [0.747, 0.4233], [0.5, 0.4501],
+    [0.5, 0.4974], [0.5, 0.5446], [0.5, 0.5937], [0.4394, 0.6307],
+    [0.4683, 0.641], [0.5, 0.6498], [0.5317, 0.641], [0.5606, 0.6307],
+    [0.316, 0.4646], [0.3479, 0.4466], [0.386, 0.446], [0.4215, 0.468],
+    [0.3848, 0.4746], [0.3468, 0.4756], [0.5785, 0.468], [0.614, 0.446],
+    [0.6521, 0.4466], [0.684, 0.4646], [0.6532, 0.4756], [0.6152, 0.4746],
+    [0.3818, 0.7246], [0.4262, 0.709], [0.469, 0.7003], [0.5, 0.7077],
+    [0.531, 0.7003], [0.5738, 0.709], [0.6182, 0.7246], [0.5752, 0.7591],
+    [0.5331, 0.7744], [0.5, 0.7774], [0.4669, 0.7744], [0.4248, 0.7591],
+    [0.3998, 0.7263], [0.4687, 0.7236], [0.5, 0.7271], [0.5313, 0.7236],
+    [0.6002, 0.7263], [0.5318, 0.7384], [0.5, 0.7421], [0.4682, 0.7384],
+], dtype=np.float64)
+"""(68, 2) iBUG landmarks of an average face aligned to ``TEMPLATE_5``, unit coordinates (x, y): the mean over the
+395 ORL faces dlib finds (``FaceDetector`` defaults) of their 68 landmarks carried into the crop by
+``alignment_transform``, then mirror-symmetrised with ``MIRROR_68``. Where a face is expected in a crop (e.g. the
+box for descriptors of aligned crops, checks of simulated faces, the dlib 5-point model's points)."""
+TEMPLATE_68.setflags(write=False)
+
+MIRROR_68 = np.array([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25, 24, 23, 22, 21, 20, 19, 18,
+                      17, 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53,
+                      52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
+"""Permutation of the 68 iBUG indices under a horizontal flip: ``flipped[i] = mirror_x(landmarks[MIRROR_68[i]])``."""
+MIRROR_68.setflags(write=False)
+
+DLIB5_IN_68 = (45, 42, 36, 39, 33)
+"""68-point indices of dlib's 5-point model's points (image-right eye outer/inner corner, image-left eye outer/inner
+corner, bottom of the nose)."""
+
+FACE_BOX = (0.164, 0.265, 0.836, 0.903)
+"""(left, top, right, bottom) unit box where dlib's HOG detector puts an aligned face (mean over ORL, symmetrised)."""
 
 LEFT_EYE_68 = tuple(range(36, 42))
 """68-point indices of the image-left eye (the subject's right eye) contour."""
@@ -68,6 +108,21 @@ def template(size: int) -> np.ndarray:
     if size < 8:
         raise ValueError(f"crop size must be at least 8 pixels, got {size}")
     return TEMPLATE_5 * size - 0.5
+
+
+def template68(size: int) -> np.ndarray:
+    """``TEMPLATE_68`` in pixel coordinates of a ``size`` x ``size`` crop: (68, 2) float64 (x, y)."""
+    if size < 8:
+        raise ValueError(f"crop size must be at least 8 pixels, got {size}")
+    return TEMPLATE_68 * size - 0.5
+
+
+def flip_landmarks(landmarks: np.ndarray, width: int) -> np.ndarray:
+    """Landmarks of the horizontally flipped image (``image[:, ::-1]``): (..., 68, 2) -> (..., 68, 2), with the
+    indices permuted by ``MIRROR_68`` so that point i keeps its meaning (e.g. 36 stays the image-left eye corner)."""
+    lm = np.asarray(landmarks, dtype=np.float64)[..., MIRROR_68, :].copy()
+    lm[..., 0] = width - 1 - lm[..., 0]
+    return lm
 
 
 def points68_to_5(landmarks: np.ndarray) -> np.ndarray:
@@ -144,6 +199,19 @@ def alignment_transform(landmarks: np.ndarray, size: int) -> np.ndarray:
     Use ``apply_transform(M, landmarks68)`` to carry all landmarks into the crop.
     """
     return similarity_from_points(five_points(landmarks), template(size))
+
+
+def alignment_transform_dlib5(points: np.ndarray, size: int) -> np.ndarray:
+    """(2, 3) image -> crop similarity from dlib's 5-point model (eye corners and nose bottom, ``DLIB5_IN_68``),
+    fitted to the same points of ``TEMPLATE_68`` so crops match those aligned from 68 landmarks.
+
+    Args:
+        points: (5, 2) dlib 5-point landmarks, image pixels.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape != (5, 2):
+        raise ValueError(f"dlib 5-point landmarks must have shape (5, 2), got {pts.shape}")
+    return similarity_from_points(pts, template68(size)[list(DLIB5_IN_68)])
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int, fill: int = 0) -> np.ndarray:

@@ -65,5 +65,8 @@ class GANConfig:
     checkpoint_every: int = 500
     device: str = "auto"
     eval_noise_trials: int = 100             # samples per duration for the D(noise) / D(speech) statistics
-    eval_match_trials: int = 2000            # 1:2 matching trials per condition
     gender_steps: int = 300                  # face gender classifier training steps (evaluation)
+    eval_durations: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)   # Fig. 3.2 / 3.3 input durations (s)
+    eval_train_probes: int = 200             # training-set recordings used for the "training set" matching column
+    dimnet_i_run: str = ""                   # DIMNet-I run (Table 3.3 row; its face net embeds faces for matching)
+    dimnet_g_run: str = ""                   # DIMNet-G run (Table 3.3 row)

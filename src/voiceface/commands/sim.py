@@ -1,0 +1,107 @@
+"""``voiceface sim build|listen|show``: build the simulated world, and write samples a person can hear and see."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="build the simulated audiovisual world; listen to / look at one",
+                       description="The simulated world: people, rendered faces and clips, synthesised voices and "
+                                   "the ground truth of the voice-face link (world.json).")
+    s = p.add_subparsers(dest="sim_command", required=True, metavar="ACTION")
+    b = s.add_parser("build", help="generate a world folder (resumes a partial build)",
+                     description="Generate a world: manifest.csv, world.json, people.csv, voices/, faces/, faces64/, "
+                                 "meshes/, clips/. Deterministic from --seed; rerun to resume.")
+    b.add_argument("--preset", default="small", help="tiny | small | paper (default small)")
+    b.add_argument("--out", required=True, help="world folder")
+    b.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    b.add_argument("--coupling", type=float, default=1.0, help="face-to-voice link strength in [0, 1] (default 1)")
+    b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=run_build)
+    li = s.add_parser("listen", help="copy a few voices and draw their spectrograms",
+                      description="Write a few WAVs (different people, both genders) and spectrogram.png to DIR.")
+    li.add_argument("world", help="world folder")
+    li.add_argument("--out", required=True, help="output folder")
+    li.add_argument("-n", type=int, default=4, help="number of voices (default 4)")
+    li.set_defaults(func=run_listen)
+    sh = s.add_parser("show", help="contact sheet of faces and a clip strip",
+                      description="Write faces.png (aligned crops, one row per person) and clip.png (one clip's "
+                                  "frames, masks and landmarks) to DIR.")
+    sh.add_argument("world", help="world folder")
+    sh.add_argument("--out", required=True, help="output folder")
+    sh.add_argument("-n", type=int, default=8, help="number of people (default 8)")
+    sh.set_defaults(func=run_show)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ..sim import build_world
+
+    t = time.perf_counter()
+    manifest = build_world(args.out, preset=args.preset, seed=args.seed, coupling=args.coupling,
+                           workers=args.workers, progress=not args.quiet)
+    info = json.loads((Path(args.out) / "world.json").read_text())
+    c = info["counts"]
+    print(f"world {args.preset} (seed {args.seed}, coupling {args.coupling:g}) in {time.perf_counter() - t:.1f} s: "
+          f"{c['identities']} people ({c['train']}/{c['val']}/{c['test']}), {c['voice']} voices "
+          f"({c['audio_seconds']:.0f} s), {c['face']} faces, {c['clip']} clips, {c['mesh']} meshes -> {manifest}")
+    for g in ("m", "f"):
+        gt = info["ground_truth"][g]
+        top = ", ".join(f"{a} ({gt['r2_voice'][a]:.2f})" for a in gt["linked_ams"][:5])
+        print(f"  voice-linked AMs ({'male' if g == 'm' else 'female'}, R^2): {top or 'none'}")
+    return 0
+
+
+def run_listen(args: argparse.Namespace) -> int:
+    import shutil
+
+    from ..sim.plots import spectrogram_figure
+    from ..sim.world import load_world
+
+    w = load_world(args.world)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = _pick_voices(w, args.n)
+    paths = []
+    for it in chosen:
+        dst = out / f"{it.identity}_{it.gender}_{Path(it.path).stem}.wav"
+        shutil.copyfile(it.path, dst)
+        paths.append(dst)
+    spectrogram_figure(paths, out / "spectrogram.png")
+    print(f"wrote {len(paths)} WAVs and spectrogram.png to {out}")
+    return 0
+
+
+def _pick_voices(world, n: int):
+    voices = world.manifest.select(modality="voice")
+    by_gender = {g: [] for g in ("m", "f")}
+    seen = set()
+    for it in voices:
+        if it.identity not in seen and it.gender in by_gender:
+            by_gender[it.gender].append(it)
+            seen.add(it.identity)
+    out = []
+    for k in range(n):
+        lst = by_gender["m" if k % 2 == 0 else "f"] or by_gender["m"] or by_gender["f"]
+        if k // 2 < len(lst):
+            out.append(lst[k // 2])
+    return out
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from ..sim.plots import clip_strip, contact_sheet
+    from ..sim.world import load_world
+
+    w = load_world(args.world)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    contact_sheet(w, out / "faces.png", people=args.n)
+    clips = w.manifest.select(modality="clip")
+    if len(clips):
+        clip_strip(clips[0].path, out / "clip.png")
+    print(f"wrote faces.png{' and clip.png' if len(clips) else ''} to {out}")
+    return 0

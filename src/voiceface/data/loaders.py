@@ -1,0 +1,274 @@
+"""Batch loading shared by every method: voice log-mel crops, face image tensors, label encoders.
+
+Three small pieces (Sec. 2.3 "Preprocessing"; the same inputs serve Chapters 2, 3 and 5):
+
+* ``VoiceBank(items, cache_dir)``: voice items -> per-bin normalised 64-band log-mel (T, 64) float32, extracted once
+  through ``voiceface.audio.batch`` (VAD, log mel, CMVN; one cached ``.npy`` per recording, parallel, resumable;
+  unusable recordings are reported in ``bank.failures`` and left out). ``bank.crops(idx, rng, 300, 800)`` gives a
+  (B, 64, L) training batch of random crops (one length L per batch, drawn with the caller's numpy Generator;
+  short recordings repeat cyclically); ``bank.whole(i)`` gives one whole utterance (1, 64, T) for testing.
+* ``FaceBank(items, size=128)``: aligned face PNGs -> (B, 3, S, S) float tensors in [-1, 1] ((x - 127.5) / 127.5),
+  with optional horizontal flips; ``size=64`` reads the ``path64`` column of simulated worlds (else resizes).
+* ``LabelEncoder`` / ``fit_label_encoders``: stable value -> class index maps for identity, gender, nationality
+  (sorted values), saved with a run as JSON (``save_label_encoders`` / ``load_label_encoders``).
+
+Indices passed to the banks are positions in ``bank.items`` (the usable items, in manifest order).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .manifest import Item, Manifest
+
+COVARIATES = ("identity", "gender", "nationality")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# labels
+
+
+@dataclass(frozen=True)
+class LabelEncoder:
+    """Maps the values of one label (e.g. gender) to class indices 0..C-1 in sorted order of the values."""
+
+    name: str
+    classes: tuple[str, ...]
+
+    @classmethod
+    def fit(cls, name: str, values: Iterable[str]) -> "LabelEncoder":
+        return cls(name, tuple(sorted({str(v) for v in values})))
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def encode(self, values: Iterable[str]) -> np.ndarray:
+        """(n,) int64 class indices; values never seen in fitting map to -1."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index.get(str(v), -1) for v in values], dtype=np.int64)
+
+    def decode(self, indices: Iterable[int]) -> list[str]:
+        return [self.classes[int(i)] for i in indices]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "classes": list(self.classes)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "LabelEncoder":
+        return cls(str(data["name"]), tuple(str(c) for c in data["classes"]))
+
+
+def item_labels(items: Sequence[Item], name: str) -> list[str]:
+    """The ``name`` label (identity, gender, nationality, or an extra column) of every item."""
+    if name in COVARIATES:
+        return [getattr(it, name) for it in items]
+    return [it.extra.get(name, "") for it in items]
+
+
+def fit_label_encoders(items: Sequence[Item], names: Sequence[str] = COVARIATES) -> dict[str, LabelEncoder]:
+    """One encoder per label name, fitted on ``items`` (usually the training split, both modalities)."""
+    return {n: LabelEncoder.fit(n, item_labels(items, n)) for n in names}
+
+
+def save_label_encoders(encoders: Mapping[str, LabelEncoder], path: str | os.PathLike) -> Path:
+    from ..engine.runs import write_json
+
+    write_json(path, {k: e.to_dict() for k, e in encoders.items()})
+    return Path(path)
+
+
+def load_label_encoders(path: str | os.PathLike) -> dict[str, LabelEncoder]:
+    from ..engine.runs import read_json
+
+    return {k: LabelEncoder.from_dict(v) for k, v in read_json(path).items()}
+
+
+def encoders_to_dict(encoders: Mapping[str, LabelEncoder]) -> dict:
+    """JSON-able form (for checkpoints' ``extra``)."""
+    return {k: e.to_dict() for k, e in encoders.items()}
+
+
+def encoders_from_dict(data: Mapping) -> dict[str, LabelEncoder]:
+    return {k: LabelEncoder.from_dict(v) for k, v in data.items()}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# voices
+
+
+def default_cache_dir(manifest: Manifest | None, fallback: str | os.PathLike) -> Path:
+    """``<manifest folder>/cache/logmel64`` when that folder is writable (shared by runs), else ``fallback``."""
+    if manifest is not None and manifest.root is not None:
+        cand = Path(manifest.root) / "cache" / "logmel64"
+        try:
+            cand.mkdir(parents=True, exist_ok=True)
+            if os.access(cand, os.W_OK):
+                return cand
+        except OSError:
+            pass
+    out = Path(fallback)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def crop_batch(feats: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random crops of ``length`` frames from (T_i, 64) arrays -> (B, 64, length) float32.
+
+    Recordings shorter than ``length`` are repeated cyclically first; each start is uniform over the valid range.
+    """
+    out = np.empty((len(feats), length, feats[0].shape[1] if feats else 64), np.float32)
+    starts = rng.random(len(feats))
+    for b, f in enumerate(feats):  # one slice per utterance in the batch (B <= a few hundred)
+        t = f.shape[0]
+        if t < length:
+            out[b] = f[np.arange(length) % t]
+        else:
+            s = int(starts[b] * (t - length + 1))
+            out[b] = f[s:s + length]
+    return torch.from_numpy(out).transpose(1, 2).contiguous()
+
+
+class VoiceBank:
+    """Cached (T, 64) normalised log-mel features of voice items (see module docstring).
+
+    ``memory_mb`` bounds the features kept in RAM after the first load (the rest are read from the cache each time).
+    """
+
+    def __init__(self, items: Sequence[Item], cache_dir: str | os.PathLike, *, workers: int = 1,
+                 progress: bool = False, memory_mb: float = 1024.0):
+        from ..audio.batch import extract_manifest
+
+        voice = [it for it in items if it.modality == "voice"]
+        result = extract_manifest(voice, cache_dir, workers=workers, progress=progress)
+        self.failures: list[tuple[str, str]] = list(result.failures)
+        keyed = {os.path.abspath(k): v for k, v in result.paths.items()}
+        self.items: tuple[Item, ...] = tuple(it for it in voice if os.path.abspath(it.path) in keyed)
+        self._files = [keyed[os.path.abspath(it.path)] for it in self.items]
+        self._mem: dict[int, np.ndarray] = {}
+        self._budget = int(memory_mb * 2**20)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def features(self, i: int) -> np.ndarray:
+        """(T, 64) float32 features of item ``i``."""
+        f = self._mem.get(i)
+        if f is None:
+            f = np.load(self._files[i])
+            if self._budget >= f.nbytes:
+                self._mem[i] = f
+                self._budget -= f.nbytes
+        return f
+
+    def crops(self, indices: Sequence[int], rng: np.random.Generator, min_frames: int = 300,
+              max_frames: int = 800) -> torch.Tensor:
+        """Training batch (B, 64, L), L uniform in [min_frames, max_frames] (Sec. 2.3: 300-800 frames)."""
+        length = int(rng.integers(min_frames, max_frames + 1))
+        return crop_batch([self.features(int(i)) for i in indices], length, rng)
+
+    def whole(self, i: int, min_frames: int = 0) -> torch.Tensor:
+        """One whole utterance (1, 64, T) (repeated cyclically to at least ``min_frames``)."""
+        f = self.features(i)
+        if f.shape[0] < min_frames:
+            f = f[np.arange(min_frames) % f.shape[0]]
+        return torch.from_numpy(np.ascontiguousarray(f.T))[None]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# faces
+
+
+def face_path(item: Item, size: int, root: str | os.PathLike | None = None) -> str:
+    """The image file for ``item`` at ``size``: the ``path64`` column when ``size == 64`` and present."""
+    if size == 64 and item.extra.get("path64"):
+        p = Path(item.extra["path64"])
+        if not p.is_absolute() and root is not None:
+            p = Path(root) / p
+        return str(p)
+    return item.path
+
+
+def read_face(path: str | os.PathLike, size: int) -> np.ndarray:
+    """(S, S, 3) uint8 RGB image, resized (bilinear) when its size differs. Raises ``InputError``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.BILINEAR)
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as e:
+        raise InputError(path, f"cannot read face image ({e.__class__.__name__})") from None
+
+
+def to_tensor(images: np.ndarray, flips: np.ndarray | None = None) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 in [-1, 1]; rows where ``flips`` (B,) is True are mirrored."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float()
+    x = (x - 127.5) / 127.5
+    if flips is not None and np.any(flips):
+        m = torch.as_tensor(np.asarray(flips, bool))
+        x[m] = x[m].flip(-1)
+    return x
+
+
+class FaceBank:
+    """Aligned face images of face items as (B, 3, S, S) tensors in [-1, 1] (see module docstring).
+
+    Images are decoded once and kept as uint8 when they fit in ``memory_mb``; unreadable files are reported in
+    ``bank.failures`` and left out.
+    """
+
+    def __init__(self, items: Sequence[Item], size: int = 128, root: str | os.PathLike | None = None,
+                 memory_mb: float = 2048.0):
+        faces = [it for it in items if it.modality == "face"]
+        self.size = size
+        self.root = root
+        self.failures: list[tuple[str, str]] = []
+        keep, paths = [], []
+        for it in faces:
+            p = face_path(it, size, root)
+            if os.path.isfile(p):
+                keep.append(it)
+                paths.append(p)
+            else:
+                self.failures.append((p, f"{p}: face image not found"))
+        self._preload = len(paths) * size * size * 3 <= memory_mb * 2**20
+        self._images: np.ndarray | None = None
+        if self._preload:
+            imgs, ok = [], []
+            for it, p in zip(keep, paths):
+                try:
+                    imgs.append(read_face(p, size))
+                    ok.append((it, p))
+                except InputError as e:
+                    self.failures.append((p, str(e)))
+            keep, paths = [k for k, _ in ok], [p for _, p in ok]
+            self._images = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
+        self.items: tuple[Item, ...] = tuple(keep)
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def images(self, indices: Sequence[int]) -> np.ndarray:
+        """(B, S, S, 3) uint8."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if self._images is not None:
+            return self._images[idx]
+        return np.stack([read_face(self._paths[i], self.size) for i in idx])
+
+    def batch(self, indices: Sequence[int], flips: np.ndarray | None = None) -> torch.Tensor:
+        """(B, 3, S, S) float32 in [-1, 1]; ``flips`` (B,) bool mirrors those images (augmentation)."""
+        return to_tensor(self.images(indices), flips)
+
+    def random_flips(self, n: int, rng: np.random.Generator, p: float = 0.5) -> np.ndarray:
+        """(n,) bool: flip each image with probability ``p`` (Sec. 2.3: 50%)."""
+        return rng.random(n) < p

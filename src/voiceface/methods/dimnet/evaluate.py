@@ -1,0 +1,237 @@
+"""Evaluate trained DIMNets with the whole protocol of Sec. 2.3 and write RUN/results.json and RUN/report.md.
+
+Test sets (any manifest): *unseen-unheard* = voice and face items of ``data.test_splits`` (identities never seen in
+training); *seen-heard* = the training identities' held-out items (``train.heldout_mask``). Voices are embedded
+whole (the full normalised log-mel of the utterance), faces at the trained size.
+
+Flat results (fractions in [0, 1]; unseen-unheard unless prefixed ``seen_``):
+``match_{v2f,f2v}_{U,G,N,GN}`` (1:2), ``match1N_{v2f,f2v}_{U,G}_N{2..10}`` (1:N), ``eer_{U,G,N,GN}``,
+``auc_{U,G,N,GN}`` (verification on the v2f 1:2 trials; ``*_f2v`` on the f2v ones),
+``map_{v2f,f2v}_{id,gender,nationality}`` (+ ``chance_map_*``: the relevant fraction, a random ranking's mAP),
+``acc_{gender,nationality}_{voice,face}`` (covariate classifiers; null when that covariate was not trained),
+``n_*`` counts. Published VoxCeleb1 lists add ``list_*`` keys when the manifest holds their media.
+
+Several runs (a folder of run folders): each is evaluated, and the folder's results.json holds the mean of every
+key plus ``KEY_std`` (the thesis reports mean +/- std over 5 models).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ...data.loaders import FaceBank, VoiceBank, default_cache_dir, item_labels
+from ...data.manifest import Item, Manifest, read_manifest
+from ...engine import Run, dist, write_json
+from ...errors import InputError
+from ...metrics import matching as M
+from .. import resolve_data
+from .train import Trained, load_trained, training_items
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def embed_voices(net: torch.nn.Module, bank: VoiceBank, device: torch.device) -> np.ndarray:
+    """(N, d) embeddings of whole utterances (one forward each: lengths differ, BN in eval mode)."""
+    out = [net(bank.whole(i, min_frames=32).to(device)).cpu() for i in range(len(bank))]  # each (1, d)
+    return torch.cat(out).numpy() if out else np.zeros((0, net.embed_dim), np.float32)
+
+
+@torch.no_grad()
+def embed_faces(net: torch.nn.Module, bank: FaceBank, device: torch.device, batch: int = 128) -> np.ndarray:
+    """(N, d) face embeddings, in batches of ``batch`` images."""
+    out = [net(bank.batch(range(s, min(s + batch, len(bank)))).to(device)).cpu() for s in range(0, len(bank), batch)]
+    return torch.cat(out).numpy() if out else np.zeros((0, net.embed_dim), np.float32)
+
+
+def _side(emb: np.ndarray, items: Sequence[Item]) -> M.Side:
+    return M.Side(emb, np.array(item_labels(items, "identity")), np.array(item_labels(items, "gender")),
+                  np.array(item_labels(items, "nationality")))
+
+
+@torch.no_grad()
+def head_accuracy(trained: Trained, emb: np.ndarray, items: Sequence[Item], name: str) -> float | None:
+    """Accuracy of the covariate classifier H_C on embeddings (Table 2.3); None when C was not trained."""
+    if name not in trained.heads.heads:
+        return None
+    y = trained.encoders[name].encode(item_labels(items, name))
+    ok = y >= 0
+    if not ok.any():
+        return None
+    logits = trained.heads.heads[name](torch.as_tensor(emb[ok]).to(next(trained.heads.parameters()).device))
+    return M.classification_accuracy(logits.cpu().numpy(), y[ok])
+
+
+def embed_items(trained: Trained, items: Sequence[Item], manifest: Manifest, cache: Path, device: torch.device
+                ) -> tuple[M.Side, M.Side, list[Item], list[Item], np.ndarray, np.ndarray]:
+    vb = VoiceBank(items, cache, workers=trained.config.data.workers)
+    fb = FaceBank(items, trained.config.net.face_size, root=manifest.root)
+    for path, msg in vb.failures + fb.failures:
+        log.warning("skipped: %s", msg)
+    ev = embed_voices(trained.voice, vb, device)
+    ef = embed_faces(trained.face, fb, device)
+    return _side(ev, vb.items), _side(ef, fb.items), list(vb.items), list(fb.items), ev, ef
+
+
+def evaluate_trained(trained: Trained, manifest: Manifest, cache: Path, device: torch.device,
+                     figures_dir: Path | None = None) -> dict[str, float | None]:
+    """All metrics of one trained model on ``manifest`` (see module docstring). Optionally draws the figures."""
+    cfg = trained.config
+    ec = cfg.eval
+    test = [it for it in manifest if it.modality in ("voice", "face") and it.split in cfg.data.test_splits]
+    if not test:
+        raise InputError(manifest.root, f"no voice or face items in test split(s) {', '.join(cfg.data.test_splits)}")
+    _, heldout = training_items(manifest, cfg)
+    results: dict[str, float | None] = {}
+    v, f, vitems, fitems, ev, ef = embed_items(trained, test, manifest, cache, device)
+    if len(vitems) == 0 or len(fitems) == 0:
+        raise InputError(manifest.root, "the test split needs both voice and face items")
+    results.update(M.cross_modal_suite(v, f, seed=ec.seed, n_max=ec.n_max, strata=ec.strata, device=device))
+    for name in ("gender", "nationality"):
+        results[f"acc_{name}_voice"] = head_accuracy(trained, ev, vitems, name)
+        results[f"acc_{name}_face"] = head_accuracy(trained, ef, fitems, name)
+    results.update({"n_test_voices": len(vitems), "n_test_faces": len(fitems),
+                    "n_test_identities": len({it.identity for it in vitems + fitems})})
+    seen = None
+    if heldout:
+        sv, sf, svi, sfi, sev, sef = embed_items(trained, heldout, manifest, cache, device)
+        if len(svi) and len(sfi):
+            seen = (sv, sf)
+            res = M.cross_modal_suite(sv, sf, seed=ec.seed, n_max=ec.n_max, strata=ec.strata, device=device)
+            results.update({f"seen_{k}": val for k, val in res.items()})
+            results.update({"n_seen_voices": len(svi), "n_seen_faces": len(sfi)})
+            results.update(published_list_metrics(sv, sf, svi, sfi, SEEN_LISTS, device=device))
+    results.update(published_list_metrics(v, f, vitems, fitems, device=device))
+    if figures_dir is not None:
+        from .report import plot_mds
+        plot_mds(seen, (v, f), figures_dir / "mds.png", n_identities=ec.mds_identities, seed=ec.seed)
+    return results
+
+
+LISTS_DIR = Path(os.environ.get("VOICEFACE_SHARED_DATA", Path(__file__).resolve().parents[4].parent / "shared" / "data")
+                 ) / "voxceleb1_eval_lists"
+UNSEEN_LISTS = ("matching_v2f_U", "matching_v2f_G", "matching_f2v_U", "matching_f2v_G", "verif_random_unseenunheard",
+                "verif_G_unseenunheard")
+SEEN_LISTS = ("verif_random_seenheard",)
+
+
+def _suffix_index(items: Sequence[Item]) -> dict[str, int]:
+    """Every trailing sub-path of 2 to 5 components of each item's path -> item position (first wins)."""
+    index: dict[str, int] = {}
+    for i, it in enumerate(items):
+        parts = Path(it.path).parts
+        for k in range(2, min(5, len(parts)) + 1):
+            index.setdefault("/".join(parts[-k:]), i)
+    return index
+
+
+def _lookup(listed: np.ndarray, index: Mapping[str, int]) -> np.ndarray:
+    """(N,) item positions of listed paths (``data.lists.candidates`` layouts), -1 where absent."""
+    from ...data.lists import candidates
+
+    return np.array([next((index[c] for c in candidates(p) if c in index), -1) for p in listed], dtype=np.int64)
+
+
+def published_list_metrics(voice: M.Side, face: M.Side, vitems: Sequence[Item], fitems: Sequence[Item],
+                           names: Sequence[str] = UNSEEN_LISTS, lists_dir: str | os.PathLike | None = None,
+                           prefix: str = "list_", device="cpu") -> dict[str, float]:
+    """Scores on the published VoxCeleb1 lists (``data.lists``) over the trials whose media are all among the
+    given items (matched by trailing path): ``{prefix}match_{v2f,f2v}_{U,G}`` (1:2 accuracy),
+    ``{prefix}eer_/auc_{random,G}_{testset}`` and ``*_coverage`` (fraction of the list's trials found).
+
+    Returns {} when the lists are absent or none of their media are in the manifest (the usual case: the lists
+    name VoxCeleb1 / VGGFace media, which are not shipped).
+    """
+    from ...data import lists as published
+
+    root = Path(lists_dir) if lists_dir is not None else LISTS_DIR
+    if not root.is_dir():
+        return {}
+    files = published.list_files(root)
+    vidx, fidx = _suffix_index(vitems), _suffix_index(fitems)
+    out: dict[str, float] = {}
+    for name in names:
+        if name not in files:
+            continue
+        if name.startswith("matching_"):
+            ml = published.read_matching_list(files[name])
+            v2f = ml.direction == "v2f"
+            pi, gi = (vidx, fidx) if v2f else (fidx, vidx)
+            p, t, i = _lookup(ml.probes, pi), _lookup(ml.trues, gi), _lookup(ml.imposters, gi)
+            ok = (p >= 0) & (t >= 0) & (i >= 0)
+            if ok.any():
+                P, G = (voice, face) if v2f else (face, voice)
+                key = f"{prefix}match_{name[len('matching_'):]}"
+                out[key] = M.list_matching_accuracy(P.emb, G.emb, p[ok], t[ok], i[ok], device=device)
+                out[f"{key}_coverage"] = float(ok.mean())
+        else:
+            vl = published.read_verification_list(files[name])
+            a, b = _lookup(vl.voice_paths, vidx), _lookup(vl.face_paths, fidx)
+            ok = (a >= 0) & (b >= 0)
+            if ok.any():
+                res = M.list_verification(voice.emb, face.emb, a[ok], b[ok], vl.labels[ok], device=device)
+                tag = name[len("verif_"):]
+                out[f"{prefix}eer_{tag}"], out[f"{prefix}auc_{tag}"] = res["eer"], res["auc"]
+                out[f"{prefix}{tag}_coverage"] = float(ok.mean())
+    return out
+
+
+def aggregate(results: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:
+    """Mean of every key over runs, plus ``KEY_std`` (population std; 0 for one run); None-only keys stay None."""
+    keys = sorted({k for r in results for k in r})
+    out: dict[str, float | None] = {}
+    for k in keys:
+        vals = np.array([r[k] for r in results if r.get(k) is not None], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
+        out[k] = float(vals.mean()) if len(vals) else None
+        if not k.startswith("n_"):
+            out[f"{k}_std"] = float(vals.std()) if len(vals) else None
+    out["n_models"] = len(results)
+    return out
+
+
+def _run_folders(run: Path) -> list[Path]:
+    if (run / "checkpoint.pt").is_file():
+        return [run]
+    subs = sorted(p for p in run.iterdir() if (p / "checkpoint.pt").is_file()) if run.is_dir() else []
+    if not subs:
+        raise InputError(run, "no DIMNet checkpoint here (nor in its subfolders): train one with "
+                              "`voiceface train dimnet`")
+    return subs
+
+
+def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, label: str | None = None
+             ) -> dict[str, float | None]:
+    """Evaluate the run folder ``run`` (or every run folder inside it, as mean +/- std) on ``data`` (default: the
+    training manifest recorded in the checkpoint). Writes results.json, report.md, tables (CSV) and figures."""
+    run = Path(run)
+    folders = _run_folders(run)
+    per_run = []
+    for folder in folders:
+        device = dist.default_device("auto")
+        trained = load_trained(folder, device)
+        dev = dist.default_device(trained.config.eval.device)
+        if dev != device:
+            trained = load_trained(folder, dev)
+        manifest_path = resolve_data(data) if data is not None else Path(trained.data)
+        if not manifest_path.is_file():
+            raise InputError(manifest_path, "training manifest not found: give --data")
+        manifest = read_manifest(manifest_path)
+        cache = Path(trained.config.data.cache_dir) if trained.config.data.cache_dir else \
+            default_cache_dir(manifest, folder / "cache")
+        res = evaluate_trained(trained, manifest, cache, dev, figures_dir=folder)
+        res["train_steps"] = trained.step
+        if len(folders) > 1:
+            write_json(folder / "results.json", res)
+        per_run.append((trained, res))
+    results = per_run[0][1] if len(per_run) == 1 else aggregate([r for _, r in per_run])
+    write_json(run / "results.json", results)
+    from .report import write_report
+    name = label or f"DIMNet-{per_run[0][0].config.covariates.upper()}"
+    write_report(run, {name: results})
+    return results

@@ -1,0 +1,207 @@
+"""Train a DIMNet (Sec. 2.2.3) on any manifest through ``engine.fit``.
+
+Data: voice and face items of ``data.train_splits`` (default: the ``train`` split); a deterministic
+``data.heldout_fraction`` of each training identity's items per modality is held out for the seen-heard test
+(``heldout_mask``). Label encoders (identity, gender, nationality) are fitted on the training items and stored in
+the checkpoint and in ``RUN/labels.json``.
+
+Each step draws a mixed minibatch (``data.voices_per_batch`` random voice crops of one length in
+[min_frames, max_frames], ``data.faces_per_batch`` faces flipped with probability 0.5) from a generator seeded by
+(seed, step, rank), so a resumed run sees exactly the batches an uninterrupted one would. SGD (momentum, weight
+decay) with a step schedule updates voice net, face net and classifiers; the loss's modality switch keeps the
+voice and face gradients disjoint. Under ``torchrun`` the parts are DDP-wrapped and each rank draws its own
+batches.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ... import config as cfglib
+from ...data.loaders import (FaceBank, LabelEncoder, VoiceBank, default_cache_dir, encoders_from_dict,
+                             encoders_to_dict, fit_label_encoders, item_labels, save_label_encoders)
+from ...data.manifest import Item, Manifest, read_manifest
+from ...engine import Parts, Run, dist, fit, load_checkpoint
+from ...errors import InputError
+from .. import resolve_data
+from .config import DIMNetConfig
+from .loss import DIMNetLoss
+from .model import CovariateHeads, FaceNet, VoiceNet, build_networks
+
+log = logging.getLogger(__name__)
+METHOD_NAME = "dimnet"
+
+
+def heldout_mask(items: Sequence[Item], fraction: float) -> np.ndarray:
+    """(n,) bool: items held out of training for the seen-heard test.
+
+    Deterministic per item (a hash of identity, modality and file name, independent of order and machine), so
+    train and evaluate agree; about ``fraction`` of each identity's items, never all of an identity's items of
+    one modality.
+    """
+    if fraction <= 0:
+        return np.zeros(len(items), bool)
+    h = np.array([zlib.crc32(f"{it.identity}|{it.modality}|{Path(it.path).name}".encode()) / 2**32 for it in items])
+    mask = h < fraction
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.identity, it.modality), []).append(i)
+    for idx in groups.values():  # keep at least one training item per identity and modality
+        if mask[idx].all():
+            mask[idx[int(np.argmax(h[idx]))]] = False
+    return mask
+
+
+def training_items(manifest: Manifest, cfg: DIMNetConfig) -> tuple[list[Item], list[Item]]:
+    """(training items, seen-heard held-out items) among the voice and face items of the training splits."""
+    items = [it for it in manifest if it.modality in ("voice", "face") and it.split in cfg.data.train_splits]
+    if not items:
+        raise InputError(manifest.root, f"no voice or face items in split(s) {', '.join(cfg.data.train_splits)}")
+    mask = heldout_mask(items, cfg.data.heldout_fraction)
+    return [it for it, m in zip(items, mask) if not m], [it for it, m in zip(items, mask) if m]
+
+
+def make_config(config_file: str | os.PathLike | None = None, overrides: Iterable[str] = (),
+                seed: int | None = None) -> DIMNetConfig:
+    """Defaults (thesis) <- YAML file <- key=value overrides <- explicit seed."""
+    cfg = cfglib.load_config(DIMNetConfig, config_file, overrides)
+    if seed is not None:
+        cfg = cfglib.replace(cfg, {"seed": int(seed)})
+    cfg.covariate_weights()  # validates
+    return cfg
+
+
+@dataclass
+class TrainData:
+    """Banks and encoded labels of the training items."""
+
+    voices: VoiceBank
+    faces: FaceBank
+    encoders: dict[str, LabelEncoder]
+    voice_labels: dict[str, np.ndarray]   # name -> (Nv,) class indices
+    face_labels: dict[str, np.ndarray]    # name -> (Nf,)
+
+
+def load_train_data(manifest: Manifest, cfg: DIMNetConfig, run_path: Path) -> TrainData:
+    train, _ = training_items(manifest, cfg)
+    encoders = fit_label_encoders(train)
+    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(manifest, run_path / "cache")
+    voices = VoiceBank(train, cache, workers=cfg.data.workers, progress=dist.is_main())
+    faces = FaceBank(train, cfg.net.face_size, root=manifest.root)
+    for what, bank in (("voice", voices), ("face", faces)):
+        for path, msg in bank.failures:
+            log.warning("skipped %s item: %s", what, msg)
+        if len(bank) == 0:
+            raise InputError(manifest.root, f"no usable {what} items to train DIMNet on")
+    names = list(cfg.covariate_weights())
+    return TrainData(voices, faces, encoders,
+                     {n: encoders[n].encode(item_labels(voices.items, n)) for n in names},
+                     {n: encoders[n].encode(item_labels(faces.items, n)) for n in names})
+
+
+def build_parts(cfg: DIMNetConfig, classes: dict[str, int], device: torch.device) -> Parts:
+    """Voice net, face net, covariate heads (DDP-wrapped under torchrun), SGD and its step schedule."""
+    torch.manual_seed(cfg.seed)  # parameter initialisation (seeded, reproducible on CPU)
+    voice, face, heads = build_networks(cfg.net, classes)
+    models = {"voice": dist.wrap(voice, device), "face": dist.wrap(face, device), "heads": dist.wrap(heads, device)}
+    params = [p for m in models.values() for p in m.parameters()]
+    o = cfg.optim
+    sgd = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(sgd, milestones=list(o.milestones), gamma=o.gamma)
+    return Parts(models=models, optimizers={"sgd": sgd}, schedulers={"lr": sched})
+
+
+def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
+          overrides: Iterable[str] = (), seed: int = 0, *, stop_after: int | None = None,
+          progress: bool = True, config: DIMNetConfig | None = None) -> Path:
+    """Train (or resume) a DIMNet on the manifest ``data`` into the run folder ``out``; returns ``out``.
+
+    ``config`` (a ready ``DIMNetConfig``) replaces ``config_file``/``overrides``/``seed`` when given.
+    ``stop_after`` ends after that many steps (tests use it to simulate a kill).
+    """
+    cfg = config if config is not None else make_config(config_file, overrides, seed)
+    manifest_path = resolve_data(data)
+    manifest = read_manifest(manifest_path)
+    device = dist.default_device(cfg.device)
+    dist.init(device)
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg))
+    td = load_train_data(manifest, cfg, run.path)
+    weights = cfg.covariate_weights()
+    classes = {n: len(td.encoders[n]) for n in weights}
+    parts = build_parts(cfg, classes, device)
+    parts.extra.update({"labels": encoders_to_dict(td.encoders), "classes": classes,
+                        "data": str(Path(manifest_path).resolve())})
+    if dist.is_main():
+        save_label_encoders(td.encoders, run.path / "labels.json")
+    loss = DIMNetLoss(parts.models["voice"], parts.models["face"], parts.models["heads"], weights)
+    opt = parts.optimizers["sgd"]
+    d = cfg.data
+    rank = dist.rank()
+
+    def batch_fn(step: int) -> dict:
+        rng = np.random.default_rng([cfg.seed, step, rank])
+        vi = rng.integers(0, len(td.voices), d.voices_per_batch)
+        voices = td.voices.crops(vi, rng, d.min_frames, d.max_frames)            # (Bv, 64, L)
+        fi = rng.integers(0, len(td.faces), d.faces_per_batch)
+        flips = td.faces.random_flips(len(fi), rng) if d.flip else None
+        faces = td.faces.batch(fi, flips)                                         # (Bf, 3, S, S)
+        return {"voices": voices.to(device), "faces": faces.to(device),
+                "voice_labels": {n: torch.as_tensor(td.voice_labels[n][vi], device=device) for n in weights},
+                "face_labels": {n: torch.as_tensor(td.face_labels[n][fi], device=device) for n in weights}}
+
+    def step_fn(batch: dict, step: int) -> dict[str, float]:
+        opt.zero_grad(set_to_none=True)
+        total, logs = loss.mixed(batch["voices"], batch["faces"], batch["voice_labels"], batch["face_labels"])
+        total.backward()
+        opt.step()
+        logs["lr"] = opt.param_groups[0]["lr"]
+        return logs
+
+    fit(run, parts, method=METHOD_NAME, config=cfglib.to_dict(cfg), batch_fn=batch_fn, step_fn=step_fn,
+        total_steps=cfg.optim.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+        progress=progress, stop_after=stop_after)
+    return run.path
+
+
+# ------------------------------------------------------------------------------------------------ loading
+
+
+@dataclass
+class Trained:
+    """A trained DIMNet loaded from a run: nets in eval mode, config, label encoders, training manifest path."""
+
+    config: DIMNetConfig
+    voice: VoiceNet
+    face: FaceNet
+    heads: CovariateHeads
+    encoders: dict[str, LabelEncoder]
+    data: str
+    step: int
+
+
+def load_trained(run: str | os.PathLike, device: torch.device | str = "cpu") -> Trained:
+    """Rebuild the networks of ``RUN/checkpoint.pt`` (self-describing: config, classes, labels inside)."""
+    path = Path(run)
+    ckpt = load_checkpoint(path / "checkpoint.pt" if path.is_dir() else path, map_location=device)
+    if ckpt.get("method") != METHOD_NAME:
+        raise InputError(path, f"checkpoint belongs to method '{ckpt.get('method')}', not '{METHOD_NAME}'")
+    cfg = cfglib.from_dict(DIMNetConfig, ckpt["config"])
+    extra = ckpt["extra"]
+    voice, face, heads = build_networks(cfg.net, {k: int(v) for k, v in extra["classes"].items()})
+    for name, module in (("voice", voice), ("face", face), ("heads", heads)):
+        module.load_state_dict(ckpt["models"][name])
+        module.to(device).eval()
+    return Trained(cfg, voice, face, heads, encoders_from_dict(extra["labels"]), str(extra.get("data", "")),
+                   int(ckpt["step"]))
+
+
+def load_voice_net(run: str | os.PathLike, device: torch.device | str = "cpu") -> VoiceNet:
+    """The trained voice network F_v of a DIMNet run, eval mode: (B, 64, T) -> (B, d); ``.embed_dim`` = d."""
+    return load_trained(run, device).voice

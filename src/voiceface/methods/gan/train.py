@@ -1,0 +1,388 @@
+"""Training of the voice-to-face GAN: F_e pretraining (own choice) and Algorithm 1 through ``engine.fit``.
+
+Data (any manifest: the simulated world or a prepared corpus):
+
+* training identities = identities of ``data.train_splits`` with both voice and face items (classifier labels);
+* their voice recordings minus held-out sessions (``data.heldout_sessions``, the last sessions by name of each
+  identity; an identity with a single session keeps it) train the GAN; the held-out recordings give the
+  thesis's "test recordings of the speakers in the training set" (identity top-1/top-5);
+* faces: the 64x64 crops named by the extra column ``path64`` (else ``path`` resized), scaled to [-1, 1].
+
+Voice crops: each minibatch draws one crop length in [min_frames, max_frames] (3-8 s at 100 frames/s) and a
+random start per recording; recordings shorter than the crop are repeated cyclically. Everything a batch holds is
+derived from (seed, step, rank), so a resumed run sees the batches an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ... import config as cfglib
+from ...audio.encoders import GE2EEncoder, LogMelEncoder, VoiceEncoder, dimnet_encoder, logmel_features
+from ...audio.io import load_audio
+from ...data.loaders import VoiceBank as LoaderVoiceBank
+from ...data.loaders import default_cache_dir, face_path, read_face
+from ...data.manifest import Item, Manifest, read_manifest
+from ...engine import Parts, Run, dist, fit, load_checkpoint
+from ...errors import ConfigError, InputError, VoicefaceError
+from .. import resolve_data
+from .config import GANConfig
+from .loss import GANLoss
+from .model import FaceCritics, Generator, SpeakerHead, VoiceEmbedNet
+
+log = logging.getLogger(__name__)
+METHOD_NAME = "gan"
+
+
+# ------------------------------------------------------------------------------------------------ data banks
+@dataclass
+class VoiceBank:
+    """Features of many recordings in one array: feats (sum T_i, F) float32, offsets/lengths (N,), labels (N,)."""
+
+    feats: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    items: list[Item]
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def crops(self, index: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
+        """(B,) recordings, (B,) start frames -> (B, F, length) crops, wrapping around short recordings."""
+        t = (starts[:, None] + np.arange(length)[None, :]) % self.lengths[index][:, None]   # (B, L)
+        rows = self.offsets[index][:, None] + t                                             # (B, L)
+        return torch.from_numpy(self.feats[rows]).transpose(1, 2).contiguous()             # (B, F, L)
+
+    def random_crops(self, rng: np.random.Generator, index: np.ndarray, length: int) -> torch.Tensor:
+        starts = (rng.random(len(index)) * np.maximum(self.lengths[index] - length + 1, 1)).astype(np.int64)
+        return self.crops(index, starts, length)
+
+    def full(self, i: int, min_frames: int = 0) -> torch.Tensor:
+        """Recording ``i`` whole, repeated to at least ``min_frames``: (1, F, T)."""
+        n = max(int(self.lengths[i]), min_frames)
+        return self.crops(np.array([i]), np.array([0]), n)
+
+    def subset(self, index: Sequence[int]) -> "VoiceBank":
+        index = np.asarray(index, dtype=np.int64)
+        parts = [self.feats[self.offsets[i]:self.offsets[i] + self.lengths[i]] for i in index]
+        return make_voice_bank(parts, self.labels[index], [self.items[i] for i in index])
+
+
+def make_voice_bank(feats: list[np.ndarray], labels: Iterable[int], items: list[Item]) -> VoiceBank:
+    lengths = np.array([len(f) for f in feats], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(feats) else np.zeros(0, np.int64)
+    bins = feats[0].shape[1] if feats else 0
+    data = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, bins), np.float32)
+    return VoiceBank(data, offsets, lengths, np.asarray(list(labels), dtype=np.int64), items)
+
+
+def voice_features(kind: str, items: Sequence[Item], manifest: Manifest | None, fallback_cache: Path
+                   ) -> tuple[list[np.ndarray], list[Item]]:
+    """Front-end features of voice items for encoder ``kind``; a file that fails is logged and skipped.
+
+    log-mel (own / dimnet): through ``data.loaders.VoiceBank`` (cached .npy per recording, shared with other runs
+    under ``<world>/cache/logmel64``); GE2E: its 40-band mel, cached in ``fallback_cache/ge2e.npz``.
+    """
+    if feature_kind(kind) == "logmel":
+        bank = LoaderVoiceBank(items, default_cache_dir(manifest, fallback_cache))
+        for path, message in bank.failures:
+            log.warning("skipping %s", message)
+        return [bank.features(i) for i in range(len(bank))], list(bank.items)
+    cache = Path(fallback_cache) / "ge2e.npz"
+    cached: dict[str, np.ndarray] = {}
+    if cache.is_file():
+        with np.load(cache) as z:
+            cached = {str(p): z[f"f{i}"] for i, p in enumerate(z["paths"])}
+    front = feature_fn(kind)
+    feats, kept, fresh = [], [], False
+    for it in items:
+        f = cached.get(it.path)
+        if f is None:
+            try:
+                f = front(load_audio(it.path), path=it.path)
+            except VoicefaceError as e:
+                log.warning("skipping %s", e)
+                continue
+            cached[it.path], fresh = f, True
+        feats.append(f)
+        kept.append(it)
+    if fresh and dist.is_main():
+        paths = sorted(cached)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, paths=np.array(paths), **{f"f{i}": cached[p] for i, p in enumerate(paths)})
+        os.replace(tmp, cache)
+    return feats, kept
+
+
+def load_faces64(items: Sequence[Item], root: Path | None) -> tuple[np.ndarray, list[Item]]:
+    """(M, 3, 64, 64) uint8 RGB faces (``path64`` or ``path`` resized, ``data.loaders.read_face``); unreadable
+    files are logged and skipped."""
+    out, kept = [], []
+    for it in items:
+        try:
+            out.append(read_face(face_path(it, 64, root), 64).transpose(2, 0, 1))
+            kept.append(it)
+        except InputError as e:
+            log.warning("skipping face %s", e)
+    return (np.stack(out) if out else np.zeros((0, 3, 64, 64), np.uint8)), kept
+
+
+def to_unit(faces_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, 64, 64) -> float (B, 3, 64, 64) in [-1, 1] ((x - 127.5) / 127.5, Sec. 3.3)."""
+    x = torch.as_tensor(faces_u8).float()
+    return (x - 127.5) / 127.5
+
+
+# ------------------------------------------------------------------------------------------------ splits
+@dataclass
+class GANData:
+    """Everything training and evaluation read from a manifest."""
+
+    manifest: Manifest
+    identities: list[str]             # classifier label order (training identities)
+    train_voice: list[Item]
+    heldout_voice: list[Item]         # held-out sessions of training identities
+    test_voice: list[Item]            # unseen identities (data.test_splits)
+    train_face: list[Item]
+    test_face: list[Item]
+
+
+def split_data(manifest: Manifest, cfg: GANConfig) -> GANData:
+    """Training identities, held-out sessions and unseen test identities (module docstring)."""
+    dc = cfg.data
+    voices = manifest.select(modality="voice", split=dc.train_splits)
+    faces = manifest.select(modality="face", split=dc.train_splits)
+    ids = sorted({v.identity for v in voices} & {f.identity for f in faces})
+    if len(ids) < 2:
+        raise InputError(manifest.root, f"need voice and face items of >= 2 identities in splits {dc.train_splits}")
+    idset = set(ids)
+    by_id: dict[str, list[Item]] = {}
+    for v in voices:
+        if v.identity in idset:
+            by_id.setdefault(v.identity, []).append(v)
+    train_v, held_v = [], []
+    for ident in ids:
+        items = by_id[ident]
+        sessions = sorted({v.session for v in items})
+        held = set(sessions[-dc.heldout_sessions:]) if len(sessions) > dc.heldout_sessions and dc.heldout_sessions else set()
+        for v in items:
+            (held_v if v.session in held else train_v).append(v)
+    return GANData(manifest, ids, train_v, held_v,
+                   list(manifest.select(modality="voice", split=dc.test_splits)),
+                   [f for f in faces if f.identity in idset],
+                   list(manifest.select(modality="face", split=dc.test_splits)))
+
+
+# ------------------------------------------------------------------------------------------------ encoder
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Module initialisation from ``seed`` without touching the caller's global RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def build_voice_net(cfg: GANConfig, seed: int) -> VoiceEmbedNet:
+    with seeded(seed):
+        return VoiceEmbedNet(cfg.model.mel_bins, cfg.model.voice_channels, cfg.model.embed_dim)
+
+
+def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig, seed: int,
+                 device: torch.device, progress: bool = False) -> VoiceEmbedNet:
+    """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` through ``engine.fit``.
+
+    Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN.
+    Resumable: ``run_dir`` is its own run folder (method ``gan-encoder``).
+    """
+    ec = cfg.encoder
+    net = build_voice_net(cfg, seed)
+    with seeded(seed + 1):
+        head = SpeakerHead(cfg.model.embed_dim, n_speakers)
+    net, head = net.to(device), head.to(device)
+    opt = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=ec.pretrain_lr)
+    parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
+    run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers})
+    dc = cfg.data
+
+    def batch_fn(step: int):
+        rng = np.random.default_rng([seed, 7, step, dist.rank()])
+        idx = rng.integers(0, len(bank), ec.pretrain_batch)
+        length = int(rng.integers(dc.min_frames, dc.max_frames + 1))
+        return bank.random_crops(rng, idx, length), torch.from_numpy(bank.labels[idx])
+
+    def step_fn(batch, step: int):
+        mel, y = batch[0].to(device), batch[1].to(device)
+        opt.zero_grad(set_to_none=True)
+        logits = head(net.pooled(mel))
+        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        return {"loss/speaker": loss.item(), "acc/speaker": (logits.argmax(1) == y).float().mean().item()}
+
+    fit(run, parts, method="gan-encoder", config=run.config, batch_fn=batch_fn, step_fn=step_fn,
+        total_steps=ec.pretrain_steps, log_every=max(1, min(cfg.log_every, ec.pretrain_steps)),
+        checkpoint_every=cfg.checkpoint_every, progress=progress)
+    return net.eval()
+
+
+def make_encoder(cfg: GANConfig, device: torch.device, net: torch.nn.Module | None = None) -> VoiceEncoder:
+    """The F_e of ``encoder.kind`` (``net``: the own network, already trained or loaded)."""
+    kind = cfg.encoder.kind
+    if kind == "own":
+        if net is None:
+            raise ConfigError("encoder.kind=own needs the pretrained voice network")
+        return LogMelEncoder(net, "own", cfg.model.embed_dim, device)
+    if kind == "ge2e":
+        return GE2EEncoder(device)
+    if kind == "dimnet":
+        if not cfg.encoder.dimnet_run:
+            raise ConfigError("encoder.kind=dimnet needs encoder.dimnet_run=RUN")
+        return dimnet_encoder(cfg.encoder.dimnet_run, device)
+    raise ConfigError(f"encoder.kind '{kind}' is not one of own, dimnet, ge2e")
+
+
+def feature_kind(kind: str) -> str:
+    return "ge2e" if kind == "ge2e" else "logmel"
+
+
+def feature_fn(kind: str, device: torch.device | str = "cpu"):
+    """The front end of encoder ``kind``: ``f(samples, use_vad=True, path=None) -> (T, F)``."""
+    return GE2EEncoder(device).features if kind == "ge2e" else logmel_features
+
+
+# ------------------------------------------------------------------------------------------------ GAN
+def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> tuple[Generator, FaceCritics]:
+    m = cfg.model
+    with seeded(seed + 2):
+        gen = Generator(embed_dim, m.gen_channels)
+        crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk)
+    return gen, crit
+
+
+def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[str, torch.optim.Optimizer]:
+    betas = (cfg.beta1, cfg.beta2)
+    return {"g": torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=betas),
+            "d": torch.optim.Adam(crit.d_parameters(), lr=cfg.lr, betas=betas),
+            "c": torch.optim.Adam(crit.c_parameters(), lr=cfg.lr, betas=betas)}
+
+
+def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, device: torch.device,
+            progress: bool = False) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
+    """Read the manifest, split it, build the voice feature bank and F_e (pretraining it for kind=own)."""
+    manifest = read_manifest(resolve_data(data))
+    gd = split_data(manifest, cfg)
+    label = {k: i for i, k in enumerate(gd.identities)}
+    kind = cfg.encoder.kind
+    feats, kept = voice_features(kind, gd.train_voice, manifest, out / "cache")
+    if not kept:
+        raise InputError(manifest.root, "no usable training voice recordings")
+    bank = make_voice_bank(feats, [label[it.identity] for it in kept], kept)
+    faces_u8, face_items = load_faces64(gd.train_face, manifest.root)
+    if not len(face_items):
+        raise InputError(manifest.root, "no readable training face images")
+    face_labels = np.array([label[it.identity] for it in face_items], dtype=np.int64)
+    net = None
+    if kind == "own":
+        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress)
+    encoder = make_encoder(cfg, device, net)
+    return gd, encoder, bank, faces_u8, face_labels
+
+
+def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
+          overrides: Sequence[str] = (), seed: int = 0, progress: bool = True,
+          stop_after: int | None = None) -> Path:
+    """``voiceface train gan``: F_e (pretrained / loaded, frozen) then Algorithm 1 for ``steps`` iterations.
+
+    Writes ``out/`` (a run folder; resumes from its checkpoint). ``stop_after`` simulates a kill (tests).
+    """
+    cfg = cfglib.load_config(GANConfig, config_file, overrides)
+    out = Path(out)
+    device = dist.default_device(cfg.device)
+    dist.init(device)
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "seed": seed, "data": os.fspath(Path(resolve_data(data)).resolve())})
+    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress)
+    gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
+    gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
+    opts = make_optimizers(cfg, gen, crit)
+    loss = GANLoss(gen_w, crit_w, opts["g"], opts["d"], opts["c"])
+    models = {"generator": gen_w, "critics": crit_w}
+    if cfg.encoder.kind == "own":
+        models["voice"] = encoder.net
+    parts = Parts(models=models, optimizers=opts, extra={"identities": gd.identities, "embed_dim": encoder.dim})
+    faces_t = torch.from_numpy(faces_u8)
+
+    def batch_fn(step: int):
+        rng = np.random.default_rng([seed, 11, step, dist.rank()])
+        vi = rng.integers(0, len(bank), cfg.batch_size)
+        length = int(rng.integers(cfg.data.min_frames, cfg.data.max_frames + 1))
+        mel = bank.random_crops(rng, vi, length)                                  # (n, F, L)
+        fi = rng.integers(0, len(faces_t), cfg.batch_size)
+        real = to_unit(faces_t[torch.from_numpy(fi)])                            # (m, 3, 64, 64)
+        if cfg.data.flip_faces:
+            flip = torch.from_numpy(rng.random(len(fi)) < 0.5)
+            real = torch.where(flip[:, None, None, None], real.flip(3), real)
+        noise = torch.from_numpy(rng.standard_normal((cfg.batch_size, encoder.dim)).astype(np.float32))
+        return mel, torch.from_numpy(bank.labels[vi]), real, torch.from_numpy(face_labels[fi]), noise
+
+    def step_fn(batch, step: int):
+        mel, vid, real, fid, noise = batch
+        e = encoder.embed(mel)                                                   # (n, q), frozen F_e
+        e = torch.nn.functional.normalize(e + cfg.embed_noise * noise.to(device), dim=1)
+        return loss.step(e, vid.to(device), real.to(device), fid.to(device))
+
+    fit(run, parts, method=METHOD_NAME, config=run.config, batch_fn=batch_fn, step_fn=step_fn,
+        total_steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+        progress=progress, stop_after=stop_after)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ loading
+@dataclass
+class TrainedGAN:
+    """A trained run, ready for generation and evaluation (all modules in eval mode)."""
+
+    config: GANConfig
+    encoder: VoiceEncoder
+    generator: Generator
+    critics: FaceCritics | None
+    identities: list[str]
+    seed: int
+    data: str
+    device: torch.device
+
+    @torch.no_grad()
+    def faces(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, F, T) voice features -> (B, 3, 64, 64) faces clamped to [-1, 1]."""
+        return self.generator(self.encoder.embed(feats.to(self.device))).clamp(-1, 1)
+
+
+def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGAN:
+    """Load a GAN run folder (or the checkpoint of one) written by ``train``."""
+    path = Path(run)
+    ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
+    ckpt = load_checkpoint(ckpt_path, map_location=device)
+    if ckpt.get("method") != METHOD_NAME:
+        raise InputError(ckpt_path, f"not a GAN run (method '{ckpt.get('method')}')")
+    stored = dict(ckpt["config"])
+    seed, data = int(stored.pop("seed", 0)), str(stored.pop("data", ""))
+    cfg = cfglib.from_dict(GANConfig, stored)
+    device = torch.device(device)
+    net = None
+    if cfg.encoder.kind == "own":
+        net = build_voice_net(cfg, seed)
+        net.load_state_dict(ckpt["models"]["voice"])
+    encoder = make_encoder(cfg, device, net)
+    ids = list(ckpt["extra"]["identities"])
+    gen, crit = build_gan(cfg, len(ids), encoder.dim, seed)
+    gen.load_state_dict(ckpt["models"]["generator"])
+    crit.load_state_dict(ckpt["models"]["critics"])
+    return TrainedGAN(cfg, encoder, gen.eval().to(device), crit.eval().to(device), ids, seed, data, device)

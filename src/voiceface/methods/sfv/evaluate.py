@@ -1,0 +1,546 @@
+"""SfV evaluation: AM selection (Algorithm 2, Fig. 5.3-5.5), reconstruction (Sec. 5.2.3, Eq. 5.7, Fig. 5.8) and the
+baselines (gender mean shape; voice-to-vertex regression on mixed genders and within gender, Fig. 5.1b).
+
+``evaluate(run)`` writes RUN/results.json, RUN/report.md and RUN/figures/*.png and returns the flat metrics.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ... import config as cfgmod
+from ...engine import Run, load_checkpoint, write_json
+from .config import SfVConfig
+from .data import Triplets
+from .loss import fuse_segments
+from .model import AMNet
+from .data import pad_rows
+from .select import Layout, Selection, normalised_targets, predict, select_ams
+from .train import build, eigenfaces, load_triplets, v2v_setup
+
+log = logging.getLogger(__name__)
+
+
+def fit_shapes(mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, measure, target: np.ndarray,
+               am_scale: np.ndarray, z: np.ndarray, lam: float, steps: int, lr: float) -> np.ndarray:
+    """Eq. 5.7 for n voices at once: beta* = argmin lam ||beta||^2 + sum_k z_k (Q_k(mean + P diag(scale) beta) -
+    m_hat_k)^2, with AM differences in units of the training AM std (the normalised AMs of Sec. 5.3).
+
+    mean (3V,), basis P (3V, d), scale (d,) eigenface std, target m_hat (n, A) raw AMs, am_scale (A,), z (A,) 0/1.
+    Returns the reconstructed shapes (n, V, 3). With no selected AM the minimiser is beta = 0, the mean shape.
+    """
+    n = len(target)
+    mu = torch.as_tensor(mean)
+    pb = torch.as_tensor(basis * scale[None, :])                                   # (3V, d)
+    tgt, sc = torch.as_tensor(target), torch.as_tensor(am_scale)
+    zz = torch.as_tensor(z, dtype=torch.float64)
+    beta = torch.zeros(n, pb.shape[1], dtype=torch.float64, requires_grad=True)    # (n, d)
+    if zz.sum() > 0:
+        _adam_fit(beta, mu, pb, measure, tgt, sc, zz, lam, steps, lr)
+    with torch.no_grad():
+        return (mu + beta @ pb.T).reshape(n, -1, 3).numpy()
+
+
+@torch.enable_grad()
+def _adam_fit(beta, mu, pb, measure, tgt, sc, zz, lam, steps, lr) -> None:
+    """Adam on the sum of the n independent Eq. 5.7 objectives (each beta row only enters its own term)."""
+    n = len(beta)
+    opt = torch.optim.Adam([beta], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        verts = (mu + beta @ pb.T).reshape(n, -1, 3)                                # (n, V, 3)
+        res = (measure(verts) - tgt) / sc                                           # (n, A)
+        loss = lam * beta.pow(2).sum() + (res.pow(2) * zz).sum()
+        loss.backward()
+        opt.step()
+
+
+def reconstruct(d: Triplets, mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, m_hat: np.ndarray,
+                am_sd: np.ndarray, z: np.ndarray, cfg: SfVConfig) -> np.ndarray:
+    """Eq. 5.7 reconstructions (n, V, 3) from predicted AMs m_hat (n, A) with indicators z (A,).
+
+    Table 5.1 AMs on a mesh with known landmarks use the face3d stack's batched Levenberg-Marquardt solver
+    (``face3d.fit.fit_ams``); any other AM set (e.g. the synthetic pairs) uses ``fit_shapes`` (Adam)."""
+    from ...face3d.anthropometry import NUM_AMS
+
+    if d.am_landmarks is None or d.n_ams != NUM_AMS:
+        return fit_shapes(mean, basis, scale, d.measure, m_hat, am_sd, z, cfg.fit.lam, cfg.fit.steps, cfg.fit.lr)
+    from ...face3d.fit import EigenFaces, fit_ams
+
+    space = EigenFaces(torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 3),
+                       torch.as_tensor(basis, dtype=torch.float32), torch.as_tensor(scale, dtype=torch.float32))
+    if z.sum() == 0:
+        return np.broadcast_to(mean.reshape(1, -1, 3), (len(m_hat), len(mean) // 3, 3)).astype(np.float32)
+    res = fit_ams(space, d.am_landmarks, torch.as_tensor(m_hat), torch.as_tensor(z, dtype=torch.bool),
+                  lam=cfg.fit.lam, scale=torch.as_tensor(am_sd))
+    return res.shapes.numpy()
+
+
+def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict]) -> None:
+    """What ``voiceface shape`` needs besides the checkpoint: per gender the eigenfaces, AM scales and the
+    selection; the networks' AM normalisation; AM names / regions; the landmark indices."""
+    arrays = {f"{g}_{k}": np.asarray(v) for g, e in exports.items() for k, v in e.items()}
+    np.savez(path, am_names=np.array(d.am_names), am_regions=np.array(d.am_regions), am_mean=lay.am_mean,
+             am_std=lay.am_std, net_gender=lay.gender, genders=np.array(lay.genders),
+             am_landmarks=d.am_landmarks if d.am_landmarks is not None else np.zeros(0, np.int64),
+             feat_stats=d.feat_stats if d.feat_stats is not None else np.zeros(0, np.float32), **arrays)
+
+
+def vertex_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-vertex Euclidean errors (n, V) between shapes (n, V, 3)."""
+    return np.linalg.norm(pred - true, axis=-1)
+
+
+def keep_fraction(uncertainty: np.ndarray, drop: float) -> np.ndarray:
+    """Bool mask (n,) of the voices left after dropping the ``drop`` fraction with the highest uncertainty (n,)."""
+    n_keep = max(int(round(len(uncertainty) * (1 - drop))), 1)
+    return np.argsort(np.argsort(uncertainty, kind="stable"), kind="stable") < n_keep
+
+
+@dataclass
+class Loaded:
+    cfg: SfVConfig
+    data: Triplets
+    layout: Layout
+    model: AMNet
+    v2v: AMNet
+    seed: int
+
+
+def load_run(run: str | os.PathLike, data: str | os.PathLike | None = None) -> Loaded:
+    """Rebuild the data, layout and selected estimators of a trained run."""
+    r = Run.open(run)
+    conf = dict(r.config)
+    seed, data_path = int(conf.pop("seed")), conf.pop("data_source")
+    cfg = cfgmod.from_dict(SfVConfig, conf)
+    triplets = load_triplets(data or data_path, cfg)
+    layout, model, best = build(triplets, cfg, seed)
+    ckpt = load_checkpoint(r.checkpoint_path)
+    best.load_state_dict(ckpt["models"]["best"])
+    n_v2v = 1 + len(cfg.data.genders)
+    v2v = AMNet(n_v2v, ckpt["models"]["v2v"]["head_f.weight"].shape[0] // n_v2v, cfg.model.n_mels,
+                cfg.model.channels, uncertainty=False)
+    v2v.load_state_dict(ckpt["models"]["v2v"])
+    return Loaded(cfg, triplets, layout, best.net, v2v, seed)
+
+
+def ensemble_test(lo: Loaded) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Algorithm 2 line 11: per gender, D_e people (n_e,), their raw predicted AMs (n_e, A) fused over the repeats'
+    estimators with Eq. 5.3, and the calibrated uncertainty (n_e, A)."""
+    cfg, lay = lo.cfg, lo.layout
+    fps = cfg.data.frames_per_s
+    table, lens = lay.tables["test"]
+    m_hat, w_hat = predict(lo.model, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                           cfg.model.per_am)                                          # (M, n, A)
+    raw = m_hat * lay.am_std[:, None] + lay.am_mean[:, None]
+    var = w_hat * lay.am_std[:, None] ** 2
+    out = {}
+    for g in lay.genders:
+        nets = lay.nets_of(g)
+        n = int(lens[nets[0]])
+        fm, fw = fuse_segments(torch.from_numpy(raw[nets, :n]), torch.from_numpy(var[nets, :n]), dim=0)
+        out[g] = (lay.splits[g].test, fm.numpy(), fw.numpy())
+    return out
+
+
+def selection(lo: Loaded) -> Selection:
+    """Algorithm 2 lines 6-9 on every network's D_v2."""
+    cfg, lay = lo.cfg, lo.layout
+    fps = cfg.data.frames_per_s
+    table, lens = lay.tables["val2"]
+    m_hat, w_hat = predict(lo.model, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                           cfg.model.per_am)
+    target = normalised_targets(lo.data, lay, table)
+    return select_ams(m_hat, w_hat, target, lay.gender, lens, lay.genders, cfg.select.alpha, cfg.select.filter_fracs)
+
+
+def v2v_predict(lo: Loaded, people: np.ndarray, net: int) -> np.ndarray:
+    """Voice-to-vertex baseline shapes (n, V, 3) from network ``net`` (0 mixed, 1 + gender index within gender)."""
+    cfg = lo.cfg
+    fps = cfg.data.frames_per_s
+    setup = v2v_setup(lo.data, lo.layout, cfg.fit.components)
+    table = np.tile(people[None, :], (lo.v2v.n_nets, 1))
+    coeff, _ = predict(lo.v2v, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                       per_am=False)                                                  # (1+G, n, d), G == 1: mean
+    flat = setup["mean"] + (coeff[net] * setup["std"]) @ setup["basis"].T
+    return flat.reshape(len(people), -1, 3)
+
+
+def truth_scores(data: Triplets, sel: Selection, genders) -> dict[str, float]:
+    """Recall over the truly predictable AMs and false-positive rate over the truly unpredictable ones (pooled over
+    genders), against the generator's ground truth; NaN where the data has none."""
+    tp = fn = fp = tn = 0
+    for g in genders:
+        if g not in data.truth:
+            return {"sfv_recall": float("nan"), "sfv_false_positive_rate": float("nan")}
+        z, t = sel.z(g).astype(bool), data.truth[g]
+        tp += int((z & (t == 1)).sum())
+        fn += int((~z & (t == 1)).sum())
+        fp += int((z & (t == 0)).sum())
+        tn += int((~z & (t == 0)).sum())
+    return {"sfv_recall": tp / max(tp + fn, 1) if tp + fn else float("nan"),
+            "sfv_false_positive_rate": fp / max(fp + tn, 1) if fp + tn else float("nan"),
+            "sfv_truly_predictable": tp + fn, "sfv_truly_unpredictable": fp + tn}
+
+
+def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figures: bool = True) -> dict:
+    """Selection + reconstruction + baselines; writes RUN/results.json and RUN/report.md; returns flat metrics."""
+    lo = load_run(run, data)
+    cfg, d, lay = lo.cfg, lo.data, lo.layout
+    sel = selection(lo)
+    tests = ensemble_test(lo)
+    res: dict[str, float] = {}
+    err = {k: [] for k in ("sfv", "mean", "v2v_mixed", "v2v_gender", "mixed_mean")}
+    maps: dict[str, list] = {}
+    chosen: dict[str, np.ndarray] = {}
+    exports: dict[str, dict] = {}
+    nose = d.vertex_regions.get("nose") if d.vertex_regions else None
+    mixed_mean = d.vertices[np.concatenate([lay.splits[g].train[0] for g in lay.genders])].mean(0)
+    for gi, g in enumerate(lay.genders):
+        people, m_hat, w_hat = tests[g]
+        res[f"sfv_selected_{'male' if g == 'm' else 'female' if g == 'f' else g}"] = int(sel.z(g).sum())
+        top = sel.top(g, cfg.select.top_k)
+        chosen[g] = top
+        z = np.zeros(d.n_ams)
+        z[top] = 1
+        pool = np.concatenate([lay.splits[g].train[0], lay.splits[g].val1[0], lay.splits[g].val2[0]])
+        mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
+        am_sd = d.ams[pool].std(0) + 1e-8
+        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg)
+        exports[g] = {"mean": mean, "basis": basis, "scale": scale, "am_sd": am_sd, "z": sel.z(g), "top": top,
+                      "ci_u": sel.bounds[g][0].ci_u, "ratio": sel.bounds[g][0].mean}
+        true = d.vertices[people]
+        e_sfv = vertex_errors(recon, true)                                            # (n, V)
+        e_mean = vertex_errors(np.broadcast_to(mean.reshape(-1, 3), true.shape), true)
+        err["sfv"].append(e_sfv)
+        err["mean"].append(e_mean)
+        err["v2v_mixed"].append(vertex_errors(v2v_predict(lo, people, 0), true))
+        err["v2v_gender"].append(vertex_errors(v2v_predict(lo, people, 1 + gi), true))
+        err["mixed_mean"].append(vertex_errors(np.broadcast_to(mixed_mean, true.shape), true))
+        unc = (w_hat[:, top] / am_sd[top] ** 2).mean(1) if len(top) else np.zeros(len(people))
+        maps[g] = []
+        for f in cfg.select.filter_fracs:
+            keep = keep_fraction(unc, f)
+            maps[g].append((e_sfv[keep].mean(0), e_mean[keep].mean(0)))
+            res[f"sfv_vertex_error_{g}_drop{int(f * 100)}"] = float(e_sfv[keep].mean())
+            res[f"sfv_vertex_error_mean_shape_{g}_drop{int(f * 100)}"] = float(e_mean[keep].mean())
+    cat = {k: np.concatenate(v) for k, v in err.items()}
+    res["sfv_vertex_error"] = float(cat["sfv"].mean())
+    res["sfv_vertex_error_mean_shape"] = float(cat["mean"].mean())
+    res["sfv_vertex_error_nose"] = float(cat["sfv"][:, nose].mean()) if nose is not None else float("nan")
+    res["sfv_vertex_error_nose_mean_shape"] = float(cat["mean"][:, nose].mean()) if nose is not None else float("nan")
+    res["v2v_vertex_error_mixed"] = float(cat["v2v_mixed"].mean())
+    res["v2v_vertex_error_within_gender"] = float(cat["v2v_gender"].mean())
+    res["vertex_error_mixed_mean_shape"] = float(cat["mixed_mean"].mean())
+    res["v2v_gain_mixed"] = 1.0 - res["v2v_vertex_error_mixed"] / res["vertex_error_mixed_mean_shape"]
+    res["v2v_gain_within_gender"] = 1.0 - res["v2v_vertex_error_within_gender"] / res["sfv_vertex_error_mean_shape"]
+    res.update(truth_scores(d, sel, lay.genders))
+    r = Run.open(run)
+    save_shape_model(r.path / "shape_model.npz", d, lay, exports)
+    figs = _figures(r.path / "figures", d, sel, chosen, maps, lay.genders) if figures else []
+    r.write_results(res)
+    (r.path / "report.md").write_text(report_markdown(res, sel, d, lay.genders, chosen, figs), encoding="utf-8")
+    np.savez(r.path / "selection.npz", **{f"{g}_{name}": np.stack([getattr(b, name) for b in sel.bounds[g]])
+                                          for g in lay.genders for name in ("mean", "std", "ci_l", "ci_u", "z")},
+             am_names=np.array(d.am_names))
+    return res
+
+
+def selection_table(sel: Selection, d: Triplets, genders, chosen) -> str:
+    """Markdown: per gender the selected AMs with 1 - mean ratio and 1 - CI_u at each filter fraction."""
+    lines = []
+    for g in genders:
+        lines.append(f"\n**{g}**: {int(sel.z(g).sum())} of {d.n_ams} AMs selected (CI_u < 1, alpha = "
+                     f"{sel.bounds[g][0].alpha}); top used for Eq. 5.7: "
+                     f"{', '.join(d.am_names[k] for k in chosen[g]) or 'none'}\n")
+        head = " | ".join(f"1-CI_u drop {int(f * 100)}%" for f in sel.fracs)
+        lines.append(f"| AM | region | truth | 1-mean | {head} |\n|---|---|---|---|" + "---|" * len(sel.fracs))
+        order = np.argsort(sel.bounds[g][0].ci_u)
+        for k in order[:12]:
+            t = {1: "yes", 0: "no", -1: "weak"}[int(d.truth[g][k])] if g in d.truth else "?"
+            cis = " | ".join(f"{1 - b.ci_u[k]:+.3f}" for b in sel.bounds[g])
+            lines.append(f"| {d.am_names[k]} | {d.am_regions[k]} | {t} | {1 - sel.bounds[g][0].mean[k]:+.3f} | {cis} |")
+    return "\n".join(lines)
+
+
+def report_markdown(res, sel, d, genders, chosen, figs) -> str:
+    keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate", "sfv_vertex_error",
+            "sfv_vertex_error_mean_shape", "sfv_vertex_error_nose", "sfv_vertex_error_nose_mean_shape",
+            "v2v_vertex_error_mixed", "vertex_error_mixed_mean_shape", "v2v_gain_mixed",
+            "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
+    rows = "\n".join(f"| {k} | {res[k]:.4g} |" for k in keys if k in res and res[k] is not None)
+    fig_md = "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(Path(f).parents[1])})" for f in figs)
+    return (f"# SfV: shape from voice\n\n| metric | value |\n|---|---|\n{rows}\n\n## Selected AMs"
+            f"{selection_table(sel, d, genders, chosen)}\n\n{fig_md}\n")
+
+
+def _figures(out: Path, d: Triplets, sel: Selection, chosen, maps, genders) -> list[str]:
+    """Fig. 5.3-5.5 (normalised errors with CIs), Fig. 5.6 (selected AMs by face region), Fig. 5.8 (error maps)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    colors = ("0.6", "tab:red", "gold")
+    fig, axes = plt.subplots(len(genders), 1, figsize=(12, 3.2 * len(genders)), squeeze=False)
+    for ax, g in zip(axes[:, 0], genders):
+        b0 = sel.bounds[g][0]
+        order = np.argsort(b0.ci_u, kind="stable")
+        show = np.concatenate([order[:20], order[-4:]]) if len(order) > 24 else order
+        x = np.arange(len(show))
+        width = 0.8 / len(sel.fracs)
+        for i, (f, b) in enumerate(zip(sel.fracs, sel.bounds[g])):
+            val = 1 - b.mean[show]
+            err = np.stack([val - (1 - b.ci_u[show]), (1 - b.ci_l[show]) - val])
+            ax.bar(x + i * width, val, width, yerr=err, color=colors[i % 3], capsize=2,
+                   label=f"{int(round((1 - f) * 100))}% least uncertain")
+        ax.axhline(0, color="k", lw=0.8)
+        lo_y, hi_y = ax.get_ylim()
+        ax.set_ylim(max(lo_y, -2.0), min(hi_y, 1.05))
+        ax.set_xticks(x + 0.4 - width / 2, [d.am_names[k] for k in show], rotation=70, fontsize=7)
+        ax.set_ylabel("1 - E/E^C")
+        ax.set_title(f"{g}: normalised error and {int((1 - b0.alpha) * 100)}% one-sided CI (Eq. 5.5)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    files.append(str(out / "am_errors.png"))
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+
+    regions = sorted(set(d.am_regions))
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for i, g in enumerate(genders):
+        counts = [int(sum(sel.z(g)[k] for k in range(d.n_ams) if d.am_regions[k] == r)) for r in regions]
+        ax.bar(np.arange(len(regions)) + 0.4 * i, counts, 0.4, label=g, color=("tab:blue", "tab:red")[i % 2])
+    ax.set_xticks(np.arange(len(regions)) + 0.2, regions)
+    ax.set_ylabel("selected AMs")
+    ax.set_title("Predictable AMs by face region (Fig. 5.6)")
+    ax.legend()
+    fig.tight_layout()
+    files.append(str(out / "am_regions.png"))
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+    files.extend(_am_face_figure(out, d, sel, genders))
+    files.extend(_error_heatmaps(out, d, maps, genders, sel.fracs))
+
+    template = d.vertices.mean(0)
+    fig, axes = plt.subplots(len(genders), len(sel.fracs) + 1, figsize=(3 * (len(sel.fracs) + 1),
+                                                                        3 * len(genders)), squeeze=False)
+    vmax = max(float(m[1].max()) for g in genders for m in maps[g])
+    for gi, g in enumerate(genders):
+        for j, (f, (e, e_mean)) in enumerate(zip(sel.fracs, maps[g])):
+            sc = axes[gi, j].scatter(template[:, 0], template[:, 1], c=e, s=2, cmap="jet", vmin=0, vmax=vmax)
+            axes[gi, j].set_title(f"{g} SfV, {int(round((1 - f) * 100))}% kept: {e.mean():.3g}", fontsize=8)
+        axes[gi, -1].scatter(template[:, 0], template[:, 1], c=maps[g][0][1], s=2, cmap="jet", vmin=0, vmax=vmax)
+        axes[gi, -1].set_title(f"{g} mean shape: {maps[g][0][1].mean():.3g}", fontsize=8)
+        for ax in axes[gi]:
+            ax.set_aspect("equal")
+            ax.axis("off")
+    fig.colorbar(sc, ax=axes.ravel().tolist(), shrink=0.6, label="per-vertex error")
+    files.append(str(out / "error_maps.png"))
+    fig.savefig(files[-1], dpi=90)
+    plt.close(fig)
+    return files
+
+
+def _am_face_figure(out: Path, d: Triplets, sel: Selection, genders) -> list[str]:
+    """Fig. 5.6: the selected AMs drawn on each gender's mean face (face3d.viz), coloured by region, when the data
+    are Table 5.1 AMs on meshes of the built-in model's topology."""
+    from ...face3d.anthropometry import AM_LANDMARKS, NUM_AMS
+
+    tri = _triangles(d.vertices.shape[1])
+    if tri is None or d.am_landmarks is None or d.n_ams != NUM_AMS:
+        return []
+    import matplotlib.pyplot as plt
+
+    from ...face3d import viz
+
+    palette = {"nose": "tab:red", "mouth": "tab:orange", "eye": "tab:blue", "brow": "tab:cyan",
+               "outline": "tab:green", "forehead": "tab:purple", "face": "tab:gray"}
+    files = []
+    for g in genders:
+        chosen = np.nonzero(sel.z(g))[0]
+        segs, cols = [], []
+        for k in chosen:
+            new = viz.am_segments([AM_LANDMARKS[k]])
+            segs += new
+            cols += [palette.get(d.am_regions[k], "k")] * len(new)
+        mean = d.vertices[d.gender == g].mean(0)
+        path = out / f"am_face_{g}.png"
+        fig = viz.draw_ams(mean, torch.as_tensor(tri), mean[d.am_landmarks], segs, path, segment_colors=cols,
+                           title=f"{g}: {len(chosen)} predictable AMs (colour = region)")
+        plt.close(fig)
+        files.append(str(path))
+    return files
+
+
+def _error_heatmaps(out: Path, d: Triplets, maps, genders, fracs) -> list[str]:
+    """Fig. 5.8 on the rendered face (face3d.viz.error_heatmap), when the meshes have the built-in topology."""
+    tri = _triangles(d.vertices.shape[1])
+    if tri is None:
+        return []
+    import matplotlib.pyplot as plt
+
+    from ...face3d import viz
+
+    files = []
+    vmax = max(float(m[1].max()) for g in genders for m in maps[g])
+    for g in genders:
+        mean = d.vertices[d.gender == g].mean(0)
+        for f, (e, _) in zip(fracs, maps[g]):
+            path = out / f"error_map_{g}_keep{int(round((1 - f) * 100))}.png"
+            fig = viz.error_heatmap(mean, torch.as_tensor(tri), e, path, vmax=vmax, yaws=(0.0,),
+                                    title=f"{g}, {int(round((1 - f) * 100))}% least uncertain: {e.mean():.3g}")
+            plt.close(fig)
+            files.append(str(path))
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------- new voices
+def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike) -> list[dict]:
+    """``voiceface shape``: reconstruct the faces of new recordings with a trained and evaluated run.
+
+    paths: recordings; genders: 'm' / 'f' per recording (the per-gender estimators of Sec. 5.3). Per recording writes
+    OUT/<stem>.obj (reconstruction), OUT/<stem>.json (every AM's prediction, uncertainty, selection) and
+    OUT/<stem>.png (render beside the gender's mean face). A recording that cannot be read is reported in the
+    returned list (``error``) and skipped. Returns one dict per recording.
+    """
+    from ...errors import InputError
+    from .data import _bank, voice_features
+
+    r = Run.open(run)
+    sm_path = r.path / "shape_model.npz"
+    if not sm_path.is_file():
+        raise InputError(sm_path, "missing: run `voiceface evaluate sfv --run RUN` first")
+    sm = dict(np.load(sm_path))
+    if sm["am_landmarks"].size == 0:
+        raise InputError(r.path, "this run's AMs are not Table 5.1 on a landmarked mesh; cannot reconstruct")
+    conf = dict(r.config)
+    conf.pop("seed"), conf.pop("data_source")
+    cfg = cfgmod.from_dict(SfVConfig, conf)
+    names = [str(n) for n in sm["am_names"]]
+    n_ams, net_gender = len(names), sm["net_gender"].astype(str)
+    n_nets = len(net_gender) * (n_ams if cfg.model.per_am else 1)
+    net = AMNet(n_nets, 1 if cfg.model.per_am else n_ams, cfg.model.n_mels, cfg.model.channels,
+                cfg.model.uncertainty)
+    state = load_checkpoint(r.checkpoint_path)["models"]["best"]
+    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, feats, ok = [], [], []
+    for path, g in zip(paths, genders):
+        if g not in set(net_gender):
+            results.append({"voice": str(path), "error": f"no estimators for gender {g!r}"})
+            continue
+        try:
+            feats.append(voice_features(path, cfg.data.max_test_s,
+                                        "utterance" if cfg.data.feature_norm == "utterance" else "none"))
+            ok.append((str(path), g))
+        except InputError as e:
+            results.append({"voice": str(path), "error": str(e)})
+    if not ok:
+        return results
+    bank, starts, lens, _ = _bank(feats)
+    if sm["feat_stats"].size:                                   # 'global' normalisation with the run's statistics
+        bank = (bank - sm["feat_stats"][0]) / sm["feat_stats"][1]
+    n = len(ok)
+    voice_g = np.array([g for _, g in ok])
+    data = Triplets(np.array([p for p, _ in ok]), voice_g, np.zeros((n, n_ams)), np.zeros((n, 1, 3), np.float32),
+                    bank, starts, lens, np.arange(n), tuple(names), tuple(sm["am_regions"].astype(str)), None)
+    rows = [np.nonzero(voice_g == g)[0] if (voice_g == g).any() else np.array([0]) for g in net_gender]
+    table, _ = pad_rows(rows)
+    fps = cfg.data.frames_per_s
+    m_hat, w_hat = predict(net, data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                           cfg.model.per_am)                                            # (M, n_max, A)
+    raw = m_hat * sm["am_std"][:, None] + sm["am_mean"][:, None]
+    var = w_hat * sm["am_std"][:, None] ** 2
+    tri = _triangles(len(sm[f"{ok[0][1]}_mean"]) // 3)
+    for g in sorted(set(voice_g)):
+        nets = np.nonzero(net_gender == g)[0]
+        who = rows[nets[0]]
+        fm, fw = fuse_segments(torch.from_numpy(raw[nets, :len(who)]), torch.from_numpy(var[nets, :len(who)]), dim=0)
+        fm, fw = fm.numpy(), fw.numpy()
+        z = np.zeros(n_ams)
+        z[sm[f"{g}_top"].astype(int)] = 1
+        d_like = Triplets(data.identity, data.gender, data.ams, data.vertices, data.bank, data.rec_start,
+                          data.rec_len, data.rec_person, data.am_names, data.am_regions, None,
+                          am_landmarks=sm["am_landmarks"])
+        shapes = reconstruct(d_like, sm[f"{g}_mean"], sm[f"{g}_basis"], sm[f"{g}_scale"], fm, sm[f"{g}_am_sd"], z,
+                             cfg)
+        mean_face = sm[f"{g}_mean"].reshape(-1, 3)
+        for j, i in enumerate(who):
+            path = ok[i][0]
+            stem = Path(path).stem
+            _write_obj(out / f"{stem}.obj", shapes[j], tri)
+            ams = [{"name": names[k], "region": str(sm["am_regions"][k]), "prediction": float(fm[j, k]),
+                    "uncertainty_var": float(fw[j, k]), "selected": bool(sm[f"{g}_z"][k]),
+                    "used_in_fit": bool(z[k]), "one_minus_ci_u": float(1 - sm[f"{g}_ci_u"][k])}
+                   for k in range(n_ams)]
+            info = {"voice": path, "gender": g, "obj": str(out / f"{stem}.obj"), "render": str(out / f"{stem}.png"),
+                    "n_selected": int(sm[f"{g}_z"].sum()), "ams": ams,
+                    "mean_abs_offset_from_mean_face": float(np.linalg.norm(shapes[j] - mean_face, axis=1).mean())}
+            write_json(out / f"{stem}.json", info)
+            _render_pair(out / f"{stem}.png", shapes[j], mean_face, tri, f"{stem} ({g})")
+            results.append({k: v for k, v in info.items() if k != "ams"})
+    return results
+
+
+def _triangles(n_vertices: int) -> np.ndarray | None:
+    try:
+        from ...face3d import builtin_model
+
+        m = builtin_model()
+        return m.triangles.numpy() if m.num_vertices == n_vertices else None
+    except ImportError:
+        return None
+
+
+def _write_obj(path: Path, verts: np.ndarray, tri: np.ndarray | None) -> None:
+    lines = [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in verts]
+    if tri is not None:
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in tri]
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+
+
+def _render_pair(path: Path, shape: np.ndarray, mean_face: np.ndarray, tri: np.ndarray | None, title: str) -> None:
+    """Frontal Lambert-shaded renders of the reconstruction and the gender's mean face, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    diff = np.linalg.norm(shape - mean_face, axis=1)
+    for ax, v, name in ((axes[0], shape, "reconstruction"), (axes[1], mean_face, "gender mean face"),
+                        (axes[2], mean_face, "|difference|")):
+        if tri is None:
+            ax.scatter(v[:, 0], v[:, 1], s=4, c=diff if name.startswith("|") else v[:, 2], cmap="viridis")
+        else:
+            t = v[tri]                                                                  # (F, 3, 3)
+            nrm = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+            nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
+            front = nrm[:, 2] > 0
+            order = np.argsort(t[front, :, 2].mean(1))
+            if name.startswith("|"):
+                vals = diff[tri[front]].mean(1)[order]
+                colors = plt.cm.jet(vals / max(diff.max(), 1e-9))
+            else:
+                colors = np.clip(0.15 + 0.85 * nrm[front, 2][order], 0, 1)[:, None] * np.array([[0.85, 0.72, 0.65, 1]])
+                colors[:, 3] = 1
+            ax.add_collection(PolyCollection(t[front][order][:, :, :2], facecolors=colors, edgecolors=colors,
+                                             linewidths=0.3))
+            ax.autoscale()
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(name if not name.startswith("|") else f"|difference| (max {diff.max():.2g})", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Evaluation metrics. ``matching``: cross-modal matching, verification and retrieval (Chapter 2)."""

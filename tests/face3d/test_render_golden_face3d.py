@@ -1,0 +1,50 @@
+"""Golden-image test: the built-in model's mean face rendered at 64x64 must match the stored PNG.
+
+Regenerate (after an intended change to the renderer or the built-in model) with:
+    .venv/bin/python tests/face3d/test_render_golden_face3d.py --regenerate
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "builtin_mean_front_64.png"
+
+
+def golden_render() -> np.ndarray:
+    """uint8 (64, 64, 3): mean shape, mean albedo, default key light, frontal, white background."""
+    from voiceface.face3d import builtin_model, viz
+
+    model = builtin_model()
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        img = viz.render_views(model.mean, model.triangles, model.albedo_mean, size=64)[0, 0]
+    finally:
+        torch.set_num_threads(n)
+    return viz.to_uint8(img)
+
+
+def test_builtin_mean_face_matches_golden():
+    if not GOLDEN.exists():
+        pytest.fail(f"golden image missing: run `.venv/bin/python {Path(__file__).relative_to(Path.cwd())} --regenerate`")
+    ref = np.asarray(Image.open(GOLDEN).convert("RGB")).astype(np.int16)
+    img = golden_render().astype(np.int16)
+    diff = np.abs(img - ref)
+    # allow float noise across platforms; a changed render (shape, light, framing, AA) moves many pixels a lot
+    assert diff.mean() < 1.0, f"mean abs difference {diff.mean():.2f} / 255"
+    assert (diff.max(-1) > 24).mean() < 0.005, f"{(diff.max(-1) > 24).mean():.4f} of pixels differ by > 24 / 255"
+    # sanity on the content: a face (skin-coloured, not background) fills the centre
+    assert (img[24:40, 24:40].min(-1) < 250).mean() > 0.9
+
+
+if __name__ == "__main__":
+    if "--regenerate" in sys.argv:
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(golden_render()).save(GOLDEN)
+        print(f"wrote {GOLDEN}")

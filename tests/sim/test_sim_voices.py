@@ -1,0 +1,104 @@
+"""The speech synthesiser: shape of the output, determinism, speech-likeness, the face link and coupling."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from voiceface.audio import features
+from voiceface.audio.vad import vad as run_vad
+from voiceface.sim import voices
+
+
+def _person(gender="m", age=35.0, z=None, seed=0):
+    rng = np.random.default_rng(seed)
+    return SimpleNamespace(gender=gender, age=age, face_z=np.zeros(6) if z is None else np.asarray(z, float),
+                           voice_noise=rng.standard_normal(voices.N_VOICE_NOISE))
+
+
+def test_output_format_and_determinism():
+    p = voices.voice_params_from_person(_person())
+    a = voices.synthesize(p, 2.5, np.random.default_rng(3), voices.sample_session(np.random.default_rng(4)))
+    b = voices.synthesize(p, 2.5, np.random.default_rng(3), voices.sample_session(np.random.default_rng(4)))
+    c = voices.synthesize(p, 2.5, np.random.default_rng(5), voices.sample_session(np.random.default_rng(4)))
+    assert a.dtype == np.float32 and a.shape == (40000,)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert 0.01 < np.abs(a).max() <= 1.0 and np.isfinite(a).all()
+
+
+def test_vad_and_logmel_front_end_run_and_see_phrases():
+    """The thesis front end runs on synthetic speech; the VAD keeps speech and drops the pauses."""
+    p = voices.voice_params_from_person(_person("f", seed=1))
+    y = voices.synthesize(p, 6.0, np.random.default_rng(0), voices.SessionParams(snr_db=30.0))
+    kept = run_vad(y)
+    assert 0.4 * len(y) < len(kept) < 0.99 * len(y)
+    feat = features.cmvn(features.logmel(kept))
+    assert feat.shape[1] == 64 and np.isfinite(feat).all()
+
+
+def test_voiced_unvoiced_alternation():
+    """Frame energy and zero-crossing rate alternate between voiced (low ZCR), fricative (high ZCR) and silence."""
+    p = voices.voice_params_from_person(_person(seed=2))
+    y = voices.synthesize(p, 6.0, np.random.default_rng(1), None).astype(np.float64)
+    fr = y[: len(y) // 320 * 320].reshape(-1, 320)                        # 20 ms frames
+    energy = 10 * np.log10((fr ** 2).mean(1) + 1e-12)
+    zcr = (np.abs(np.diff(np.sign(fr), axis=1)) > 0).mean(1)
+    loud = energy > energy.max() - 30
+    voiced = loud & (zcr < 0.12)
+    fric = loud & (zcr > 0.25)
+    assert voiced.mean() > 0.3 and fric.mean() > 0.03 and (~loud).mean() > 0.05
+    changes = np.count_nonzero(np.diff(voiced.astype(int)))
+    assert changes / 6.0 >= 2.0                                           # voicing toggles at consonants
+
+
+def _formant_band_mean(vtl_scale: float) -> np.ndarray:
+    z = np.zeros(6)
+    z[0] = z[1] = vtl_scale                                                 # face height, jaw width
+    p = voices.voice_params_from_person(_person(z=z, seed=3))
+    y = voices.synthesize(p, 8.0, np.random.default_rng(2), None)
+    lm = features.logmel(y)
+    e = lm.mean(1)
+    return lm[e > np.percentile(e, 50)].mean(0)                            # (64,) voiced-frame spectrum
+
+
+def test_formant_bands_visible_and_follow_vocal_tract_length():
+    """The voiced log-mel spectrum has formant peaks, and a longer tract (bigger face) moves energy down."""
+    long_, short = _formant_band_mean(2.0), _formant_band_mean(-2.0)
+    fb = features.mel_filterbank()
+    centres = (fb * np.arange(fb.shape[0])[:, None]).sum(0) / fb.sum(0) * 16000 / 1024
+    band = (centres > 250) & (centres < 4000)
+    peaks = [i for i in np.flatnonzero(band) if long_[i] > long_[i - 1] and long_[i] > long_[i + 1]]
+    assert len(peaks) >= 2
+    w = lambda s: (np.exp(s[band]) * centres[band]).sum() / np.exp(s[band]).sum()  # noqa: E731
+    assert w(long_) < w(short)
+
+
+def test_coupling_zero_removes_the_face_from_the_voice():
+    a = _person(z=[2, 2, -2, 1, 2, -1], seed=7)
+    b = _person(z=[-2, -1, 2, -1, -2, 1], seed=7)                         # same voice traits, other face
+    for f in voices.FACE_LINKED_PARAMS:
+        assert getattr(voices.voice_params_from_person(a, 0.0), f) == getattr(voices.voice_params_from_person(b, 0.0), f)
+        assert getattr(voices.voice_params_from_person(a, 1.0), f) != getattr(voices.voice_params_from_person(b, 1.0), f)
+    with pytest.raises(ValueError):
+        voices.voice_params_from_person(a, 1.5)
+
+
+def test_marginals_do_not_depend_on_coupling():
+    rng = np.random.default_rng(0)
+    n = 4000
+    z, e = rng.standard_normal((n, 6)), rng.standard_normal((n, voices.N_VOICE_NOISE))
+    g, age = np.full(n, "m"), np.full(n, 40.0)
+    for f in voices.FACE_LINKED_PARAMS:
+        s1 = voices.voice_param_arrays(g, age, z, e, 1.0)[f].std()
+        s0 = voices.voice_param_arrays(g, age, z, e, 0.0)[f].std()
+        assert abs(s1 / s0 - 1) < 0.08, f
+
+
+def test_f0_and_vtl_follow_gender():
+    m = voices.voice_param_arrays(np.full(500, "m"), np.full(500, 30.0), np.zeros((500, 6)),
+                                  np.random.default_rng(0).standard_normal((500, voices.N_VOICE_NOISE)), 1.0)
+    f = voices.voice_param_arrays(np.full(500, "f"), np.full(500, 30.0), np.zeros((500, 6)),
+                                  np.random.default_rng(0).standard_normal((500, voices.N_VOICE_NOISE)), 1.0)
+    assert 100 < np.median(m["f0_hz"]) < 135 < 180 < np.median(f["f0_hz"]) < 240
+    assert np.median(m["vtl_cm"]) > np.median(f["vtl_cm"]) * 1.1

@@ -1,0 +1,112 @@
+"""The world folder: layout contract, ground truth, determinism (serial == parallel), resume, loading."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from voiceface.data.manifest import read_manifest
+from voiceface.errors import ConfigError, InputError
+from voiceface.face import align
+from voiceface.sim import PRESETS, build_world, load_world
+from voiceface.sim import people as ppl
+
+MICRO = replace(PRESETS["tiny"], name="micro", identities=3, split=(1, 1, 1), utterances=1, sessions=1,
+                duration_s=(2.0, 2.0), images=1, render_size=64, clips=1, clip_frames=(4, 4), clip_size=32)
+
+
+def test_layout_contract(tiny_world):
+    man = read_manifest(tiny_world / "manifest.csv")
+    p = PRESETS["tiny"]
+    by = {m: man.select(modality=m) for m in ("voice", "face", "clip", "mesh")}
+    assert len(by["voice"]) == p.identities * p.utterances and len(by["face"]) == p.identities * p.images
+    assert len(by["clip"]) == p.identities * p.clips and len(by["mesh"]) == p.identities
+    splits = {}
+    for it in man:
+        assert Path(it.path).is_file()
+        assert splits.setdefault(it.identity, it.split) == it.split            # identity-level split
+    assert sorted(list(splits.values()).count(s) for s in ("train", "val", "test")) == sorted(p.split)
+    for it in by["voice"]:
+        assert it.duration and p.duration_s[0] <= it.duration <= p.duration_s[1] and it.session
+    face = by["face"][0]
+    assert Image.open(face.path).size == (128, 128)
+    assert Image.open(tiny_world / face.extra["path64"]).size == (64, 64)
+    meta = json.loads(Path(face.path).with_suffix(".json").read_text())
+    lm = np.array(meta["landmarks128"])
+    assert lm.shape == (68, 2)
+    # aligned exactly like real photos: the 5 alignment points land on the template (least squares, small error)
+    assert np.abs(align.points68_to_5(lm) - align.template(128)).max() < 6.0
+
+
+def test_clip_and_mesh_ground_truth(tiny_world):
+    w = load_world(tiny_world)
+    it = w.manifest.select(modality="clip")[0]
+    c = w.clip(it.path)
+    f, s = c["frames"].shape[:2]
+    assert c["frames"].dtype == np.uint8 and c["frames"].shape == (f, s, s, 3) and 4 <= f <= 6 and s == 64
+    assert c["masks"].shape == (f, s, s) and c["masks"].dtype == bool and 0.05 < c["masks"].mean() < 0.8
+    assert c["landmarks"].shape == (f, 68, 2) and c["pose"].shape == (f, 7) and c["light"].shape == (f, 27)
+    m = ppl.face_model()
+    assert c["expression"].shape == (f, m.num_expression) and c["albedo"].shape == (m.num_vertices, 3)
+    # landmarks fall on the face mask (screen frame: pixel centre at +0.5)
+    ij = np.clip(np.floor(c["landmarks"]).astype(int), 0, s - 1)
+    on = c["masks"][np.arange(f)[:, None], ij[..., 1], ij[..., 0]]
+    assert on.mean() > 0.9
+    # pose varies smoothly: consecutive frames differ less than first vs last
+    assert np.abs(np.diff(c["pose"][:, 1:4], axis=0)).max() <= np.abs(c["pose"][-1, 1:4] - c["pose"][0, 1:4]).max() + 1e-6
+    mesh = w.mesh(it.identity)
+    assert mesh["vertices"].shape == (m.num_vertices, 3) and mesh["ams"].shape == (94,)
+    np.testing.assert_allclose(mesh["ams"], ppl.coeffs_to_ams(mesh["coeffs"][None])[0], rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(mesh["coeffs"], c["coeffs"])
+
+
+def test_world_json_ground_truth(tiny_world):
+    w = load_world(tiny_world)
+    gt = w.ground_truth
+    assert w.coupling == 1.0 and w.info["counts"]["identities"] == 24 and len(w.people) == 24
+    for g in ("m", "f"):
+        linked, unlinked = gt[g]["linked_ams"], gt[g]["unlinked_ams"]
+        assert linked and unlinked and not set(linked) & set(unlinked)
+        r2 = gt[g]["r2_voice"]
+        assert r2[linked[0]] > 0.5 and all(r2[a] < 0.02 for a in unlinked)
+        # the nose is among the most voice-linked regions (nasal branch <- nose width / height / protrusion)
+        assert any(a in linked[:5] for a in ("32-38", "33-37", "34-36"))
+    row = w.person(w.people[0]["identity"])
+    assert {"voice_f0_hz", "voice_vtl_cm", "ctrl_nose_width", "split"} <= set(row)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in ("world.json",)}
+
+
+def test_deterministic_parallel_equals_serial_and_resume(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_world(a, MICRO, seed=3, workers=1, progress=False)
+    build_world(b, MICRO, seed=3, workers=2, progress=False)
+    fa, fb = _files(a), _files(b)
+    assert fa.keys() == fb.keys() and all(fa[k] == fb[k] for k in fa)
+    # resume: remove one identity's marker and a file; the rebuild restores identical files
+    (a / ".done" / "sim00001.json").unlink()
+    (a / "voices" / "sim00001" / "0.wav").unlink()
+    build_world(a, MICRO, seed=3, workers=1, progress=False)
+    assert _files(a) == fb
+    c = tmp_path / "c"
+    build_world(c, MICRO, seed=4, workers=1, progress=False)
+    assert _files(c)["voices/sim00000/0.wav"] != fa["voices/sim00000/0.wav"]
+
+
+def test_settings_mismatch_and_bad_input(tmp_path):
+    build_world(tmp_path / "w", MICRO, seed=0, workers=1, progress=False)
+    with pytest.raises(ConfigError):
+        build_world(tmp_path / "w", MICRO, seed=1, workers=1, progress=False)
+    with pytest.raises(ConfigError):
+        build_world(tmp_path / "x", "huge")
+    with pytest.raises(ConfigError):
+        build_world(tmp_path / "x", MICRO, coupling=2.0)
+    with pytest.raises(InputError):
+        load_world(tmp_path / "nothing")
