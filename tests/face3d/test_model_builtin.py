@@ -98,3 +98,23 @@ def test_controls_to_coeffs_exact(model):
     coeffs = torch.from_numpy(B.controls_to_coeffs(ctrl))
     rec = model.shape(coeffs).numpy()
     assert np.abs(rec - B.controls_to_shape(ctrl)).max() < 1e-2
+
+
+def test_expressions_move_the_right_parts(model):
+    names = model.exp_names
+    assert names[:4] == ["jaw_open", "smile", "lip_pucker", "brow_raise"]
+    am = model.am_landmarks
+
+    def moved(name, amount=1.0):
+        e = torch.zeros(1, model.num_expression)
+        e[0, names.index(name)] = amount
+        return (model.shape(torch.zeros(1, model.num_identity), e)[0] - model.mean)[am]   # (65, 3)
+
+    jaw = moved("jaw_open")
+    assert jaw[59, 1] < -5.0 and jaw[47, 1] < -3.0                  # menton and lower lip go down
+    assert jaw[[26, 30, 41], :].abs().max() < 0.05                  # nasion, nose tip, upper lip stay
+    smile = moved("smile")
+    assert smile[38, 1] > 1.0 and smile[44, 1] > 1.0                 # mouth corners go up
+    assert smile[38, 0] < 0 < smile[44, 0]                           # and apart
+    brow = moved("brow_raise")
+    assert (brow[0:10, 1] > 2.0).all() and brow[59].abs().max() < 0.1

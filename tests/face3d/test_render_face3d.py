@@ -224,7 +224,7 @@ def test_uv_unwrap_masks_occluded_triangles():
 def test_uv_to_vertex_bilinear_exact_on_linear_map():
     s = 16
     rr, cc = torch.meshgrid(torch.arange(s) + 0.5, torch.arange(s) + 0.5, indexing="ij")
-    uv_map = torch.stack([cc / s, rr / s])[None]  # value = texel centre's (u, v)
+    uv_map = torch.stack([cc / s, 1 - rr / s])[None]  # value = texel centre's (u, v); v points up
     uv = torch.rand(50, 2, generator=torch.Generator().manual_seed(0)) * (1 - 1 / s) + 0.5 / s
     assert torch.allclose(R.uv_to_vertex(uv_map, uv)[0], uv, atol=1e-6)
 
@@ -238,3 +238,26 @@ def test_cpu_and_cuda_agree():
     assert (cpu["face_id"] == gpu["face_id"].cpu()).float().mean() > 0.999
     assert (cpu["image"] - gpu["image"].cpu()).abs().mean() < 1e-4
     assert torch.allclose(cpu["mask"].sum(), gpu["mask"].sum().cpu(), rtol=1e-3)
+
+
+def test_bad_inputs_raise_clear_errors():
+    verts = torch.zeros(1, 3, 3)
+    with pytest.raises(ValueError):
+        R.render(verts[0], TRI, torch.ones(1, 3, 3), 8)
+    with pytest.raises(ValueError):
+        R.render(verts, TRI, torch.ones(1, 4, 3), 8)
+    with pytest.raises(ValueError):
+        R.render(verts, TRI, torch.ones(1, 3, 3), 8, backend="opengl")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError):
+            R.render(verts, TRI, torch.ones(1, 3, 3), 8, backend="nvdiffrast")
+    with pytest.raises(ValueError):
+        R.uv_unwrap(torch.zeros(1, 3, 8, 8), verts, TRI, torch.zeros(3, 2))
+
+
+def test_render_background_and_channels():
+    verts = torch.tensor([[[2.0, 2.0, 0], [14.0, 2.0, 0], [2.0, 14.0, 0]]])
+    out = R.render(verts, TRI, torch.full((1, 3, 5), 0.25), 16, background=torch.arange(5.0))
+    assert out["image"].shape == (1, 5, 16, 16)
+    assert torch.allclose(out["image"][0, :, 15, 15], torch.arange(5.0))
+    assert torch.allclose(out["image"][0, :, 4, 4], torch.full((5,), 0.25))

@@ -99,3 +99,14 @@ def test_options_train_and_evaluate(tmp_path, tiny_overrides, synth_source, opti
     run = train(synth_source, tmp_path / "run", overrides=over, seed=0, progress=False)
     res = evaluate(run, figures=False)
     assert np.isfinite(res["sfv_vertex_error"]) and 0 <= res["sfv_selected_female"] <= 12
+
+
+def test_cpu_yaml_matches_cpu_preset():
+    from pathlib import Path
+
+    from voiceface import config as cfgmod
+    from voiceface.methods.sfv.config import SfVConfig, cpu_overrides
+
+    yaml_path = Path(__file__).resolve().parents[2] / "configs" / "sfv" / "cpu.yaml"
+    assert cfgmod.load_config(SfVConfig, yaml_path) == cfgmod.load_config(SfVConfig, None, cpu_overrides())
+    assert cfgmod.load_config(SfVConfig, yaml_path.parent / "paper.yaml") == SfVConfig()

@@ -1,5 +1,5 @@
 """The voice-face link is real and controlled by ``coupling``: a ridge regression from simple voice features
-(mean and sd of the log-mel over the louder frames) predicts the voice-linked AMs of the ground truth above chance,
+(the mean log-mel over the louder frames) predicts the voice-linked AMs of the ground truth above chance,
 within gender, does not predict the unlinked ones, and loses the linked ones at coupling 0."""
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ from voiceface.sim import voices
 def _features(y: np.ndarray) -> np.ndarray:
     f = logmel(y)
     e = f.mean(1)
-    f = f[e > np.percentile(e, 40)]
-    return np.concatenate([f.mean(0), f.std(0)])
+    return f[e > np.percentile(e, 40)].mean(0)
 
 
-def _cv_r2(x: np.ndarray, y: np.ndarray, lam: float = 100.0, k: int = 5) -> float:
+def _cv_r2(x: np.ndarray, y: np.ndarray, lam: float = 300.0, k: int = 5) -> float:
     """k-fold cross-validated R^2 of ridge regression (features standardised on each training fold)."""
     fold = np.arange(len(y)) % k
     pred = np.empty_like(y)
@@ -56,11 +55,11 @@ def _check(scores: dict, margin: float) -> None:
     assert lk1 > margin, scores                  # linked AMs predicted above chance (R^2 > 0) at coupling 1
     assert un1 < 0.03 and un0 < 0.03, scores     # unlinked AMs are not
     assert lk0 < 0.04, scores                    # the link vanishes at coupling 0
-    assert lk1 - lk0 > margin, scores
+    assert lk1 - lk0 > margin + 0.02, scores
 
 
 def test_voice_predicts_linked_ams_fast():
-    _check(_link_scores(n=200, seconds=2.5), margin=0.06)
+    _check(_link_scores(n=200, seconds=3.0), margin=0.06)
 
 
 @pytest.mark.slow

@@ -23,8 +23,14 @@ How it is made (all deterministic, a few seconds, cached in ``$VOICEFACE_CACHE``
    amplitudes (brow ridge, chin, cheek, lip, dorsum), the age slopes and the correlations are plausible choices of
    ours, not published values.
 4. Model. A PCA of 2000 sampled heads (computed exactly in control space, since shapes are linear in the controls)
-   gives the identity basis; named expression fields (``EXPRESSION_NAMES``) give the expression basis; an albedo
-   mean with eyes, lips, brows and hair and a few colour directions (skin tone, redness, ...) give the albedo model.
+   gives the identity basis; named expression fields (``EXPRESSION_NAMES``, one coefficient each, not mixed by a
+   PCA; one SD of ``jaw_open`` rotates the jaw by about 0.1 rad, of ``smile`` lifts the mouth corners by about 3 mm)
+   give the expression basis; an albedo mean with eyes, lips, brows and hair and a few colour directions
+   (``ALBEDO_NAMES``: skin tone, redness, ...) give the albedo model.
+
+For the simulated world: draw people with :func:`sample_controls` (ground truth in named, interpretable units),
+turn them into vertices with :func:`controls_to_shape` or into the model's identity coefficients with
+:func:`controls_to_coeffs` (exact: the identity basis spans the control fields).
 
 Units: millimetres; x to the viewer's right (subject's left), y up, z towards the viewer; the face is centred near
 the origin.
@@ -238,15 +244,20 @@ def _eye_lens(x, y):
 
 
 # relief components, each (x, y) -> dz for unit amplitude (or the template amplitude where noted)
+def _relief_nose(x, y):
+    """Nose body (dorsum profile times a cross-section bump) and alae, in mm."""
+    w = np.clip(_NOSE_HALF_W(y), 1.0, None)
+    u = np.clip(x / w, -1.0, 1.0)
+    return _DORSUM(y) * (1.0 - u ** 2) ** 2.2 * (np.abs(x) < w) + 7.0 * _gauss(np.abs(x), y, 13.0, 2.0, 4.5, 3.8)
+
+
 def _relief_fixed(x, y):
+    """Relief that does not vary between people (eyes, nose, lips, creases), in mm."""
     ax = np.abs(x)
     dz = -9.0 * _gauss(ax, y, EYE_CX, Y_EYE + 0.5, 15.0, 10.0)                     # eye sockets
     dz += 8.0 * _gauss(ax, y, EYE_CX, Y_EYE, 12.0, 7.5)                             # eyeball + lids
     dz -= 1.6 * _eye_lens(x, y)                                                     # lid margins stand proud
-    w = np.clip(_NOSE_HALF_W(y), 1.0, None)
-    u = np.clip(x / w, -1.0, 1.0)
-    dz += _DORSUM(y) * (1.0 - u ** 2) ** 2.2 * (np.abs(x) < w)                      # nose body (unit tip 22.5)
-    dz += 7.0 * _gauss(ax, y, 13.0, 2.0, 4.5, 3.8)                                  # alae
+    dz += _relief_nose(x, y)                                                        # nose body and alae
     dz -= 2.5 * _gauss(ax, y, 6.0, -0.5, 2.5, 1.6)                                  # nostrils
     dz -= 1.0 * _gauss(ax, y, 17.0, 4.0, 1.5, 5.0)                                  # alar crease
     up, lo, inside = _lip_masks(x, y)
@@ -406,7 +417,8 @@ def _am_landmarks(tpl: _Template) -> np.ndarray:
         t[27 + i] = (0.0, yy)
     t.update({32: (-AL_X, 3.0), 33: (-13.0, -0.5), 34: (-6.0, -1.5), 35: (0.0, Y_SN)})
     lip_top, lip_bot = Y_STO + H_UP, Y_STO - H_LO
-    t.update({39: (-CH_X, Y_STO), 40: (-17.0, Y_STO + 0.62 * H_UP), 41: (-5.5, lip_top + 0.3), 42: (0.0, Y_STO + 0.88 * H_UP - 0.2),
+    t.update({39: (-CH_X, Y_STO), 40: (-17.0, Y_STO + 0.62 * H_UP), 41: (-5.5, lip_top + 0.3),
+              42: (0.0, Y_STO + 0.88 * H_UP - 0.2),
               46: (17.0, Y_STO - 0.65 * H_LO), 47: (8.0, Y_STO - 0.93 * H_LO), 48: (0.0, lip_bot)})
     t.update({51: (0.0, 57.0), 52: (0.0, 75.0), 53: (0.0, 92.0), 54: (0.0, Y_TR)})
     nums_xy = sorted(t)
@@ -508,7 +520,7 @@ def _control_fields(tpl: _Template, pts: dict[str, int]) -> np.ndarray:
     f["upper_lip_height"][:, 1] = -_lin(y_sn - y, 0.0, y_sn - y_sto) + lower
     f["nose_width"][:, 0] = (0.5 * x / abs(P["al_r"][0]) * (1.0 - _ramp(ax, abs(P["al_r"][0]), abs(P["al_r"][0]) + 9))
                              * _gauss(0, y, 0, P["al_r"][1], 1, 9.0))
-    nose = _relief_fixed_nose(tpl.base_xy[:, 0], tpl.base_xy[:, 1]) * wf
+    nose = _relief_nose(tpl.base_xy[:, 0], tpl.base_xy[:, 1]) * wf
     f["nose_protrusion"][:, 2] = nose / max(nose[pts["prn"]], 1e-6)
     f["mouth_width"][:, 0] = (0.5 * x / abs(P["ch_r"][0]) * (1.0 - _ramp(ax, abs(P["ch_r"][0]), abs(P["ch_r"][0]) + 12))
                               * _gauss(0, y, 0, y_sto, 1, 9.0))
@@ -544,12 +556,6 @@ def _control_fields(tpl: _Template, pts: dict[str, int]) -> np.ndarray:
                 raise RuntimeError(f"built-in model: control {name} does not move its measurement")
             fields[i] /= dm
     return fields
-
-
-def _relief_fixed_nose(x, y):
-    w = np.clip(_NOSE_HALF_W(y), 1.0, None)
-    u = np.clip(x / w, -1.0, 1.0)
-    return (_DORSUM(y) * (1.0 - u ** 2) ** 2.2 * (np.abs(x) < w) + 7.0 * _gauss(np.abs(x), y, 13.0, 2.0, 4.5, 3.8))
 
 
 def _template_controls(tpl: _Template, pts: dict[str, int]) -> np.ndarray:
@@ -721,7 +727,8 @@ def build_arrays() -> dict[str, np.ndarray]:
     al = alb_dirs.reshape(len(ALBEDO_NAMES), nv * 3)
     al_norm = np.linalg.norm(al, axis=1)
     return dict(
-        mean=mean.reshape(nv, 3).astype(np.float32), id_basis=basis.astype(np.float32), id_std=s[keep].astype(np.float32),
+        mean=mean.reshape(nv, 3).astype(np.float32), id_basis=basis.astype(np.float32),
+        id_std=s[keep].astype(np.float32),
         exp_basis=(ex / ex_norm[:, None]).T.astype(np.float32), exp_std=(ex_norm * exp_sd).astype(np.float32),
         albedo_mean=alb_mean, albedo_basis=(al / al_norm[:, None]).T.astype(np.float32),
         albedo_std=(al_norm * alb_sd).astype(np.float32),

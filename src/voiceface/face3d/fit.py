@@ -159,7 +159,8 @@ def fit_ams(space, am_landmarks, targets: torch.Tensor, mask=None, *, lam: float
         rel = (loss - torch.where(better, new_loss, loss)) / loss.clamp_min(1e-30)
         loss = torch.where(better, new_loss, loss)
         mu = torch.where(better, mu * 0.3, mu * 10.0).clamp(1e-9, 1e9)
-        if bool(((rel < tol) & better).all()):
+        tiny_step = step.norm(dim=1) < 1e-7 * (1.0 + beta.norm(dim=1))
+        if bool(((better & (rel < tol)) | tiny_step).all()):
             break
     beta32 = beta.to(basis.dtype)
     shapes = mean + ((beta32 * std) @ basis.T).view(b, -1, 3)

@@ -78,5 +78,5 @@ def am_group(number: int) -> str:
 
 
 def gather(vertices, index):
-    """Landmark positions: vertices (B, V, 3) or (V, 3), index (L,) -> (B, L, 3) or (L, 3). Works for numpy and torch."""
+    """Landmark positions: vertices (B, V, 3) or (V, 3), index (L,) -> (B, L, 3) or (L, 3) (numpy or torch)."""
     return vertices[..., index, :]

@@ -17,6 +17,7 @@ Loaders (no model file is shipped; users bring their own):
   accepts only numpy / scipy.sparse objects and maps chumpy arrays to numpy, so chumpy is not needed and no other
   code can run; metres are converted to millimetres.
 
+Triangles are re-wound, where needed, so that normals point outwards (:func:`orient_outward`).
 None of these files carries the landmark vertex indices, so pass ``landmarks=`` (an ``.npz`` with ``landmarks68``
 (68,) and/or ``am_landmarks`` (65,) int arrays, or a text file with 68 or 65 integers) to use the landmark-based
 functions. Models without UVs get a cylindrical UV map computed from the mean shape.
@@ -60,6 +61,17 @@ def units_to_mm(vertices: np.ndarray) -> float:
     if extent < 2.0:
         return 1e3
     return 1.0
+
+
+def orient_outward(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Triangles (F, 3) wound so that their normals point away from the mesh centroid on (area-weighted) average;
+    user models differ in winding, while shading and back-face culling expect outward normals."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(triangles, dtype=np.int64)
+    a, b, c = v[t[:, 0]], v[t[:, 1]], v[t[:, 2]]
+    n = np.cross(b - a, c - a)                                                 # (F, 3), |n| = 2 * area
+    outward = np.einsum("fi,fi->", n, (a + b + c) / 3.0 - v.mean(axis=0))
+    return t if outward >= 0 else t[:, [0, 2, 1]]
 
 
 def cylindrical_uv(vertices: np.ndarray) -> np.ndarray:
@@ -304,7 +316,7 @@ def load_bfm2009(path, *, scale: float | None = None) -> MorphableModel:
         pc = np.asarray(m["shapePC"], np.float64)
         ev = np.asarray(m["shapeEV"], np.float64).reshape(-1) * scale
         idb, ids = _normalise_basis(pc, ev)
-        tri = np.asarray(m["tl"], np.int64) - 1
+        tri = orient_outward(mu, np.asarray(m["tl"], np.int64) - 1)
         kw = {}
         if all(k in m for k in ("texMU", "texPC", "texEV")):
             kw["albedo_mean"] = np.asarray(m["texMU"], np.float64).reshape(-1, 3) / 255.0
@@ -339,7 +351,7 @@ def load_bfm2017(path, *, scale: float | None = None) -> MorphableModel:
         except KeyError as e:
             raise InputError(path, f"not a BFM 2017/2019 model: missing {e.args[0] if e.args else 'shape group'}"
                              ) from None
-        tri = cells.T if cells.shape[0] == 3 and cells.shape[1] != 3 else cells
+        tri = orient_outward(mean, cells.T if cells.shape[0] == 3 and cells.shape[1] != 3 else cells)
         kw = {}
         if "color/model" in f:
             cm = f["color/model"]
@@ -362,9 +374,6 @@ class _ChumpyArray:
 
     def __setstate__(self, state):
         self.state = state
-
-    def __call__(self, *args, **kwargs):   # pragma: no cover - reductions that call the class
-        return self
 
     @property
     def value(self) -> np.ndarray:
@@ -389,7 +398,8 @@ class _FlameUnpickler(pickle.Unpickler):
         if module.startswith(self._ALLOWED_PREFIXES) and name in (
                 "_reconstruct", "scalar", "_frombuffer", "csc_matrix", "csr_matrix", "coo_matrix"):
             import importlib
-            candidates = [module, module.replace("numpy.core", "numpy._core"), module.replace("numpy._core", "numpy.core")]
+            candidates = [module.replace("numpy.core", "numpy._core"), module,
+                          module.replace("numpy._core", "numpy.core")]           # numpy 2 names first
             for mod_name in dict.fromkeys(candidates):
                 try:
                     return getattr(importlib.import_module(mod_name), name)
@@ -428,7 +438,7 @@ def load_flame(path, *, scale: float | None = None, n_shape: int = 300, n_exp: i
         scale = units_to_mm(vt) if scale is None else scale
         vt = vt * scale
         sd = _as_array(data["shapedirs"]).astype(np.float64) * scale          # (V, 3, K)
-        tri = _as_array(data["f"]).astype(np.int64)
+        tri = orient_outward(vt, _as_array(data["f"]).astype(np.int64))
         nv = vt.shape[0]
         sd = sd.reshape(nv * 3, -1)
         ns = min(n_shape, sd.shape[1])

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from voiceface.errors import MissingDependencyError
 from voiceface.face3d import geometry
 
 _INT64_MAX = torch.iinfo(torch.int64).max
@@ -121,9 +122,21 @@ def rasterize_ids(verts: torch.Tensor, faces: torch.Tensor, image_size, *, cull_
     count = (nx * ny * valid).reshape(-1)  # (B*F,)
     keep = count.nonzero().squeeze(1)  # flat (b, f) indices with candidates
     count = count[keep]
-    xf, yf, zf = (t.reshape(-1, 3)[keep] for t in (x, y, z))
-    af = area2.reshape(-1)[keep]
-    c0f, r0f, nxf = c0.reshape(-1)[keep], r0.reshape(-1)[keep], nx.reshape(-1)[keep]
+    # Edge functions as planes e_k(px, py) = A_k px + B_k py + C_k (edge opposite vertex k), times sign(area) so that
+    # "inside" is all e_k >= 0; the coefficients of a shared edge are exact negations in the two triangles, so the
+    # inside test is watertight. Depth is a plane too: z = Dx px + Dy py + Dc.
+    xs, ys, zs = (t.reshape(-1, 3)[keep] for t in (x, y, z))  # (N, 3)
+    x1, x2 = xs.roll(-1, 1), xs.roll(-2, 1)  # x_{k+1}, x_{k+2}
+    y1, y2 = ys.roll(-1, 1), ys.roll(-2, 1)
+    sgn = torch.sign(area2.reshape(-1)[keep])[:, None]
+    ca, cb, cc = (y1 - y2) * sgn, (x2 - x1) * sgn, (x1 * y2 - y1 * x2) * sgn  # (N, 3) each
+    inv = 1.0 / area2.reshape(-1)[keep].abs()[:, None]
+    dz = torch.stack([(ca * zs).sum(1), (cb * zs).sum(1), (cc * zs).sum(1)], 1) * inv  # (N, 3)
+    fcoef = torch.cat([ca, cb, cc, dz], 1)  # (N, 12)
+    flat_bf = keep
+    bidx = torch.div(flat_bf, nf, rounding_mode="floor")
+    icoef = torch.stack([c0.reshape(-1)[keep], r0.reshape(-1)[keep], nx.reshape(-1)[keep], bidx * (h * w),
+                         flat_bf - bidx * nf], 1)  # (N, 5): first column, first row, box width, pixel base, face
 
     zbuf = torch.full((bsz * h * w,), _INT64_MAX, dtype=torch.int64, device=dev)
     ends = torch.cumsum(count, 0)
@@ -138,24 +151,20 @@ def rasterize_ids(verts: torch.Tensor, faces: torch.Tensor, image_size, *, cull_
         tid = torch.repeat_interleave(torch.arange(start, stop, device=dev), cnt, output_size=n_pairs)  # (P,)
         first = torch.cumsum(cnt, 0) - cnt
         local = torch.arange(n_pairs, device=dev) - torch.repeat_interleave(first, cnt, output_size=n_pairs)
-        nxt = nxf[tid]
-        col = c0f[tid] + local % nxt
-        row = r0f[tid] + torch.div(local, nxt, rounding_mode="floor")
-        px = col.to(verts.dtype) + 0.5
-        py = row.to(verts.dtype) + 0.5
-        xt, yt, zt = xf[tid], yf[tid], zf[tid]
-        e0, e1, e2 = _edge_terms(xt, yt, px, py)
-        a = af[tid]
-        s = torch.sign(a)
-        inside = (e0 * s >= 0) & (e1 * s >= 0) & (e2 * s >= 0)
-        depth = (e0 * zt[:, 0] + e1 * zt[:, 1] + e2 * zt[:, 2]) / a
-        inside &= torch.isfinite(depth)
-        flat = keep[tid]  # b * F + f
-        bidx = torch.div(flat, nf, rounding_mode="floor")
-        fidx = flat - bidx * nf
-        pix = bidx * (h * w) + row * w + col
-        key = (_ordered_bits(depth) << 32) | fidx
-        zbuf.scatter_reduce_(0, pix[inside], key[inside], reduce="amin", include_self=True)
+        ic = icoef.index_select(0, tid)  # (P, 5)
+        fc = fcoef.index_select(0, tid)  # (P, 12)
+        dy = torch.div(local, ic[:, 2], rounding_mode="floor")
+        col = ic[:, 0] + local - dy * ic[:, 2]
+        row = ic[:, 1] + dy
+        px = (col.to(fc.dtype) + 0.5)[:, None]
+        py = (row.to(fc.dtype) + 0.5)[:, None]
+        e = fc[:, 0:3] * px + fc[:, 3:6] * py + fc[:, 6:9]  # (P, 3)
+        depth = fc[:, 9] * px[:, 0] + fc[:, 10] * py[:, 0] + fc[:, 11]
+        inside = (e >= 0).all(1) & torch.isfinite(depth)
+        sel = inside.nonzero().squeeze(1)
+        pix = (ic[:, 3] + row * w + col).index_select(0, sel)
+        key = (_ordered_bits(depth.index_select(0, sel)) << 32) | ic[:, 4].index_select(0, sel)
+        zbuf.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
         start = stop
     fid = torch.where(zbuf == _INT64_MAX, torch.full_like(zbuf, -1), zbuf & 0xFFFFFFFF)
     return fid.reshape(bsz, h, w)
@@ -176,7 +185,8 @@ def fragments_from_ids(verts: torch.Tensor, faces: torch.Tensor, face_id: torch.
     rem = pix - batch * (h * w)
     row = torch.div(rem, w, rounding_mode="floor")
     col = rem - row * w
-    tri = verts[batch[:, None], faces[face]]  # (N, 3, 3)
+    vid = (faces.index_select(0, face) + (batch * verts.shape[1])[:, None]).reshape(-1)  # (3N,) flat vertex ids
+    tri = verts.reshape(-1, 3).index_select(0, vid).view(-1, 3, 3)  # (N, 3, 3)
     px = col.to(verts.dtype) + 0.5
     py = row.to(verts.dtype) + 0.5
     e = torch.stack(_edge_terms(tri[..., 0], tri[..., 1], px, py), dim=-1)  # (N, 3)
@@ -194,8 +204,10 @@ def rasterize(verts: torch.Tensor, faces: torch.Tensor, image_size, *, cull_back
 
 def interpolate(attrs: torch.Tensor, faces: torch.Tensor, frags: Fragments) -> torch.Tensor:
     """Barycentric interpolation of vertex attributes (B, V, C) -> per-fragment values (N, C) (differentiable)."""
-    vals = attrs[frags.batch[:, None], faces[frags.face]]  # (N, 3, C)
-    return (frags.bary[..., None] * vals).sum(1)
+    c = attrs.shape[-1]
+    vid = (faces.index_select(0, frags.face) + (frags.batch * attrs.shape[1])[:, None]).reshape(-1)
+    vals = attrs.reshape(-1, c).index_select(0, vid).view(-1, 3, c)  # (N, 3, C)
+    return torch.einsum("nk,nkc->nc", frags.bary.to(vals.dtype), vals)
 
 
 def mesh_edges(faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -359,6 +371,9 @@ def _background(background, like: torch.Tensor) -> torch.Tensor:
     return bg.expand(bsz, c, h, w)
 
 
+_NV_CONTEXTS: dict = {}
+
+
 def nvdiffrast_available(device: torch.device) -> bool:
     if device.type != "cuda":
         return False
@@ -381,7 +396,9 @@ def _render_nvdiffrast(verts, faces, colors, image_size, background, antialias_e
     # clip space: x, y in [-1, 1] over the image (row 0 is y = -1 in nvdiffrast's output), z in [-1, 1], w = 1
     pos = torch.stack([2 * verts[..., 0] / w - 1, 2 * verts[..., 1] / h - 1, zn, torch.ones_like(zn)], -1)
     tri = faces.to(torch.int32).contiguous()
-    ctx = dr.RasterizeCudaContext(device=verts.device)
+    ctx = _NV_CONTEXTS.get(verts.device)
+    if ctx is None:  # one rasteriser context per device, created on first use
+        ctx = _NV_CONTEXTS[verts.device] = dr.RasterizeCudaContext(device=verts.device)
     rast, _ = dr.rasterize(ctx, pos.contiguous(), tri, resolution=[h, w])
     ones = torch.ones_like(colors[..., :1])
     attrs = torch.cat([colors, ones, z[..., None]], -1).contiguous()
@@ -429,8 +446,11 @@ def render(verts_screen: torch.Tensor, faces: torch.Tensor, vertex_colors: torch
     if vertex_colors.shape[:2] != verts_screen.shape[:2]:
         raise ValueError(f"vertex_colors {tuple(vertex_colors.shape)} do not match verts {tuple(verts_screen.shape)}")
     faces = faces.to(device=verts_screen.device, dtype=torch.long)
-    use_nv = backend == "nvdiffrast" or (backend == "auto" and nvdiffrast_available(verts_screen.device))
-    if use_nv:
+    if backend == "nvdiffrast" and not nvdiffrast_available(verts_screen.device):
+        if verts_screen.device.type != "cuda":
+            raise ValueError("the nvdiffrast backend needs CUDA tensors")
+        raise MissingDependencyError("nvdiffrast", "gpu", "the nvdiffrast rendering backend")
+    if backend == "nvdiffrast" or (backend == "auto" and nvdiffrast_available(verts_screen.device)):
         return _render_nvdiffrast(verts_screen, faces, vertex_colors, (h, w), background, antialias_edges)
     if backend not in ("auto", "torch"):
         raise ValueError(f"unknown backend {backend!r} (auto, torch, nvdiffrast)")
@@ -482,8 +502,9 @@ def render_face(shape: torch.Tensor, albedo: torch.Tensor, viewpoint: torch.Tens
 class UVRaster:
     """The mesh rasterised once in UV space: per texel its triangle (S, S) (-1 outside) and barycentrics (S, S, 3).
 
-    UV convention: ``uv`` (V, 2) in [0, 1]; u runs along columns, v along rows (v = 0 is the top row of the map);
-    texel (r, c) has its centre at ``((c + 0.5) / S, (r + 0.5) / S)``.
+    UV convention (OpenGL / OBJ): ``uv`` (V, 2) in [0, 1]; u runs along columns (left to right), v upwards (v = 0 is
+    the bottom row of the map image); texel (row r, column c) of an (S_h, S_w) map has its centre at
+    ``u = (c + 0.5) / S_w``, ``v = 1 - (r + 0.5) / S_h``.
     """
     face_id: torch.Tensor
     bary: torch.Tensor
@@ -494,7 +515,7 @@ def uv_rasterize(uv: torch.Tensor, faces: torch.Tensor, size) -> UVRaster:
     """Rasterise the UV layout (V, 2) with faces (F, 3) at ``size`` S or (S_h, S_w) (no gradient needed)."""
     sh, sw = _hw(size)
     faces = faces.to(device=uv.device, dtype=torch.long)
-    pts = torch.stack([uv[:, 0] * sw, uv[:, 1] * sh, torch.zeros_like(uv[:, 0])], -1)[None].detach()
+    pts = torch.stack([uv[:, 0] * sw, (1 - uv[:, 1]) * sh, torch.zeros_like(uv[:, 0])], -1)[None].detach()
     frags = rasterize(pts, faces, (sh, sw))
     bary = frags.to_dense(frags.bary)[0].permute(1, 2, 0)
     return UVRaster(face_id=frags.face_id[0], bary=bary.detach(), size=(sh, sw))
@@ -512,22 +533,30 @@ def visible_faces(face_id: torch.Tensor, num_faces: int) -> torch.Tensor:
 
 def uv_unwrap(image: torch.Tensor, verts_screen: torch.Tensor, faces: torch.Tensor, uv: torch.Tensor, uv_size=None,
               *, uv_raster: UVRaster | None = None, visible: torch.Tensor | None = None,
-              cull_backfaces: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+              visibility: str = "depth", cull_backfaces: bool = True, depth_tol: float = 1.5
+              ) -> tuple[torch.Tensor, torch.Tensor]:
     """Unwrap images onto the UV map (the illuminated texture T of Sec. 4.3.2, Eq. 4.8).
 
     Each texel's triangle and barycentrics (kappa_1..3) in UV space give its image position
-    ``(x, y) = sum_k kappa_k Q(v_k)``; ``T = I(x, y)`` is sampled bilinearly. Texels of triangles that win no pixel
-    in the image-space rasterisation (occluded or back-facing) are masked out.
+    ``(x, y) = sum_k kappa_k Q(v_k)``; ``T = I(x, y)`` is sampled bilinearly. Texels that are not seen are masked:
+
+    * ``visibility="triangle"`` (the thesis's rule): texels of triangles that win no pixel of the image-space
+      rasterisation (occluded or back-facing) are dropped. With triangles smaller than a pixel many visible
+      triangles win no pixel centre, so this leaves holes.
+    * ``visibility="depth"`` (default): a texel is kept when its triangle faces the viewer and its depth is within
+      ``depth_tol`` pixels (plus 0.75 px times the triangle's depth slope) of the z-buffer at its image pixel.
 
     Args:
-        image: (B, C, H, W).  verts_screen: (B, V, 3) projected shape Q (x, y in pixels).  faces: (F, 3).
+        image: (B, C, H, W).  verts_screen: (B, V, 3) projected shape Q (x, y in pixels, depth).  faces: (F, 3).
         uv: (V, 2) UV coordinates in [0, 1].  uv_size: S or (S_h, S_w) (ignored when ``uv_raster`` is given).
         uv_raster: cached :func:`uv_rasterize` result.
-        visible: optional (B, F) bool visible triangles (else computed by rasterising ``verts_screen``).
+        visible: optional (B, F) bool visible triangles (forces the "triangle" rule with this set).
     Returns:
         texture (B, C, S_h, S_w) (zero where masked) and mask (B, 1, S_h, S_w); differentiable w.r.t. image and
         verts_screen.
     """
+    if visibility not in ("depth", "triangle"):
+        raise ValueError(f"visibility must be 'depth' or 'triangle', got {visibility!r}")
     faces = faces.to(device=image.device, dtype=torch.long)
     if uv_raster is None:
         if uv_size is None:
@@ -535,18 +564,50 @@ def uv_unwrap(image: torch.Tensor, verts_screen: torch.Tensor, faces: torch.Tens
         uv_raster = uv_rasterize(uv.to(image.device), faces, uv_size)
     bsz, _, h, w = image.shape
     sh, sw = uv_raster.size
-    if visible is None:
-        visible = visible_faces(rasterize_ids(verts_screen, faces, (h, w), cull_backfaces=cull_backfaces),
-                                faces.shape[0])
     tex_face = uv_raster.face_id.reshape(-1)  # (S*S,)
     cover = tex_face >= 0
     tf = tex_face.clamp_min(0)
-    corners = verts_screen[:, faces[tf], :2]  # (B, S*S, 3, 2)
-    pos = (uv_raster.bary.reshape(-1, 3)[None, :, :, None].to(verts_screen.dtype) * corners).sum(2)  # (B, S*S, 2)
+    corners = verts_screen[:, faces[tf]]  # (B, S*S, 3, 3)
+    pos = (uv_raster.bary.reshape(-1, 3)[None, :, :, None].to(verts_screen.dtype) * corners).sum(2)  # (B, S*S, 3)
     grid = torch.stack([2 * pos[..., 0] / w - 1, 2 * pos[..., 1] / h - 1], -1).reshape(bsz, sh, sw, 2)
     tex = F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
-    mask = (cover[None] & visible[:, tf]).reshape(bsz, 1, sh, sw).to(image.dtype)
+    if visible is not None or visibility == "triangle":
+        if visible is None:
+            visible = visible_faces(rasterize_ids(verts_screen, faces, (h, w), cull_backfaces=cull_backfaces),
+                                    faces.shape[0])
+        seen = visible[:, tf]
+    else:
+        seen = _texel_depth_visibility(verts_screen.detach(), faces, pos.detach(), tf, (h, w), cull_backfaces,
+                                       depth_tol)
+    mask = (cover[None] & seen).reshape(bsz, 1, sh, sw).to(image.dtype)
     return tex * mask, mask
+
+
+@torch.no_grad()
+def _texel_depth_visibility(verts, faces, pos, tf, image_size, cull_backfaces, depth_tol) -> torch.Tensor:
+    """(B, T) bool: texel points ``pos`` (B, T, 3) of triangles ``tf`` (T,) pass the z-buffer test."""
+    h, w = image_size
+    bsz = verts.shape[0]
+    frags = rasterize(verts, faces, (h, w), cull_backfaces=cull_backfaces)
+    zmap = frags.to_dense(frags.depth[:, None], fill=float("inf")).reshape(bsz, -1)  # (B, H*W)
+    col = torch.floor(pos[..., 0]).long()
+    row = torch.floor(pos[..., 1]).long()
+    inb = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    zpix = zmap.gather(1, (row.clamp(0, h - 1) * w + col.clamp(0, w - 1)))
+    tri = verts[:, faces]  # (B, F, 3, 3)
+    area2 = _signed_area2(verts, faces)  # (B, F)
+    # depth slope |grad z| of each triangle's plane (pixels of depth per pixel)
+    x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]
+    ex1, ey1, ez1 = x[..., 1] - x[..., 0], y[..., 1] - y[..., 0], z[..., 1] - z[..., 0]
+    ex2, ey2, ez2 = x[..., 2] - x[..., 0], y[..., 2] - y[..., 0], z[..., 2] - z[..., 0]
+    safe = torch.where(area2.abs() > 1e-12, area2, torch.ones_like(area2))
+    gx = (ez1 * ey2 - ez2 * ey1) / safe
+    gy = (ex1 * ez2 - ex2 * ez1) / safe
+    slope = torch.sqrt(gx * gx + gy * gy).clamp_max(1e3)  # (B, F)
+    ok = inb & torch.isfinite(zpix) & (pos[..., 2] <= zpix + depth_tol + 0.75 * slope[:, tf])
+    if cull_backfaces:
+        ok &= area2[:, tf] < 0
+    return ok
 
 
 def uv_to_vertex(uv_map: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
@@ -560,6 +621,7 @@ def uv_to_vertex(uv_map: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
     bsz = uv_map.shape[0]
     if uv.dim() == 2:
         uv = uv[None].expand(bsz, -1, -1)
-    grid = (uv.to(uv_map.dtype) * 2 - 1)[:, None]  # (B, 1, V, 2)
+    uv = uv.to(uv_map.dtype)
+    grid = torch.stack([2 * uv[..., 0] - 1, 1 - 2 * uv[..., 1]], -1)[:, None]  # (B, 1, V, 2); v points up
     out = F.grid_sample(uv_map, grid, mode="bilinear", padding_mode="border", align_corners=False)  # (B, C, 1, V)
     return out[:, :, 0].permute(0, 2, 1)

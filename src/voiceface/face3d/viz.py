@@ -117,14 +117,13 @@ def front_profile(verts, faces, colors=None, *, size: int = 256, path=None) -> n
 
 def turntable_gif(verts, faces, path, colors=None, *, frames: int = 24, size: int = 128, max_yaw: float = math.pi / 2,
                   duration_ms: int = 80) -> Path:
-    """An animated GIF swinging the head from ``-max_yaw`` to ``+max_yaw`` and back (``frames`` frames)."""
-    half = frames // 2
-    yaws = np.concatenate([np.linspace(-max_yaw, max_yaw, half), np.linspace(max_yaw, -max_yaw, frames - half)])
+    """An animated GIF swinging the head from ``-max_yaw`` to ``+max_yaw`` and back (a triangle wave of ``frames``)."""
+    yaws = max_yaw * (1 - 4 * np.abs(np.arange(frames) / frames - 0.5))
     views = to_uint8(render_views(verts, faces, colors, size=size, yaws=yaws.tolist())[:, 0])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ims = [Image.fromarray(f) for f in views]
-    ims[0].save(path, save_all=True, append_images=ims[1:], duration=duration_ms, loop=0)
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=duration_ms, loop=0, optimize=False)
     return path
 
 

@@ -154,6 +154,7 @@ class Population:
     def ground_truth(self, coupling: float) -> dict:
         """Per gender and AM of Table 5.1, how much of the AM the voice carries beyond gender and age.
 
+        ``linked_ams`` / ``unlinked_ams``: AMs with ``r2_voice`` >= ``LINKED_R2`` (strongest first) / < ``UNLINKED_R2``.
         ``r2_voice``: R^2 of the AM given the face-dependent voice parameters (``voices.FACE_LINKED_PARAMS``:
         vocal tract length, nasal pole / zero / second pole / bandwidth, lip rounding) at ``coupling``, both
         residualised on age (quadratic) within gender: the share of the AM's within-gender, within-age variance
@@ -181,7 +182,10 @@ class Population:
             zc = z - z.mean(0)
             corr = (zc.T @ ams / n) / np.sqrt(var) / zc.std(0)[:, None]
             rnd = lambda a: dict(zip(AM_NAMES, np.round(a, 4).tolist()))  # noqa: E731
-            out[g] = {"r2_voice": rnd(r2_voice), "r2_face_link": rnd(r2_face), "r2_age": rnd(r2_age),
+            order = np.argsort(-r2_voice, kind="stable")
+            out[g] = {"linked_ams": [AM_NAMES[i] for i in order if r2_voice[i] >= LINKED_R2],
+                      "unlinked_ams": [AM_NAMES[i] for i in range(len(AM_NAMES)) if r2_voice[i] < UNLINKED_R2],
+                      "r2_voice": rnd(r2_voice), "r2_face_link": rnd(r2_face), "r2_age": rnd(r2_age),
                       "corr": {f: rnd(corr[k]) for k, f in enumerate(voices.LINKED_FEATURES)}}
         return out
 
@@ -215,6 +219,10 @@ def _resolve_linked(names: tuple[str, ...]) -> np.ndarray:
 
 
 POPULATION_SEED = 20221
+LINKED_R2 = 0.1
+"""AMs with ``r2_voice`` at least this are listed as voice-linked in the ground truth (strongest first)."""
+UNLINKED_R2 = 0.02
+"""AMs with ``r2_voice`` below this are listed as unlinked."""
 POPULATION_PER_GENDER = 3000
 
 

@@ -39,10 +39,12 @@ plus independent noise of the same variance) and at c = 1 the link is as strong 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
 SAMPLE_RATE = 16000
@@ -276,8 +278,8 @@ def voice_param_arrays(gender: np.ndarray, age: np.ndarray, face_z: np.ndarray, 
     # identity-specific variation
     pole = 280.0 * (1.0 - 0.09 * nh - 0.06 * npr + 0.05 * e[_NOISE["pole_id"]])
     pole2 = 1050.0 * (1.0 - 0.08 * nh - 0.05 * npr + 0.05 * nw + 0.05 * e[_NOISE["pole2_id"]])
-    zero = 720.0 * (1.0 + 0.15 * nw - 0.03 * nh + 0.08 * e[_NOISE["zero_id"]])
-    bw = 110.0 * (1.0 + 0.15 * nw + 0.1 * e[_NOISE["bw_id"]])
+    zero = 720.0 * (1.0 + 0.2 * nw - 0.03 * nh + 0.1 * e[_NOISE["zero_id"]])
+    bw = 110.0 * (1.0 + 0.2 * nw + 0.12 * e[_NOISE["bw_id"]])
     # lip rounding range: a wider mouth rounds/protrudes further, lowering rounded phones' formants more
     rounding = np.clip(0.12 + 0.05 * mw + 0.025 * e[_NOISE["lip_id"]], 0.0, 0.3)
     return {
@@ -528,12 +530,11 @@ def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, o
     bws[:, 0] += 120.0 * nasal                                                   # F1 broadens when nasalised
     h = _resonator(freqs, bws).prod(axis=1)                                      # (T, 257)
     # nasal branch: pole-zero pair + second pole; strength -> pole and zero converge when coupling is 0
-    a = nasal[:, None]
-    np1 = np.full(T, p.nasal_pole_hz)
-    zero_f = p.nasal_pole_hz + (p.nasal_zero_hz - p.nasal_pole_hz) * nasal       # zero cancels pole at 0
-    h = h * _resonator(np1, np.full(T, p.nasal_bw_hz)) / _resonator(zero_f, np.full(T, p.nasal_bw_hz * 1.2))
-    h = h * (1.0 + a[:, 0, None] * (np.abs(_resonator(np.full(T, p.nasal_pole2_hz),
-                                                      np.full(T, 1.4 * p.nasal_bw_hz))) - 1.0) * 0.8)
+    pole = _resonator(np.full(T, p.nasal_pole_hz), np.full(T, p.nasal_bw_hz))
+    zero_f = p.nasal_pole_hz + (p.nasal_zero_hz - p.nasal_pole_hz) * nasal       # the zero cancels the pole at 0
+    h = h * pole / _resonator(zero_f, np.full(T, p.nasal_bw_hz * 1.2))
+    pole2 = np.abs(_resonator(np.full(T, p.nasal_pole2_hz), np.full(T, 1.4 * p.nasal_bw_hz)))   # (T, 257)
+    h = h * (1.0 + 0.8 * nasal[:, None] * (pole2 - 1.0))
     # oral anti-resonance of the closed mouth cavity during nasal murmurs
     has_z = oral_zero > 0
     if has_z.any():
@@ -679,20 +680,10 @@ def apply_session(y: np.ndarray, s: SessionParams, rng: np.random.Generator) -> 
 
 def write_wav(path, samples: np.ndarray) -> None:
     """Write 16 kHz mono float32 samples as 16-bit PCM WAV (atomically: temp file, then rename)."""
-    import os
-    from pathlib import Path
-
-    import soundfile as sf
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     sf.write(tmp, np.asarray(samples, dtype=np.float32), SAMPLE_RATE, subtype="PCM_16", format="WAV")
     os.replace(tmp, path)
-
-
-def population_face_z(n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 6) standard-normal face z-scores, for synthesising voices without faces (tests, benchmarks)."""
-    return rng.standard_normal((n, len(LINKED_FEATURES)))
 
 
 __all__ = ["FACE_LINKED_PARAMS", "LINKED_FEATURES", "N_VOICE_NOISE", "SAMPLE_RATE", "SessionParams", "VoiceParams", "apply_session",

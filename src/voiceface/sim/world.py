@@ -83,7 +83,6 @@ def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset
 
     from . import faces
 
-    torch.set_num_threads(1)
     root_p = Path(root)
     ident = identity_name(index)
     children = np.random.SeedSequence(seed).spawn(n_total)[index].spawn(5)  # person, voice, stills, clips, spare
@@ -246,9 +245,16 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
             todo.append(i)
     bar = _progress(len(todo), progress, f"sim {p.name}")
     if workers <= 1 or len(todo) <= 1:
-        for i in todo:
-            markers[i] = _identity_job(str(root), i, seed, n, p, coupling)
-            bar.update(1)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)          # as in the workers (and bit-identical to them)
+        try:
+            for i in todo:
+                markers[i] = _identity_job(str(root), i, seed, n, p, coupling)
+                bar.update(1)
+        finally:
+            torch.set_num_threads(threads)
     else:
         import multiprocessing as mp
 
@@ -298,6 +304,7 @@ def _finish(root: Path, p: Preset, seed: int, coupling: float, markers: dict[int
     info = {**_settings(p, seed, coupling), "counts": counts, "build_seconds_last_run": round(seconds, 2),
             "ground_truth": ground_truth(pop, coupling), "model": _model_info()}
     _write_json(root / "world.json", info)
+    log.info("world %s: %d people, %d items written to %s", p.name, p.identities, len(items), root)
     return manifest
 
 
@@ -317,24 +324,15 @@ LINK_DOC = {
                        "open quotient, nasality: no facial information",
     "coupling": "each face z used by the voice is c*z + sqrt(1-c^2)*e, e independent N(0,1)",
 }
-LINKED_R2 = 0.1
-UNLINKED_R2 = 0.02
-
-
 def ground_truth(pop, coupling: float) -> dict:
-    """The voice-face link written to world.json: the mapping, the linked controls and, per gender, the R^2 of
-    every AM given the voice-linked face features (``Population.ground_truth``) with the AMs above ``LINKED_R2``
-    ("linked", strongest first) and below ``UNLINKED_R2`` ("unlinked")."""
-    gt = pop.ground_truth(coupling)
-    out = {"linked_features": list(ppl.voices.LINKED_FEATURES),
-           "linked_controls": [pop.names[i] for i in pop.linked], "mapping": LINK_DOC,
-           "reference_sample_per_gender": int(len(pop.sample["m"]["age"])),
-           "thresholds": {"linked_r2": LINKED_R2, "unlinked_r2": UNLINKED_R2}}
-    for g, d in gt.items():
-        r2 = d["r2_voice"]
-        out[g] = {"linked_ams": sorted((a for a, v in r2.items() if v >= LINKED_R2), key=lambda a: -r2[a]),
-                  "unlinked_ams": [a for a, v in r2.items() if v < UNLINKED_R2], **d}
-    return out
+    """The voice-face link written to world.json: the mapping, the linked controls and, per gender ('m', 'f'),
+    ``Population.ground_truth``: linked / unlinked AMs and the R^2 of every AM given the voice."""
+    return {"linked_features": list(ppl.voices.LINKED_FEATURES),
+            "linked_controls": [pop.names[i] for i in pop.linked],
+            "face_linked_voice_params": list(ppl.voices.FACE_LINKED_PARAMS), "mapping": LINK_DOC,
+            "reference_sample_per_gender": int(len(pop.sample["m"]["age"])),
+            "thresholds": {"linked_r2": ppl.LINKED_R2, "unlinked_r2": ppl.UNLINKED_R2},
+            **pop.ground_truth(coupling)}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ class GANConfig:
     device: str = "auto"
     eval_noise_trials: int = 100             # samples per duration for the D(noise) / D(speech) statistics
     gender_steps: int = 300                  # face gender classifier training steps (evaluation)
+    gender_lr: float = 1e-3                  # its Adam learning rate (betas 0.5, 0.999), batch 64
     eval_durations: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)   # Fig. 3.2 / 3.3 input durations (s)
     eval_train_probes: int = 200             # training-set recordings used for the "training set" matching column
     dimnet_i_run: str = ""                   # DIMNet-I run (Table 3.3 row; its face net embeds faces for matching)

@@ -69,11 +69,13 @@ def d_output(model: TrainedGAN, faces: torch.Tensor) -> np.ndarray:
 
 def train_gender_classifier(faces_u8: np.ndarray, genders: np.ndarray, model: TrainedGAN, steps: int, seed: int
                             ) -> FaceClassifier:
-    """Face gender classifier with F_d's architecture (Sec. 3.3.2), Adam 2e-4 (0.5, 0.999), batch 64, flips."""
+    """Face gender classifier with F_d's architecture (Sec. 3.3.2): Adam(gender_lr, (0.5, 0.999)), batch 64, flips.
+
+    faces_u8: (M, 3, 64, 64) uint8 real training faces; genders: (M,) 0 = m, 1 = f."""
     m = model.config.model
     with seeded(seed + 3):
         clf = FaceClassifier(2, m.face_channels, m.face_embed, m.face_kernel, model.config.leaky_slope)
-    opt = torch.optim.Adam(clf.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(clf.parameters(), lr=model.config.gender_lr, betas=(0.5, 0.999))
     y_all = torch.from_numpy(genders)
     faces_t = torch.from_numpy(faces_u8)
     for step in range(steps):

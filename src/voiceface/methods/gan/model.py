@@ -58,6 +58,18 @@ class SpeakerHead(nn.Module):
         return self.fc(pooled)
 
 
+class SpeakerClassifier(nn.Module):
+    """F_e plus its speaker head as one module (so the pretraining forward runs through DDP when distributed)."""
+
+    def __init__(self, voice: VoiceEmbedNet, head: SpeakerHead):
+        super().__init__()
+        self.voice, self.head = voice, head
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, mel_bins, T) -> (B, n_speakers) logits."""
+        return self.head(self.voice.pooled(mel))
+
+
 class Generator(nn.Module):
     """F_g (Table 3.2, right): (B, embed_dim) or (B, embed_dim, 1, 1) -> (B, 3, 64, 64).
 

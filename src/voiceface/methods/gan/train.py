@@ -35,7 +35,7 @@ from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
 from .config import GANConfig
 from .loss import GANLoss
-from .model import FaceCritics, Generator, SpeakerHead, VoiceEmbedNet
+from .model import FaceCritics, Generator, SpeakerClassifier, SpeakerHead, VoiceEmbedNet
 
 log = logging.getLogger(__name__)
 METHOD_NAME = "gan"
@@ -208,7 +208,8 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig
     with seeded(seed + 1):
         head = SpeakerHead(cfg.model.embed_dim, n_speakers)
     net, head = net.to(device), head.to(device)
-    opt = torch.optim.Adam(list(net.parameters()) + list(head.parameters()), lr=ec.pretrain_lr)
+    classifier = dist.wrap(SpeakerClassifier(net, head), device)
+    opt = torch.optim.Adam(classifier.parameters(), lr=ec.pretrain_lr)
     parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
     run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers})
     dc = cfg.data
@@ -222,7 +223,7 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig
     def step_fn(batch, step: int):
         mel, y = batch[0].to(device), batch[1].to(device)
         opt.zero_grad(set_to_none=True)
-        logits = head(net.pooled(mel))
+        logits = classifier(mel)
         loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         opt.step()

@@ -27,10 +27,11 @@ def evaluate(run, data=None) -> dict:
     return _evaluate(run, data)
 
 
-def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_world: bool = True,
+def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_world: bool = False,
          overrides=()) -> DemoSection:
     """Train + evaluate SfV on ``world`` with the CPU preset; with ``null_world`` also on a coupling-0 twin of the
-    world (same preset and seed, built into OUT/world_coupling0) to show how many AMs are selected by chance."""
+    world (same preset and seed, built into OUT/world_coupling0) to show how many AMs are selected by chance (off
+    by default: it doubles the demo's time)."""
     import json
 
     from .config import cpu_overrides
@@ -46,11 +47,14 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
     figs = sorted(str(p) for p in (Path(run) / "figures").glob("*.png"))
     if null_world:
         from ...sim import build_world
+        from ...sim.presets import PRESETS, Preset
 
         info = json.loads((Path(world) / "world.json").read_text())
+        pr = info["preset"]
+        preset = pr if isinstance(pr, str) else (pr["name"] if pr["name"] in PRESETS else Preset(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in pr.items()}))
         null = out / "world_coupling0"
-        build_world(null, info["preset"] if isinstance(info["preset"], str) else info["preset"]["name"],
-                    seed=int(info["seed"]), coupling=0.0, progress=False)
+        build_world(null, preset, seed=int(info["seed"]), coupling=0.0, progress=False)
         run0 = _train(null, out / "sfv_run_coupling0", overrides=over, seed=seed, progress=False)
         res0 = _evaluate(run0, figures=False)
         metrics.update({f"coupling0_{k}": v for k, v in res0.items()

@@ -70,6 +70,7 @@ class SfVConfig:
 
 
 CPU_PRESET = {   # configs/sfv/cpu.yaml holds the same values
+    "model": {"channels": [32, 48, 72, 108]},
     "data": {"crop_min_s": 2.0, "crop_max_s": 3.0, "segment_s": 3.0, "max_test_s": 20.0},
     "train": {"steps": 300, "batch_size": 16, "select_every": 50, "log_every": 25, "checkpoint_every": 100},
     "select": {"repeats": 10},

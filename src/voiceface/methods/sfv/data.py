@@ -15,6 +15,7 @@ gathered with one fancy index (no loops over samples).
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -123,6 +124,17 @@ def _default_measure(n_vertices: int | None = None) -> tuple[MeasureFn, tuple[st
     return measure, names, regions
 
 
+def _landmark_measure(landmarks: np.ndarray) -> tuple[MeasureFn, tuple[str, ...], tuple[str, ...]]:
+    """Table 5.1 AMs of meshes (..., V, 3) whose Fig. 5.2 landmarks are the vertices ``landmarks`` (65,)."""
+    from ...face3d import anthropometry as am
+
+    idx = torch.as_tensor(landmarks, dtype=torch.long)
+
+    def measure(v: torch.Tensor) -> torch.Tensor:
+        return am.measure(v[..., idx, :])
+    return measure, tuple(am.AM_NAMES), tuple(am.AM_REGIONS)
+
+
 def _model_for(n_vertices: int):
     from ...face3d import builtin_model
 
@@ -158,7 +170,8 @@ def nose_mask(template: np.ndarray, am_landmarks: np.ndarray | None = None) -> n
 # ---------------------------------------------------------------------------------------------------- sources
 def from_world(world: str | os.PathLike, norm: str = "utterance", max_s: float = 60.0) -> Triplets:
     """Triplets from a simulated world folder (manifest mesh + voice items; meshes/<id>.npz: vertices, ams), with
-    the world's ground truth of which AMs the voice carries (world.json)."""
+    the world's ground truth of which AMs the voice carries (world.json). The AM landmark vertices come from
+    world.json ``model.am_landmarks`` when recorded there, else from the built-in model (same vertex count)."""
     from ...data.manifest import read_manifest
     from .. import resolve_data
 
@@ -181,26 +194,26 @@ def from_world(world: str | os.PathLike, norm: str = "utterance", max_s: float =
             feats.append(voice_features(path, max_s, _read_norm(norm)))
             person.append(p)
     vertices = np.stack(verts)
-    measure, names, regions = _default_measure(vertices.shape[1])
+    wj = Path(manifest_path).parent / "world.json"
+    info = json.loads(wj.read_text()) if wj.is_file() else {}
+    recorded = (info.get("model") or {}).get("am_landmarks")
+    landmarks = np.asarray(recorded, np.int64) if recorded else _landmark_index(vertices.shape[1])
+    measure, names, regions = _landmark_measure(landmarks)
     bank, starts, lens, fstats = _bank(feats, norm)
-    landmarks = _landmark_index(vertices.shape[1])
     out = Triplets(np.array(ids), np.array([meshes[i].gender for i in ids]), np.stack(ams), vertices,
                    bank, starts, lens, np.array(person), names, regions, measure,
                    vertex_regions={"nose": nose_mask(vertices.mean(0), landmarks)}, am_landmarks=landmarks,
                    feat_stats=fstats)
-    wj = Path(manifest_path).parent / "world.json"
-    if wj.is_file():
-        out.truth, out.truth_r2 = world_truth(wj, names)
+    if info:
+        out.truth, out.truth_r2 = world_truth(info, names)
     return out
 
 
-def world_truth(path: Path, am_names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def world_truth(info: dict, am_names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per gender, the simulation's ground truth (world.json ``ground_truth``): truth[g] (A,) is 1 for the AMs the
     voice carries (population R^2 given the voice-linked face features >= the world's ``linked_r2``), 0 for those
     it does not (R^2 < ``unlinked_r2``), -1 in between (left out of recall and false-positive rate)."""
-    import json
-
-    gt = json.loads(Path(path).read_text()).get("ground_truth") or {}
+    gt = info.get("ground_truth") or {}
     truth, r2 = {}, {}
     for g in ("m", "f"):
         if g not in gt:

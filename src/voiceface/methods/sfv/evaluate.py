@@ -159,16 +159,16 @@ def selection(lo: Loaded) -> Selection:
     return select_ams(m_hat, w_hat, target, lay.gender, lens, lay.genders, cfg.select.alpha, cfg.select.filter_fracs)
 
 
-def v2v_predict(lo: Loaded, people: np.ndarray, net: int) -> np.ndarray:
-    """Voice-to-vertex baseline shapes (n, V, 3) from network ``net`` (0 mixed, 1 + gender index within gender)."""
+def v2v_predict(lo: Loaded, people: np.ndarray) -> np.ndarray:
+    """Voice-to-vertex baseline shapes (1 + G, n, V, 3): network 0 trained on mixed genders, 1 + g within gender g."""
     cfg = lo.cfg
     fps = cfg.data.frames_per_s
     setup = v2v_setup(lo.data, lo.layout, cfg.fit.components)
     table = np.tile(people[None, :], (lo.v2v.n_nets, 1))
     coeff, _ = predict(lo.v2v, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
                        per_am=False)                                                  # (1+G, n, d), G == 1: mean
-    flat = setup["mean"] + (coeff[net] * setup["std"]) @ setup["basis"].T
-    return flat.reshape(len(people), -1, 3)
+    flat = setup["mean"] + (coeff * setup["std"]) @ setup["basis"].T                   # (1+G, n, 3V)
+    return flat.reshape(len(coeff), len(people), -1, 3)
 
 
 def truth_scores(data: Triplets, sel: Selection, genders) -> dict[str, float]:
@@ -219,8 +219,9 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
         e_mean = vertex_errors(np.broadcast_to(mean.reshape(-1, 3), true.shape), true)
         err["sfv"].append(e_sfv)
         err["mean"].append(e_mean)
-        err["v2v_mixed"].append(vertex_errors(v2v_predict(lo, people, 0), true))
-        err["v2v_gender"].append(vertex_errors(v2v_predict(lo, people, 1 + gi), true))
+        v2v = v2v_predict(lo, people)
+        err["v2v_mixed"].append(vertex_errors(v2v[0], true))
+        err["v2v_gender"].append(vertex_errors(v2v[1 + gi], true))
         err["mixed_mean"].append(vertex_errors(np.broadcast_to(mixed_mean, true.shape), true))
         unc = (w_hat[:, top] / am_sd[top] ** 2).mean(1) if len(top) else np.zeros(len(people))
         maps[g] = []

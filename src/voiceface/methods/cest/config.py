@@ -1,0 +1,139 @@
+"""CEST settings as frozen dataclasses (Sec. 4.3-4.4.1, Tables 4.1-4.2); presets in ``configs/cest/*.yaml``.
+
+Defaults are the thesis's: 256x256 inputs, Table 4.1 / 4.2 widths, 9 SH coefficients, Eq. 4.11 stochastic
+objective with reflectance consistency (another frame of the same clip) and symmetry (the flipped reflectance),
+lambda1 = 1, lambda2 = 0.1, Adam with lr 1e-3, minibatches of 128 frames from 32 clips (4 frames each).
+``cpu_preset()`` (``configs/cest/cpu.yaml``) is the 64x64 narrow variant that trains on one CPU core in minutes.
+
+The ablations of Fig. 4.4 are switches of :class:`LossConfig` / :class:`NetConfig`:
+(a) ``consistency=true, symmetry=true``; (b) (a) with ``net.conditional=false`` (IEST); (c) ``symmetry=false``;
+(d) ``consistency=false`` (one frame per clip); (e) both false; (f) (a) with ``consistency_scope=video``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import ConfigError
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The four estimators (Sec. 4.3.2) and their inputs.
+
+    conditional: True = CEST (Eq. 4.4: v = f_v(I), alpha = f_s(I o v), A = f_r(T), l = f_l(I, T, A));
+        False = IEST (each network fed the image alone).
+    image_size: input side S (the thesis: 256).  uv_size: side of the UV maps T and A (0 = ``image_size``).
+    encoder_widths: Table 4.1 viewpoint / illumination encoder, one width per stride-2 stage from 256x256 down to
+        4x4 (the last ``log2(S / 4)`` are used for smaller inputs); residual blocks follow the stages ending at
+        16x16 and 8x8.  shape_widths: the same for the shape network.
+    unet_widths: Table 4.2 encoder widths, one per stride-2 level (the decoder mirrors them; additive skips).
+    width_mult: multiplies every width (a narrow preset uses < 1).
+    per_channel_light: 27 SH coefficients (3 x 9) instead of 9 grey ones.
+    face_fraction: eye-to-mouth distance as a fraction of S at the neutral viewpoint (the viewpoint network
+        predicts offsets from it; the crop of Eq. 4.5 spans S / scale model units).
+    model: morphable model (``builtin`` or a file for ``voiceface.face3d.load_model``).
+    """
+
+    conditional: bool = True
+    image_size: int = 256
+    uv_size: int = 0
+    encoder_widths: tuple[int, ...] = (32, 32, 64, 64, 128, 128)
+    shape_widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
+    unet_widths: tuple[int, ...] = (64, 64, 128, 128, 256, 256)
+    width_mult: float = 1.0
+    per_channel_light: bool = False
+    face_fraction: float = 0.27
+    model: str = "builtin"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Objectives of Sec. 4.3.3.
+
+    consistency / symmetry: the cross-frame (R_j) and flipped (R_i^x) reconstruction terms.
+    objective: ``stochastic`` (Eq. 4.11, one other frame per frame) or ``full`` (Eq. 4.10, all 2 n^2 terms).
+    self_term: also reconstruct I_i with its own R_i (always on when both constraints are off: ablation (e)).
+    consistency_scope: ``clip`` or ``video`` (ablation (f): the other frame may come from any clip of the person).
+    lambda_kp, lambda_rg: lambda1, lambda2 of Eq. 4.12.
+    kp_scale: landmarks are compared in units of ``S * kp_scale`` pixels (1/S: fractions of the image side).
+    """
+
+    consistency: bool = True
+    symmetry: bool = True
+    objective: str = "stochastic"
+    self_term: bool = False
+    consistency_scope: str = "clip"
+    lambda_kp: float = 1.0
+    lambda_rg: float = 0.1
+
+    def __post_init__(self):
+        if self.objective not in ("stochastic", "full"):
+            raise ConfigError(f"loss.objective must be stochastic or full, got {self.objective!r}")
+        if self.consistency_scope not in ("clip", "video"):
+            raise ConfigError(f"loss.consistency_scope must be clip or video, got {self.consistency_scope!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Minibatches grouped by clip (Sec. 4.4.1): ``clips_per_batch`` clips x ``frames_per_clip`` frames.
+
+    mask: ``true`` (the simulated world's face masks) or ``segmenter`` (:class:`~.data.FaceSegmenter` stand-in).
+    """
+
+    clips_per_batch: int = 32
+    frames_per_clip: int = 4
+    train_splits: tuple[str, ...] = ("train",)
+    test_splits: tuple[str, ...] = ("test",)
+    mask: str = "true"
+    max_test_frames: int = 400
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    steps: int = 50000
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Evaluation (Sec. 4.4.4) and the per-image optimisation baseline."""
+
+    crop_radius: float = 95.0
+    icp_iterations: int = 20
+    fit_steps: int = 60
+    fit_lr: float = 0.05
+    fit_frames: int = 16
+    iest_run: str = ""
+
+
+@dataclass(frozen=True)
+class CESTConfig:
+    net: NetConfig = field(default_factory=NetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    device: str = "cpu"
+
+
+def cpu_preset() -> CESTConfig:
+    """64x64 narrow CEST for one CPU core (same as ``configs/cest/cpu.yaml``)."""
+    return CESTConfig(net=NetConfig(image_size=64, width_mult=0.25),
+                      data=DataConfig(clips_per_batch=4, frames_per_clip=2, max_test_frames=48),
+                      optim=OptimConfig(steps=300), log_every=25, checkpoint_every=100)
+
+
+# Fig. 4.4's ablations as config changes (applied on top of a base config).
+ABLATIONS: dict[str, dict] = {
+    "a": {},
+    "b": {"net": {"conditional": False}},
+    "c": {"loss": {"symmetry": False}},
+    "d": {"loss": {"consistency": False}},
+    "e": {"loss": {"consistency": False, "symmetry": False}},
+    "f": {"loss": {"consistency_scope": "video"}},
+}
+ABLATION_NAMES = {"a": "CEST (both constraints)", "b": "IEST (both constraints)", "c": "consistency only",
+                  "d": "symmetry only", "e": "no constraint", "f": "consistency across videos"}

@@ -1,0 +1,272 @@
+"""Evaluate CEST on the simulated world's test clips (Sec. 4.4.4 + what only a simulation can measure).
+
+Per test frame (at most ``data.max_test_frames``, spread evenly over the test clips):
+
+* ``nme``: shape NME (percent of the outer 3D interocular distance) after rigid ICP, over the true
+  (identity + expression) vertices within ``eval.crop_radius`` model units of the nose tip; ``nme_mean_shape``:
+  the model's mean shape (no image) scored the same way; CED curves (Fig. 4.9).
+* ``photometric_error``: mean |I - I_hat| on the 0-255 scale over the true face mask and the 3 channels
+  (Table 4.3), I_hat rendered with the frame's own reflectance.
+* ``albedo_error``: mean |k R - A_true| (0-255) over the scored vertices, with k the per-frame, per-channel
+  least-squares gain (reflectance and light are only defined up to such a gain); ``albedo_error_raw`` without it.
+* ``light_error``: mean |s_pred - s_true| of the grey shading of the front hemisphere (600 directions), each
+  divided by its mean (gain-free), as a fraction; ``sh_energy``: non-constant SH energy sum_{k>=1} l_k^2 / l_0^2
+  (0 for an isotropic light; ``sh_energy_true`` for the world's lights).
+* ``pose_error_deg``: geodesic angle between predicted and true head rotations.
+
+Baselines beside CEST: the mean shape, IEST (``iest_run``, another run trained with ``net.conditional=false``)
+and a classic per-image optimisation (landmark + photometric fitting of viewpoint, shape, albedo coefficients and
+SH light of the same model by Adam; ``*_fit``), on the first ``eval.fit_frames`` frames.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...engine import Run
+from ...face3d import geometry
+from ...metrics import shape as shape_metrics
+from .config import CESTConfig, EvalConfig
+from .data import ClipBank, load_sim_clips
+from .loss import coefficient_energy, landmark_loss, photometric
+from .model import CEST
+
+log = logging.getLogger(__name__)
+RESULT_NAMES = ("nme", "nme_mean_shape", "nme_iest", "photometric_error", "photometric_error_iest",
+                "albedo_error", "light_error", "pose_error_deg")
+
+
+def test_indices(bank: ClipBank, limit: int) -> np.ndarray:
+    """(n,) frame indices spread evenly over the bank (all when it holds at most ``limit`` frames)."""
+    if len(bank) <= limit:
+        return np.arange(len(bank))
+    return np.unique(np.linspace(0, len(bank) - 1, limit).round().astype(int))
+
+
+@torch.no_grad()
+def predict(model: CEST, bank: ClipBank, idx: np.ndarray, batch: int = 16) -> dict[str, np.ndarray]:
+    """Run the estimator on frames ``idx`` and re-render them with their own reflectance.
+    Returns numpy arrays: viewpoint (n, 7), coeffs (n, K), shape (n, V, 3), reflectance (n, V, 3), light
+    (n, 9|3, 9), render (n, 3, S, S), render_mask (n, 1, S, S), uv_reflectance, texture (n, 3, U, U)."""
+    model.eval()
+    keys = ("viewpoint", "coeffs", "shape", "reflectance", "light", "uv_reflectance", "texture")
+    out: dict[str, list] = {k: [] for k in keys + ("render", "render_mask")}
+    for s in range(0, len(idx), batch):
+        b = bank.tensors(idx[s:s + batch])
+        o = model(b["images"])
+        sh = model.shading(o["shape"], o["viewpoint"], o["light"])
+        r = model.render(o["verts_screen"], sh, o["reflectance"][:, None], face_id=o["face_id"])
+        for k in keys:
+            out[k].append(o[k].numpy())
+        out["render"].append(r["image"][:, 0].numpy())
+        out["render_mask"].append(r["mask"].numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _front_directions(n: int = 600, seed: int = 0) -> torch.Tensor:
+    d = np.random.default_rng(seed).standard_normal((n, 3))
+    d[:, 2] = np.abs(d[:, 2])
+    return torch.as_tensor(d / np.linalg.norm(d, axis=1, keepdims=True), dtype=torch.float32)
+
+
+def grey_light(light) -> torch.Tensor:
+    """(n, 9) grey SH: per-colour lights (n, 27) or (n, 3, 9) are averaged over the channels."""
+    li = torch.as_tensor(np.asarray(light), dtype=torch.float32)
+    return li.reshape(len(li), -1, 9).mean(1)
+
+
+def light_error(pred, true) -> np.ndarray:
+    """(n,) gain-free shading error on the front hemisphere (see module doc)."""
+    d = _front_directions()
+    sp = geometry.sh_shading(d[None].expand(len(pred), -1, -1), grey_light(pred))[..., 0]     # (n, D)
+    st = geometry.sh_shading(d[None].expand(len(true), -1, -1), grey_light(true))[..., 0]
+    sp = sp / sp.mean(1, keepdim=True).clamp_min(1e-6)
+    st = st / st.mean(1, keepdim=True).clamp_min(1e-6)
+    return (sp - st).abs().mean(1).numpy()
+
+
+def sh_energy(light) -> np.ndarray:
+    """(n,) non-constant SH energy sum_{k>=1} l_k^2 / l_0^2 of grey lights."""
+    g = grey_light(light)
+    return (g[:, 1:].pow(2).sum(1) / g[:, 0].pow(2).clamp_min(1e-12)).numpy()
+
+
+def albedo_errors(pred: np.ndarray, true: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gain-aligned, raw) (n,) mean absolute albedo errors on 0-255 over each frame's scored vertices.
+    pred, true (n, V, 3) in [0, 1]; masks (n, V) bool."""
+    w = masks[..., None].astype(np.float64)
+    k = (w * pred * true).sum(1) / np.maximum((w * pred * pred).sum(1), 1e-12)              # (n, 3)
+    denom = 3.0 * np.maximum(w.sum((1, 2)), 1.0)
+    aligned = (w * np.abs(k[:, None] * pred - true)).sum((1, 2)) / denom
+    raw = (w * np.abs(pred - true)).sum((1, 2)) / denom
+    return 255.0 * aligned, 255.0 * raw
+
+
+def truth_for(face, bank: ClipBank, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """True shapes (n, V, 3), albedo (n, V, 3), pose (n, 7), light (n, 27) of frames ``idx`` (simulated world)."""
+    t = bank.truth
+    with torch.no_grad():
+        shp = face.shape(torch.as_tensor(t["coeffs"][idx]), torch.as_tensor(t["expression"][idx])
+                         if face.num_expression else None).numpy()
+    return {"shape": shp, "albedo": t["albedo"][bank.clip[idx]], "pose": t["pose"][idx], "light": t["light"][idx]}
+
+
+def frame_metrics(face, pred: dict[str, np.ndarray], bank: ClipBank, idx: np.ndarray, ecfg: EvalConfig
+                  ) -> dict[str, np.ndarray]:
+    """Per-frame metric arrays (n,) of predictions ``pred`` (from :func:`predict` or the fitting baseline)."""
+    truth = truth_for(face, bank, idx)
+    lm = face.landmarks68.numpy()
+    nose = truth["shape"][:, lm[30]]                                                        # (n, 3)
+    masks = np.linalg.norm(truth["shape"] - nose[:, None], axis=2) <= ecfg.crop_radius       # (n, V)
+    norms = [shape_metrics.outer_interocular(s[lm]) for s in truth["shape"]]
+    nme = shape_metrics.nme_batch(pred["shape"], truth["shape"], norms, true_masks=masks, correspondence=True,
+                                  iterations=ecfg.icp_iterations)
+    img = bank.frames[idx].transpose(0, 3, 1, 2).astype(np.float64) / 255.0
+    m = bank.masks[idx][:, None].astype(np.float64)
+    photo = 255.0 * (np.abs(pred["render"] - img) * m).sum((1, 2, 3)) / np.maximum(3.0 * m.sum((1, 2, 3)), 1.0)
+    alb, alb_raw = albedo_errors(pred["reflectance"], truth["albedo"], masks)
+    rot = lambda v: geometry.rotation_matrix(torch.as_tensor(np.asarray(v)[:, 1:4], dtype=torch.float64)).numpy()
+    pose = shape_metrics.rotation_error_deg(rot(pred["viewpoint"]), rot(truth["pose"]))
+    return {"nme": nme, "photometric_error": photo, "albedo_error": alb, "albedo_error_raw": alb_raw,
+            "light_error": light_error(pred["light"], truth["light"]), "sh_energy": sh_energy(pred["light"]),
+            "sh_energy_true": sh_energy(truth["light"]), "pose_error_deg": pose}
+
+
+def mean_shape_nme(face, bank: ClipBank, idx: np.ndarray, ecfg: EvalConfig) -> np.ndarray:
+    """(n,) NME of the model's mean shape (no image) against the true shapes."""
+    truth = truth_for(face, bank, idx)
+    lm = face.landmarks68.numpy()
+    nose = truth["shape"][:, lm[30]]
+    masks = np.linalg.norm(truth["shape"] - nose[:, None], axis=2) <= ecfg.crop_radius
+    mean = face.mean.numpy()
+    return shape_metrics.nme_batch([mean] * len(idx), truth["shape"],
+                                   [shape_metrics.outer_interocular(s[lm]) for s in truth["shape"]],
+                                   true_masks=masks, correspondence=True, iterations=ecfg.icp_iterations)
+
+
+def fit_per_image(model: CEST, batch: dict[str, torch.Tensor], steps: int, lr: float, lambda_kp: float = 1.0,
+                  lambda_rg: float = 0.1) -> dict[str, np.ndarray]:
+    """The classic baseline: per-image gradient-descent fitting of the same morphable model (viewpoint, identity +
+    expression coefficients, albedo coefficients, 9 SH) to landmarks + masked photometric error (Eq. 4.9, 4.12 with
+    the model's albedo space instead of a learned reflectance). No learning; all images fitted jointly (batched).
+    Returns the :func:`predict` keys (numpy)."""
+    face = model.face
+    n = len(batch["images"])
+    v = model.v0.expand(n, -1).clone().requires_grad_(True)
+    coeffs = torch.zeros(n, model.n_id + model.n_exp, requires_grad=True)
+    acoef = torch.zeros(n, face.num_albedo, requires_grad=True)
+    light = model.light0[:9].expand(n, -1).clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [coeffs, acoef, light]}, {"params": [v], "lr": lr * 0.2}], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        shp = model.shape_from_coeffs(coeffs)
+        q = geometry.project(shp, v)
+        alb = face.albedo(acoef) if face.num_albedo else face.albedo(batch=n)
+        sh = model.shading(shp, v, light)
+        img = model.render(q, sh, alb[:, None])["image"]
+        loss = (photometric(batch["images"], img, batch["masks"]).mean()
+                + lambda_kp * landmark_loss(q, face.landmarks68, batch["landmarks"], model.cfg.image_size)
+                + lambda_rg * coefficient_energy(torch.cat([coeffs, acoef], 1)))
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        shp = model.shape_from_coeffs(coeffs)
+        q = geometry.project(shp, v)
+        alb = face.albedo(acoef) if face.num_albedo else face.albedo(batch=n)
+        r = model.render(q, model.shading(shp, v, light), alb[:, None])
+    return {"viewpoint": v.detach().numpy(), "coeffs": coeffs.detach().numpy(), "shape": shp.numpy(),
+            "reflectance": alb.numpy(), "light": light.detach().numpy(), "render": r["image"][:, 0].numpy(),
+            "render_mask": r["mask"].numpy()}
+
+
+def _mean(d: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:
+    return {k + suffix: float(np.mean(v)) for k, v in d.items()}
+
+
+def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, iest_run: str | None = None,
+             label: str = "CEST", fit_baseline: bool = True) -> dict:
+    """Evaluate the run on the test clips of its data (or ``data``); write RUN/results.json, RUN/report.md and
+    RUN/ced.csv. ``iest_run`` (or ``eval.iest_run`` in the config) supplies the IEST baseline; without it the
+    ``*_iest`` results are null. Returns the flat results."""
+    from .train import load_trained
+
+    model, cfg = load_trained(run)
+    r = Run.open(run)
+    data = data or r.config.get("data") or _train_data(run)
+    bank = load_sim_clips(data, cfg.data.test_splits)
+    idx = test_indices(bank, cfg.data.max_test_frames)
+    pred = predict(model, bank, idx)
+    per = frame_metrics(model.face, pred, bank, idx, cfg.eval)
+    res: dict = _mean(per)
+    res["nme_median"] = float(np.median(per["nme"]))
+    res["nme_mean_shape"] = float(np.mean(mean_shape_nme(model.face, bank, idx, cfg.eval)))
+    res["n_test_frames"] = int(len(idx))
+    iest = iest_run or cfg.eval.iest_run
+    res["nme_iest"] = res["photometric_error_iest"] = None
+    if iest:
+        im, _ = load_trained(iest)
+        ip = frame_metrics(im.face, predict(im, bank, idx), bank, idx, cfg.eval)
+        res["nme_iest"], res["photometric_error_iest"] = float(ip["nme"].mean()), float(ip["photometric_error"].mean())
+    if fit_baseline and cfg.eval.fit_steps > 0:
+        fidx = idx[:cfg.eval.fit_frames]
+        with torch.enable_grad():
+            fp = fit_per_image(model, bank.tensors(fidx), cfg.eval.fit_steps, cfg.eval.fit_lr, cfg.loss.lambda_kp,
+                               cfg.loss.lambda_rg)
+        res.update(_mean(frame_metrics(model.face, fp, bank, fidx, cfg.eval), "_fit"))
+        res["nme_cest_on_fit_frames"] = float(per["nme"][:len(fidx)].mean())
+        res["photometric_error_cest_on_fit_frames"] = float(per["photometric_error"][:len(fidx)].mean())
+    th, ced = shape_metrics.ced_curve(per["nme"], np.linspace(0, 20, 41))
+    with open(r.path / "ced.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("nme_threshold", "percent_below"), *zip(th.round(3), ced.round(3))])
+    r.write_results(res)
+    (r.path / "report.md").write_text(report_markdown(res, label), encoding="utf-8")
+    return res
+
+
+def _train_data(run) -> str:
+    from ...engine import load_checkpoint
+
+    return load_checkpoint(Path(run) / "checkpoint.pt")["extra"]["data"]
+
+
+def report_markdown(res: dict, label: str = "CEST") -> str:
+    def f(x, d=2):
+        return "n/a" if x is None else f"{x:.{d}f}"
+
+    lines = [f"# {label} on the simulated world's test clips ({res.get('n_test_frames')} frames)", "",
+             "| metric | value |", "|---|---|"]
+    for k in RESULT_NAMES + ("albedo_error_raw", "sh_energy", "sh_energy_true", "nme_fit", "photometric_error_fit",
+                             "nme_cest_on_fit_frames", "photometric_error_cest_on_fit_frames"):
+        if k in res:
+            lines.append(f"| {k} | {f(res[k], 3)} |")
+    lines += ["", "NME in percent of the outer interocular distance (after rigid ICP); photometric and albedo errors "
+              "on the 0-255 scale; light error as a fraction of the mean shading (gain-free); *_fit: per-image "
+              "optimisation baseline on the first frames (compare with *_cest_on_fit_frames)."]
+    return "\n".join(lines) + "\n"
+
+
+ABLATION_COLUMNS = ("nme", "photometric_error", "albedo_error", "albedo_error_raw", "light_error", "sh_energy",
+                    "pose_error_deg")
+
+
+def ablation_table(rows: dict[str, dict], out: str | os.PathLike) -> str:
+    """Write ``out/ablation.csv`` and ``out/ablation.md`` (one row per variant / baseline); returns the Markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "ablation.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("variant",) + ABLATION_COLUMNS)
+        for name, r in rows.items():
+            w.writerow((name,) + tuple("" if r.get(c) is None else f"{r[c]:.4f}" for c in ABLATION_COLUMNS))
+    md = ["| variant | " + " | ".join(ABLATION_COLUMNS) + " |", "|---" * (len(ABLATION_COLUMNS) + 1) + "|"]
+    for name, r in rows.items():
+        md.append(f"| {name} | " + " | ".join("-" if r.get(c) is None else f"{r[c]:.3f}" for c in ABLATION_COLUMNS)
+                  + " |")
+    text = "\n".join(md) + "\n"
+    (out / "ablation.md").write_text(text, encoding="utf-8")
+    return text

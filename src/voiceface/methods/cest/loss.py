@@ -1,0 +1,110 @@
+"""CEST objectives (Sec. 4.3.3): masked L1 photometric loss (Eq. 4.9), reflectance consistency and symmetry as
+cross-frame reconstruction terms, full (Eq. 4.10, 2 n^2 terms per clip) or stochastic (Eq. 4.11, O(n)),
+landmark loss L_kp, coefficient energy L_rg and the total of Eq. 4.12.
+
+Normalisations (the thesis gives the sums, not their scale): E (Eq. 4.9) is the mean absolute error over the
+masked pixels and the three channels of one image, on the [0, 1] scale; both photometric objectives carry Eq.
+4.11's 1/N (N frames in the minibatch); L_kp is the mean over the 68 points of the L1 distance in units of the
+image side S; L_rg is the mean over the batch of ||alpha||^2 / K (alpha in standard-deviation units).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import LossConfig
+from .model import CEST
+
+
+def photometric(image: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 4.9, ``||M (x) I - M (x) I_hat||_1`` per image, as a mean over masked pixels and channels.
+
+    Args:
+        image: (B, 3, S, S).  rendered: (B, k, 3, S, S) k renders of each image.  mask: (B, 1, S, S) in {0, 1}.
+    Returns:
+        (B, k) errors E.
+    """
+    diff = (rendered - image[:, None]).abs() * mask[:, None]                    # (B, k, 3, S, S)
+    return diff.sum((2, 3, 4)) / (3.0 * mask.sum((1, 2, 3)).clamp_min(1.0))[:, None]
+
+
+def landmark_loss(verts_screen: torch.Tensor, lm_index: torch.Tensor, landmarks: torch.Tensor, size: int
+                  ) -> torch.Tensor:
+    """L_kp: mean over frames and the 68 points of ``||Q_i(k_j) - q_i(j)||_1`` / S.
+    verts_screen (B, V, 3), lm_index (68,), landmarks (B, 68, 2) pixels (renderer convention)."""
+    return (verts_screen[:, lm_index, :2] - landmarks).abs().sum(-1).mean() / size
+
+
+def coefficient_energy(coeffs: torch.Tensor) -> torch.Tensor:
+    """L_rg: mean over the batch of ||alpha||^2 / K, coeffs (B, K)."""
+    return coeffs.pow(2).mean()
+
+
+def reflectance_sets(model: CEST, refl: torch.Tensor, partners: torch.Tensor, cfg: LossConfig
+                     ) -> tuple[torch.Tensor, list[str]]:
+    """The reflectances each frame is re-rendered with, for the configured objective.
+
+    Args:
+        refl: (B, V, 3) R_i.  partners: (B, P) frame indices: column 0 of Eq. 4.11's randomly chosen other frame j
+            (stochastic), or every frame of i's clip (full, P = n, i itself included).
+    Returns:
+        (B, k, V, 3) reflectances and k term labels (``own``, ``other``, ``own_flip``, ``other_flip``).
+    """
+    sets, labels = [], []
+    flipped = model.flip(refl)
+    own_only = not cfg.consistency and not cfg.symmetry
+    if cfg.objective == "full" and not own_only:
+        cols = partners if cfg.consistency else torch.arange(len(refl), device=refl.device)[:, None]
+        sets.append(refl[cols])                                                 # R_j, j in the clip (B, P, V, 3)
+        labels += ["other"] * cols.shape[1]
+        if cfg.symmetry:
+            sets.append(flipped[cols])                                          # R_j^x
+            labels += ["other_flip"] * cols.shape[1]
+        return torch.cat(sets, 1), labels
+    if cfg.self_term or own_only:
+        sets.append(refl[:, None])
+        labels.append("own")
+    if cfg.consistency:
+        sets.append(refl[partners[:, 0]][:, None])                              # R_j (Eq. 4.11)
+        labels.append("other")
+    if cfg.symmetry:
+        sets.append(flipped[:, None])                                           # R_i^x (Eq. 4.11)
+        labels.append("own_flip")
+    return torch.cat(sets, 1), labels
+
+
+class CESTLoss:
+    """Eq. 4.12 ``L = L_ph + lambda1 L_kp + lambda2 L_rg`` with L_ph from Eq. 4.10 or 4.11.
+
+    One named phase, ``reconstruction``: forward the frames, re-render each with the reflectance sets of the
+    objective, backpropagate the total and step the optimiser.
+    """
+
+    phases = ("reconstruction",)
+
+    def __init__(self, cfg: LossConfig):
+        self.cfg = cfg
+
+    def __call__(self, model: CEST, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Args: batch with images (B, 3, S, S), masks (B, 1, S, S), landmarks (B, 68, 2), partners (B, P).
+        Returns: total, photometric, landmark, regulariser (scalars) and ``terms`` (B, k) E values."""
+        out = model(batch["images"])
+        sets, _ = reflectance_sets(model, out["reflectance"], batch["partners"], self.cfg)
+        shading = model.shading(out["shape"], out["viewpoint"], out["light"])
+        rendered = model.render(out["verts_screen"], shading, sets, face_id=out["face_id"])["image"]           # (B, k, 3, S, S)
+        terms = photometric(batch["images"], rendered, batch["masks"])                 # (B, k)
+        l_ph = terms.sum(1).mean()                                                     # 1/N sum_i sum_terms
+        l_kp = landmark_loss(out["verts_screen"], model.face.landmarks68, batch["landmarks"], model.cfg.image_size)
+        l_rg = coefficient_energy(out["coeffs"])
+        total = l_ph + self.cfg.lambda_kp * l_kp + self.cfg.lambda_rg * l_rg
+        return {"total": total, "photometric": l_ph, "landmark": l_kp, "regulariser": l_rg, "terms": terms,
+                "out": out}
+
+    def step(self, model: CEST, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Phase ``reconstruction``: one Adam step on Eq. 4.12; returns the scalars to log."""
+        optimizer.zero_grad(set_to_none=True)
+        losses = self(model, batch)
+        losses["total"].backward()
+        optimizer.step()
+        return {f"loss/{k}": float(losses[k].detach()) for k in ("total", "photometric", "landmark", "regulariser")}
