@@ -87,18 +87,22 @@ def step(shapes, faces, albedo, view, light, size, backend):
     return out
 
 
-def timeit(fn, device, repeats: int) -> float:
+def timeit(fn, device, repeats: int) -> tuple[float, float]:
+    """Best wall-clock and best process CPU time over ``repeats`` runs (after one warm-up), in seconds.
+
+    On a shared, oversubscribed machine the CPU time is the steadier figure (the wall clock includes waiting)."""
     fn()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return min(wall), min(cpu)
 
 
 def main() -> None:
@@ -116,12 +120,14 @@ def main() -> None:
     shapes, faces, albedo, view, light, mesh = setup(args.batch, args.size, device, args.seed)
     print(f"{mesh}; batch {args.batch} at {args.size}x{args.size} on {device} ({args.threads} thread(s))")
 
-    t_fwd = timeit(lambda: render.render_face(shapes, albedo, view, light, args.size, faces=faces, backend="torch"),
-                   device, args.repeats)
-    t_ours = timeit(lambda: step(shapes, faces, albedo, view, light, args.size, "torch"), device, args.repeats)
-    ours = args.batch / t_ours
-    print(f"torch rasteriser  forward         {args.batch / t_fwd:8.1f} images/s  ({t_fwd * 1e3:.0f} ms / batch)")
-    print(f"torch rasteriser  forward+backward {ours:7.1f} images/s  ({t_ours * 1e3:.0f} ms / batch)")
+    t_fwd, c_fwd = timeit(lambda: render.render_face(shapes, albedo, view, light, args.size, faces=faces,
+                                                     backend="torch"), device, args.repeats)
+    t_ours, c_ours = timeit(lambda: step(shapes, faces, albedo, view, light, args.size, "torch"), device, args.repeats)
+    ours, ours_cpu = args.batch / t_ours, args.batch / c_ours
+    print(f"torch rasteriser  forward          {args.batch / t_fwd:8.1f} images/s wall, {args.batch / c_fwd:8.1f} per "
+          f"CPU-second  ({t_fwd * 1e3:.0f} ms / batch)")
+    print(f"torch rasteriser  forward+backward {ours:8.1f} images/s wall, {ours_cpu:8.1f} per CPU-second  "
+          f"({t_ours * 1e3:.0f} ms / batch)")
 
     n = args.naive_images
     q = geometry.project(shapes[:n], view[:n])
@@ -133,10 +139,11 @@ def main() -> None:
         cc = colors.detach().cpu().requires_grad_(True)
         naive_render(qq, faces.cpu(), cc, args.size).square().mean().backward()
 
-    t_naive = timeit(naive_step, torch.device("cpu"), 1)
-    naive = n / t_naive
-    print(f"naive per-triangle loop forward+backward {naive:6.2f} images/s  (CPU, {n} images, {t_naive:.1f} s)")
-    print(f"speed-up torch rasteriser / naive loop: {ours / naive:.0f}x")
+    t_naive, c_naive = timeit(naive_step, torch.device("cpu"), 1)
+    naive, naive_cpu = n / t_naive, n / c_naive
+    print(f"naive per-triangle loop forward+backward {naive:6.3f} images/s wall, {naive_cpu:6.3f} per CPU-second "
+          f"(CPU, {n} images, {t_naive:.1f} s)")
+    print(f"speed-up torch rasteriser / naive loop: {ours / naive:.0f}x wall, {ours_cpu / naive_cpu:.0f}x CPU time")
     with torch.no_grad():
         ref = naive_render(q.cpu(), faces.cpu(), colors.cpu(), args.size)
         mine = render.render(q, faces, colors, args.size, antialias_edges=False, backend="torch")["image"].cpu()
@@ -144,7 +151,8 @@ def main() -> None:
           f"pixels differing > 1e-4: {float(((ref - mine).abs().amax(1) > 1e-4).float().mean()):.4%}")
 
     if render.nvdiffrast_available(device):
-        t_nv = timeit(lambda: step(shapes, faces, albedo, view, light, args.size, "nvdiffrast"), device, args.repeats)
+        t_nv, _ = timeit(lambda: step(shapes, faces, albedo, view, light, args.size, "nvdiffrast"), device,
+                         args.repeats)
         print(f"nvdiffrast        forward+backward {args.batch / t_nv:7.1f} images/s; "
               f"torch / nvdiffrast: {t_nv / t_ours:.2f}x")
     else:

@@ -48,8 +48,7 @@ def _klatt_time_domain(src: np.ndarray, form: np.ndarray, bws: np.ndarray, block
 
 def bench_voices(n: int = 12, seconds: float = 4.0) -> tuple[float, float]:
     rng = np.random.default_rng(0)
-    pop = people.population()
-    ps = [people.make_person(f"p{i}", i, pop).voice(1.0) for i in range(n)]
+    ps = [people.make_person(f"p{i}", i).voice(1.0) for i in range(n)]
     voices.synthesize(ps[0], 1.0, rng)                                           # warm-up
     t0 = time.perf_counter()
     for p in ps:
@@ -74,7 +73,7 @@ def bench_voices(n: int = 12, seconds: float = 4.0) -> tuple[float, float]:
 def bench_faces(n: int = 16, size: int = 160) -> tuple[float, float]:
     kit = _render_kit()
     model = people.face_model()
-    p = people.make_person("x", 0, people.population())
+    p = people.make_person("x", 0)
     shapes = model.shape(torch.as_tensor(np.repeat(p.id_coeffs[None], n, 0), dtype=torch.float32))
     alb = p.albedo()
     rng = np.random.default_rng(0)

@@ -9,12 +9,13 @@ from PIL import Image
 from voiceface.data.manifest import Item, write_manifest
 
 
-def make_fake_world(root, n_id: int = 10, voices: int = 3, faces: int = 5, seconds: float = 2.0, seed: int = 0):
+def make_fake_world(root, n_id: int = 10, voices: int = 3, faces: int = 5, seconds: float = 2.0, seed: int = 0,
+                    n_test: int = 4):
     from voiceface.sim.voices import VoiceParams, synthesize, write_wav
 
     rng = np.random.default_rng(seed)
     items = []
-    test_ids = {n_id - 4, n_id - 3, n_id - 2, n_id - 1}
+    test_ids = set(range(n_id - n_test, n_id))
     for i in range(n_id):
         ident = f"p{i:02d}"
         g = "m" if i % 2 == 0 else "f"

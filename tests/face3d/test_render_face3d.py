@@ -149,6 +149,25 @@ def test_gradcheck_vertices_through_silhouette():
     assert cos > 0.8
 
 
+def test_gradcheck_vertices_through_occlusion_contour():
+    """A small triangle in front of a large one: its outline blends colours and carries vertex gradients."""
+    back = torch.tensor([[0.5, 0.5, 5.0], [13.5, 0.5, 5.0], [0.5, 13.5, 5.0], [13.5, 13.5, 5.0]], dtype=torch.float64)
+    front = torch.tensor([[3.3, 2.6, 1.0], [10.2, 4.7, 1.0], [4.1, 10.8, 1.0]], dtype=torch.float64)  # one 45-degree edge
+    faces = torch.tensor([[0, 1, 2], [1, 3, 2], [4, 5, 6]])
+    colors = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 3, dtype=torch.float64)[None]
+    w = torch.rand(1, 2, 14, 14, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    f = front[None].clone().requires_grad_(True)
+
+    def loss(fr):
+        return (R.render(torch.cat([back[None], fr], 1), faces, colors, 14)["image"] * w).sum()
+
+    assert torch.autograd.gradcheck(loss, (f,), atol=1e-6)
+    out = R.render(torch.cat([back[None], f], 1), faces, colors, 14)
+    assert torch.allclose(out["mask"], torch.ones_like(out["mask"]))  # coverage is full everywhere
+    grad = torch.autograd.grad(out["image"][0, 1].sum(), f)[0]
+    assert grad[0, :, :2].abs().sum() > 0  # the front triangle's outline moves its colour coverage
+
+
 def test_gradcheck_light_and_albedo_through_render_face():
     verts, faces, _ = _sphere(1, 6.0, 16, dtype=torch.float64)
     vp = G.make_viewpoint(1, 16, 6.0, dtype=torch.float64, rotation=torch.tensor([[0.1, 0.2, 0.0]]))
@@ -219,6 +238,8 @@ def test_uv_unwrap_masks_occluded_triangles():
     assert mask[0, 0, :, 16:].mean() > 0.9  # front plane's chart (right half of the UV map)
     assert 0.2 < mask[0, 0, :, :16].mean() < 0.8  # back plane's chart: occluded triangles masked out
     assert (tex * (1 - mask)).abs().max() == 0
+    _, mask_tri = R.uv_unwrap(image, verts, all_faces, all_uv, 32, cull_backfaces=False, visibility="triangle")
+    assert mask_tri[0, 0, :, 16:].mean() > 0.9 and 0.2 < mask_tri[0, 0, :, :16].mean() < 0.8
 
 
 def test_uv_to_vertex_bilinear_exact_on_linear_map():

@@ -2,7 +2,6 @@
 and one tiny trained run shared by the tests of this folder."""
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 

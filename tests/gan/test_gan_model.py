@@ -1,7 +1,6 @@
 """Shapes of the Table 3.2 networks and the Algorithm 1 phase isolation."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

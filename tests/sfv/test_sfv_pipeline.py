@@ -93,7 +93,7 @@ def test_tiny_end_to_end_and_resume(tmp_path, tiny_overrides, synth_source):
 
 
 @pytest.mark.parametrize("options", [["model.per_am=true"], ["model.uncertainty=false"],
-                                     ["data.feature_norm=global"]])
+                                     ["data.feature_norm=utterance"]])
 def test_options_train_and_evaluate(tmp_path, tiny_overrides, synth_source, options):
     over = [*tiny_overrides, "train.steps=8", *options]
     run = train(synth_source, tmp_path / "run", overrides=over, seed=0, progress=False)

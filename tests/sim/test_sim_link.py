@@ -36,7 +36,7 @@ def _link_scores(n: int, seconds: float) -> dict[float, tuple[float, float]]:
     gt = pop.ground_truth(1.0)["m"]
     linked = [AM_NAMES.index(a) for a in gt["linked_ams"][:3]]
     unlinked = [AM_NAMES.index(a) for a in gt["unlinked_ams"]]
-    crowd = [ppl.make_person(f"p{i}", s, pop) for i, s in enumerate(np.random.SeedSequence(21).spawn(3 * n))]
+    crowd = [ppl.make_person(f"p{i}", s) for i, s in enumerate(np.random.SeedSequence(21).spawn(3 * n))]
     men = [p for p in crowd if p.gender == "m"][:n]
     ams = ppl.coeffs_to_ams(np.array([p.id_coeffs for p in men]))
     out = {}
@@ -64,4 +64,4 @@ def test_voice_predicts_linked_ams_fast():
 
 @pytest.mark.slow
 def test_voice_predicts_linked_ams_large():
-    _check(_link_scores(n=600, seconds=4.0), margin=0.15)
+    _check(_link_scores(n=600, seconds=4.0), margin=0.08)

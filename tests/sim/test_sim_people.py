@@ -11,8 +11,7 @@ from voiceface.sim import people as ppl
 
 @pytest.fixture(scope="module")
 def crowd():
-    pop = ppl.population()
-    return [ppl.make_person(f"p{i}", s, pop) for i, s in enumerate(np.random.SeedSequence(11).spawn(400))]
+    return [ppl.make_person(f"p{i}", s) for i, s in enumerate(np.random.SeedSequence(11).spawn(400))]
 
 
 def test_covariate_distributions(crowd):
@@ -35,9 +34,8 @@ def test_face_zscores_are_within_covariate_standard_normal(crowd):
 
 
 def test_person_is_deterministic_and_albedo_valid():
-    pop = ppl.population()
-    a = ppl.make_person("x", 5, pop)
-    b = ppl.make_person("x", 5, pop)
+    a = ppl.make_person("x", 5)
+    b = ppl.make_person("x", 5)
     assert np.array_equal(a.id_coeffs, b.id_coeffs) and np.array_equal(a.voice_noise, b.voice_noise)
     alb = a.albedo()
     assert alb.shape == (ppl.face_model().num_vertices, 3) and float(alb.min()) >= 0.0 and float(alb.max()) <= 1.0

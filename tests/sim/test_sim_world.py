@@ -110,3 +110,14 @@ def test_settings_mismatch_and_bad_input(tmp_path):
         build_world(tmp_path / "x", MICRO, coupling=2.0)
     with pytest.raises(InputError):
         load_world(tmp_path / "nothing")
+
+
+def test_cli_listen_and_show(tiny_world, tmp_path, capsys):
+    from voiceface.cli import main
+
+    assert main(["sim", "listen", str(tiny_world), "--out", str(tmp_path / "l"), "-n", "3"]) == 0
+    assert len(list((tmp_path / "l").glob("*.wav"))) == 3 and (tmp_path / "l" / "spectrogram.png").is_file()
+    assert main(["sim", "show", str(tiny_world), "--out", str(tmp_path / "s"), "-n", "4"]) == 0
+    sheet = Image.open(tmp_path / "s" / "faces.png")
+    assert sheet.size == (3 * 128, 4 * 128) and (tmp_path / "s" / "clip.png").is_file()
+    assert main(["sim", "show", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2

@@ -64,7 +64,7 @@ def crop_mask(vertices: np.ndarray, center: np.ndarray, radius: float) -> np.nda
 
 
 def nme(pred: np.ndarray, true: np.ndarray, norm: float, *, true_mask: np.ndarray | None = None,
-        correspondence: bool = False, iterations: int = 20) -> float:
+        correspondence: bool = False, init_points: tuple | None = None, iterations: int = 20) -> float:
     """Normalised mean error of one reconstruction, in percent of ``norm`` (the outer interocular distance).
 
     Args:
@@ -73,12 +73,19 @@ def nme(pred: np.ndarray, true: np.ndarray, norm: float, *, true_mask: np.ndarra
         true_mask: optional (M,) bool region of the ground truth that is scored (e.g. :func:`crop_mask`).
         correspondence: pred and true share the topology (N = M): initialise the alignment by Kabsch on the
             corresponding vertices of the scored region before ICP.
+        init_points: optional (pred points (P, 3), true points (P, 3)), e.g. 68 landmarks on each, to initialise
+            the alignment by Kabsch when there is no dense correspondence (a scan); without either, ICP starts
+            from the centroids and may stop in a local minimum for large misalignments.
     """
     pred = np.asarray(pred, np.float64)
     true = np.asarray(true, np.float64)
     m = np.ones(len(true), bool) if true_mask is None else np.asarray(true_mask, bool)
     tgt = true[m]
-    init = kabsch(pred[m], tgt) if correspondence else None
+    init = None
+    if correspondence:
+        init = kabsch(pred[m], tgt)
+    elif init_points is not None:
+        init = kabsch(np.asarray(init_points[0], np.float64), np.asarray(init_points[1], np.float64))
     _, _, aligned = rigid_icp(pred, tgt, iterations, init=init)
     from scipy.spatial import cKDTree
 

@@ -7,11 +7,11 @@ norms, ``voiceface.face3d.builtin``), projected onto the model's identity basis 
 individual albedo, an expression repertoire, and standard-normal voice traits.
 
 The voice is linked to six facial features (``voices.LINKED_FEATURES``) through their *within-covariate* z-scores
-``face_z`` (each control minus its gender- and age-conditional population mean, over its conditional sd), so the
-link carries facial information beyond gender and age. ``Population`` holds these conditional norms, estimated
-once on a large fixed-seed sample of the model's sampler, and computes the ground truth written to ``world.json``:
-for each AM of Table 5.1 and each gender, the population R^2 of the AM given the voice-linked face features (at
-the world's coupling), i.e. how much of the AM a perfect voice analyst could recover.
+``face_z`` (each control minus its gender- and age-conditional mean, over its conditional sd, from the model's own
+norms ``builtin.control_stats``), so the link carries facial information beyond gender and age. ``Population``, a
+large fixed-seed reference sample of the model's population, computes the ground truth written to ``world.json``:
+for each AM of Table 5.1 and each gender, the R^2 of the AM given the face-dependent voice parameters at the
+world's coupling (how much of the AM an ideal reader of the voice could recover), and which AMs are linked.
 """
 from __future__ import annotations
 
@@ -229,14 +229,14 @@ POPULATION_PER_GENDER = 3000
 @lru_cache(maxsize=2)
 def population(n_per_gender: int = POPULATION_PER_GENDER) -> Population:
     """The reference population (deterministic: fixed seed ``POPULATION_SEED``; a fraction of a second)."""
-    names = control_names()
+    names, linked = _linked_controls()
     rng = np.random.default_rng(POPULATION_SEED)
     sample = {}
     for g in "mf":
         age = sample_ages(rng, n_per_gender)
         ctrl = sample_controls(n_per_gender, g, age, rng)
         sample[g] = {"age": age, "z": control_zscores(ctrl, g, age), "ams": coeffs_to_ams(controls_to_coeffs(ctrl))}
-    return Population(names, _resolve_linked(names), sample)
+    return Population(names, linked, sample)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -304,8 +304,15 @@ def _control_sd(gender: str, age: float) -> np.ndarray:
     return builtin.control_stats(gender, age)[1][0]
 
 
-def make_person(identity: str, seed: np.random.SeedSequence | int, pop: Population) -> Person:
-    """Draw one person deterministically from ``seed``."""
+@lru_cache(maxsize=1)
+def _linked_controls() -> tuple[tuple[str, ...], np.ndarray]:
+    names = control_names()
+    return names, _resolve_linked(names)
+
+
+def make_person(identity: str, seed: np.random.SeedSequence | int) -> Person:
+    """Draw one person deterministically from ``seed`` (an int or a ``numpy.random.SeedSequence``)."""
+    names, linked = _linked_controls()
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
     gender = "m" if rng.random() < P_MALE else "f"
@@ -314,9 +321,9 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, pop: Populati
     gp = np.array(_NAT_GROUPS[nationality])
     group = GROUPS[int(rng.choice(len(GROUPS), p=gp / gp.sum()))]
     ctrl = sample_controls(1, gender, age, rng)[0]
-    shift = np.zeros(len(pop.names))
+    shift = np.zeros(len(names))
     for key, v in GROUP_FACE_SHIFT[group].items():
-        shift[pop.names.index(key)] += v
+        shift[names.index(key)] += v
     ctrl = ctrl + shift * _control_sd(gender, age)
     z = control_zscores(ctrl, gender, age)[0]
     m = face_model()
@@ -331,7 +338,7 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, pop: Populati
     if ke:
         expr[0] *= 0.15
     return Person(identity=identity, gender=gender, age=age, nationality=nationality, group=group, controls=ctrl,
-                  face_z=z[pop.linked], voice_noise=rng.standard_normal(voices.N_VOICE_NOISE),
+                  face_z=z[linked], voice_noise=rng.standard_normal(voices.N_VOICE_NOISE),
                   id_coeffs=controls_to_coeffs(ctrl[None])[0], skin_rgb=np.clip(skin, 0.03, 1.0),
                   albedo_coeffs=alb, expressions=expr, seed=int(ss.generate_state(1)[0]))
 
@@ -343,5 +350,5 @@ def person_row(p: Person, coupling: float) -> dict:
            "skin_b": round(float(p.skin_rgb[2]), 4)}
     row.update({f"voice_{k}": round(v, 5) for k, v in p.voice(coupling).to_dict().items()})
     row.update({f"facez_{f}": round(float(v), 5) for f, v in zip(voices.LINKED_FEATURES, p.face_z)})
-    row.update({f"ctrl_{n}": round(float(v), 5) for n, v in zip(population().names, p.controls)})
+    row.update({f"ctrl_{n}": round(float(v), 5) for n, v in zip(control_names(), p.controls)})
     return row

@@ -55,7 +55,8 @@ NPERSEG = 512
 HOP = 128
 _NFREQ = NPERSEG // 2 + 1
 _FREQS = np.fft.rfftfreq(NPERSEG, 1.0 / SAMPLE_RATE)            # (257,)
-_ZINV = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE)               # (257,) z^-1 on the unit circle
+_ZINV = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE).astype(np.complex64)   # (257,) z^-1 on the unit circle
+_ZINV2 = _ZINV ** 2
 
 LINKED_FEATURES = ("face_height", "jaw_width", "nose_height", "nose_protrusion", "nose_width", "mouth_width")
 """Facial features (within-covariate z-scores) the voice depends on, in the order of ``VoiceParams.face_z``."""
@@ -507,10 +508,10 @@ def _resonator(freq: np.ndarray, bw: np.ndarray) -> np.ndarray:
     Returns:
         (T, ..., 257) complex.
     """
-    r = np.exp(-np.pi * bw / SAMPLE_RATE)[..., None]
-    c = np.cos(2.0 * np.pi * freq / SAMPLE_RATE)[..., None]
-    num = 1.0 - 2.0 * r * c + r ** 2
-    return num / (1.0 - 2.0 * r * c * _ZINV + r ** 2 * _ZINV ** 2)
+    r = np.exp(-np.pi * bw / SAMPLE_RATE).astype(np.float32)[..., None]
+    b = (2.0 * r * np.cos(2.0 * np.pi * freq / SAMPLE_RATE).astype(np.float32)[..., None])
+    r2 = r * r
+    return (1.0 - b + r2) / (1.0 - b * _ZINV + r2 * _ZINV2)                      # complex64
 
 
 def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, oral_zero: np.ndarray,

@@ -86,8 +86,7 @@ def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset
     root_p = Path(root)
     ident = identity_name(index)
     children = np.random.SeedSequence(seed).spawn(n_total)[index].spawn(5)  # person, voice, stills, clips, spare
-    pop = ppl.population()
-    person = ppl.make_person(ident, children[0], pop)
+    person = ppl.make_person(ident, children[0])
     model = ppl.face_model()
     rows: list[dict] = []
     common = {"identity": ident, "gender": person.gender, "nationality": person.nationality,

@@ -188,3 +188,160 @@ class HullSkinSegmenter:
         d = np.stack([cb - mu[0], cr - mu[1]], -1)
         m2 = np.einsum("...i,ij,...j->...", d, np.linalg.inv(cov), d)
         return m2 <= self.max_sigma ** 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# real layouts
+
+def _image_files(folder: Path) -> list[Path]:
+    from ...face.detect import IMAGE_EXTENSIONS
+
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def _detect_cached(files: list[Path], detector, cache: Path) -> np.ndarray:
+    """(n, 68, 2) landmarks of each file in its own pixels (NaN where no face), cached in ``cache`` (.npz)."""
+    names = np.array([f.name for f in files])
+    if cache.is_file():
+        with np.load(cache) as z:
+            if z["names"].shape == names.shape and (z["names"] == names).all():
+                return z["landmarks"]
+    from ...face.detect import load_image
+
+    lms = np.full((len(files), 68, 2), np.nan)
+    for i, f in enumerate(files):
+        try:
+            lms[i] = detector.find(load_image(f), f).landmarks
+        except InputError as e:
+            log.warning("%s", e)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, names=names, landmarks=lms)
+    return lms
+
+
+def frame_folders(root, size: int, *, detector=None, segmenter: FaceSegmenter | None = None,
+                  face_fraction: float = 0.27, cache_dir=None) -> ClipBank:
+    """VoxCeleb-style face-frame folders as a :class:`ClipBank`: every folder under ``root`` that holds images is
+    one video (clip) of frames; its person is the folder above it (``<id>/<video>/<frame>.jpg``) or the folder
+    itself when it lies directly under ``root``. Landmarks come from the face front end (``detector``, default
+    dlib) and are cached per folder in ``cache_dir`` (default ``root/.cest_cache``); frames without a face are
+    skipped; crops are framed like the training clips (:func:`~.reconstruct.clip_alignment`); M from
+    ``segmenter`` (default :class:`HullSkinSegmenter`)."""
+    from ...face import align
+    from ...face.detect import load_image
+    from .reconstruct import clip_alignment
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "not a folder of face-frame folders")
+    det = detector
+    if det is None:
+        from ...face.detect import FaceDetector
+        det = FaceDetector()
+    seg = segmenter or HullSkinSegmenter()
+    cache_dir = Path(cache_dir) if cache_dir else root / ".cest_cache"
+    folders = sorted({f.parent for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")
+                      and ".cest_cache" not in f.parts} - {root})
+    frames, lms, clip, person, clip_names, persons = [], [], [], [], [], []
+    for folder in folders:
+        files = _image_files(folder)
+        if not files:
+            continue
+        rel = folder.relative_to(root)
+        lm_all = _detect_cached(files, det, cache_dir / ("__".join(rel.parts) + ".npz"))
+        ok = [i for i in range(len(files)) if np.isfinite(lm_all[i]).all()]
+        if not ok:
+            continue
+        pname = rel.parts[0] if len(rel.parts) > 1 else rel.parts[-1]
+        if pname not in persons:
+            persons.append(pname)
+        for i in ok:
+            m = clip_alignment(lm_all[i], size, face_fraction)
+            frames.append(align.warp_affine(load_image(files[i]), m, size))
+            lms.append(align.apply_transform(m, lm_all[i]) + 0.5)       # renderer convention
+            clip.append(len(clip_names))
+            person.append(persons.index(pname))
+        clip_names.append(str(rel))
+    if not frames:
+        raise InputError(root, "no face found in any frame")
+    frames_a, lms_a = np.stack(frames), np.stack(lms).astype(np.float32)
+    return ClipBank(frames=frames_a, masks=seg(frames_a, lms_a), landmarks=lms_a, clip=np.array(clip),
+                    person=np.array(person), clip_names=clip_names, person_names=persons)
+
+
+def read_300wlp(root) -> list[dict]:
+    """300W-LP / AFLW2000-3D: every ``<name>.jpg`` with a ``<name>.mat`` beside it. Returns per image
+    {image, landmarks (68, 2) pixels (x, y; from ``pt3d_68`` when present, else ``pt2d``), landmarks3d (68, 3) or
+    None, pose (pitch, yaw, roll) radians, pose_params (7,) ``Pose_Para`` as stored}. Images whose .mat lacks
+    68 landmarks are reported and skipped."""
+    import scipy.io
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "not a 300W-LP / AFLW2000-3D folder")
+    out = []
+    for jpg in sorted(root.rglob("*.jpg")):
+        mat = jpg.with_suffix(".mat")
+        if not mat.is_file():
+            continue
+        try:
+            m = scipy.io.loadmat(str(mat))
+        except (OSError, ValueError, NotImplementedError, TypeError) as e:
+            log.warning("%s", InputError(mat, f"not a readable .mat ({e})"))
+            continue
+        lm3 = None
+        if "pt3d_68" in m and np.asarray(m["pt3d_68"]).shape[-1] == 68:
+            lm3 = np.asarray(m["pt3d_68"], np.float64).reshape(-1, 68).T[:, :3]
+            lm2 = lm3[:, :2]
+        elif "pt2d" in m and np.asarray(m["pt2d"]).shape[-1] == 68:
+            lm2 = np.asarray(m["pt2d"], np.float64).reshape(2, 68).T
+        else:
+            log.warning("%s", InputError(mat, "no 68 landmarks (pt3d_68 / pt2d)"))
+            continue
+        pose = np.asarray(m.get("Pose_Para", np.full((1, 7), np.nan)), np.float64).reshape(-1)
+        out.append({"image": jpg, "landmarks": lm2, "landmarks3d": lm3, "pose": pose[:3], "pose_params": pose})
+    return out
+
+
+def image_bank(records: list[dict], size: int, *, segmenter: FaceSegmenter | None = None,
+               face_fraction: float = 0.27) -> ClipBank:
+    """Single images with landmarks (e.g. :func:`read_300wlp`) as a bank of one-frame clips (one person each),
+    cropped like the training clips; the thesis trains on 300W-LP this way (symmetry only, n = 1)."""
+    from ...face import align
+    from ...face.detect import load_image
+    from .reconstruct import clip_alignment
+
+    frames, lms = [], []
+    for r in records:
+        m = clip_alignment(r["landmarks"], size, face_fraction)
+        frames.append(align.warp_affine(load_image(r["image"]), m, size))
+        lms.append(align.apply_transform(m, r["landmarks"]) + 0.5)
+    if not frames:
+        raise InputError("images", "no images with landmarks")
+    f, lm = np.stack(frames), np.stack(lms).astype(np.float32)
+    n = len(f)
+    return ClipBank(frames=f, masks=(segmenter or HullSkinSegmenter())(f, lm), landmarks=lm, clip=np.arange(n),
+                    person=np.arange(n), clip_names=[Path(r["image"]).stem for r in records],
+                    person_names=[Path(r["image"]).stem for r in records])
+
+
+def read_micc(root) -> list[dict]:
+    """MICC Florence 3D faces: every ``.obj`` scan under ``root`` as {identity (its top folder or stem), path,
+    vertices (V, 3), triangles (F, 3) or None}; unreadable scans are reported and skipped. Score a reconstruction
+    against a scan with :func:`voiceface.metrics.shape.nme` (ICP, cropped around the nose tip)."""
+    from ...face3d.meshio import load_mesh
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "not a MICC folder")
+    out = []
+    for obj in sorted(root.rglob("*.obj")):
+        try:
+            v, f, _ = load_mesh(obj)
+        except InputError as e:
+            log.warning("%s", e)
+            continue
+        rel = obj.relative_to(root)
+        out.append({"identity": rel.parts[0] if len(rel.parts) > 1 else obj.stem, "path": obj, "vertices": v,
+                    "triangles": f})
+    return out

@@ -197,7 +197,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
 
     model, cfg = load_trained(run)
     r = Run.open(run)
-    data = data or r.config.get("data") or _train_data(run)
+    data = data or _train_data(run)
     bank = load_sim_clips(data, cfg.data.test_splits)
     idx = test_indices(bank, cfg.data.max_test_frames)
     pred = predict(model, bank, idx)
@@ -270,3 +270,94 @@ def ablation_table(rows: dict[str, dict], out: str | os.PathLike) -> str:
     text = "\n".join(md) + "\n"
     (out / "ablation.md").write_text(text, encoding="utf-8")
     return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# figures (Fig. 4.4, 4.8, 4.9)
+
+def _figure(rows: list[list[np.ndarray]], row_labels, col_labels, path, cell: float = 1.1):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    nr, nc = len(rows), len(rows[0])
+    fig, axes = plt.subplots(nr, nc, figsize=(cell * nc + 1.2, cell * nr + 0.4), squeeze=False)
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            ax = axes[i][j]
+            ax.imshow(im)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=7, rotation=0, ha="right", va="center")
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=7)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def ablation_figure(runs: dict[str, str | os.PathLike], bank: ClipBank, frame: int, path) -> Path:
+    """Fig. 4.4 on one test frame: per variant the input, overlay, reflectance UV map A, illuminated texture T,
+    geometry and illumination (sphere), both canonical."""
+    from .reconstruct import overlay, render_views, sphere_image, to_uint8
+    from .train import load_trained
+
+    rows, labels = [], []
+    b = bank.tensors(np.array([frame]))
+    for name, run in runs.items():
+        model, _ = load_trained(run)
+        with torch.no_grad():
+            o = model(b["images"])
+            sh = model.shading(o["shape"], o["viewpoint"], o["light"])
+            r = model.render(o["verts_screen"], sh, o["reflectance"][:, None], face_id=o["face_id"])
+            geo = render_views(model, o["shape"], o["reflectance"], o["light"])["shading"]
+            sph = sphere_image(o["light"], 48)
+        rows.append([to_uint8(b["images"][0]), to_uint8(overlay(b["images"], r["image"][:, 0], r["mask"])[0]),
+                     to_uint8(o["uv_reflectance"][0]), to_uint8(o["texture"][0]), to_uint8(geo[0]),
+                     to_uint8(sph[0].clamp(0, 1))])
+        labels.append(name)
+    return _figure(rows, labels, ["input", "overlay", "reflectance", "illum. texture", "geometry", "light"], path)
+
+
+def relight_figure(run, bank: ClipBank, frames: np.ndarray, path) -> Path:
+    """Fig. 4.8: the reflectance of each test frame re-rendered in the canonical view under the estimated lights of
+    the other frames (lighting transfer); first column the input, second its own light."""
+    from .reconstruct import render_views, to_uint8
+    from .train import load_trained
+
+    model, _ = load_trained(run)
+    b = bank.tensors(np.asarray(frames))
+    with torch.no_grad():
+        o = model(b["images"])
+        rows = []
+        for i in range(len(frames)):
+            n = len(frames)
+            v = render_views(model, o["shape"][i:i + 1].expand(n, -1, -1), o["reflectance"][i:i + 1].expand(n, -1, -1),
+                             o["light"])["shaded"]
+            rows.append([to_uint8(b["images"][i])] + [to_uint8(v[i])] + [to_uint8(v[k]) for k in range(n) if k != i])
+    cols = ["input", "own light"] + [f"light {k + 1}" for k in range(len(frames) - 1)]
+    return _figure(rows, [f"face {i + 1}" for i in range(len(frames))], cols, path)
+
+
+def ced_figure(curves: dict[str, np.ndarray], path) -> Path:
+    """Fig. 4.9: CED curves (percent of frames with NME below x) of several methods."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    for name, errs in curves.items():
+        th, pc = shape_metrics.ced_curve(errs, np.linspace(0, 6, 121))
+        ax.plot(th, pc, label=f"{name} ({np.mean(errs):.2f})")
+    ax.set_xlabel("NME (% of outer interocular distance)")
+    ax.set_ylabel("frames below (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

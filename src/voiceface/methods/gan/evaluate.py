@@ -36,7 +36,7 @@ from ...metrics.matching import encode_labels, make_trials, stratum_codes, trial
 from .. import DemoSection, resolve_data
 from .generate import contact_sheet, faces_from_features, generate, save_faces
 from .model import FaceClassifier
-from .train import (GANData, TrainedGAN, feature_fn, feature_kind, load_faces64, load_run, make_voice_bank,
+from .train import (TrainedGAN, feature_fn, load_faces64, load_run, make_voice_bank,
                     seeded, split_data, to_unit, voice_features)
 
 log = logging.getLogger(__name__)
@@ -233,7 +233,7 @@ def _grid(rows: list[torch.Tensor], path: Path, labels: list[str] | None = None)
     return str(path)
 
 
-def _figures(model: TrainedGAN, out: Path, d_figs: dict, gd: GANData, test_feats: list[np.ndarray],
+def _figures(model: TrainedGAN, out: Path, d_figs: dict, test_feats: list[np.ndarray],
              test_items: list[Item], faces_by_id: dict[str, np.ndarray]) -> list[str]:
     """Fig. 3.2 (noise x duration), Fig. 3.3 (speech x duration + references), Fig. 3.5 (segments of a speaker)."""
     cfg = model.config
@@ -367,7 +367,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed
             results.update(sim_landmark_dist_true=float(l_true.mean()), sim_landmark_dist_random=float(l_rand.mean()),
                            sim_landmark_closer_frac=float(np.mean(l_true < l_rand)))
 
-    figs = _figures(model, run.path, d_figs, gd, test_feats, test_items, faces_by_id) if figures and test_items else []
+    figs = _figures(model, run.path, d_figs, test_feats, test_items, faces_by_id) if figures and test_items else []
     results["figures"] = [Path(f).name for f in figs]
     run.write_results(results)
     (run.path / "report.md").write_text(report_markdown(results, cfg), encoding="utf-8")

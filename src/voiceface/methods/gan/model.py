@@ -175,3 +175,14 @@ class FaceClassifier(nn.Module):
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """(B, 3, 64, 64) -> (B, n_classes) logits."""
         return self.head(self.trunk(f))
+
+
+def dcgan_init(module: nn.Module, std: float = 0.02) -> nn.Module:
+    """DCGAN initialisation (Radford et al., the thesis's ref. [71] for the GAN settings): conv / transposed-conv /
+    linear weights ~ N(0, std), biases 0. Returns ``module``."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module

@@ -35,7 +35,7 @@ from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
 from .config import GANConfig
 from .loss import GANLoss
-from .model import FaceCritics, Generator, SpeakerClassifier, SpeakerHead, VoiceEmbedNet
+from .model import FaceCritics, Generator, SpeakerClassifier, SpeakerHead, VoiceEmbedNet, dcgan_init
 
 log = logging.getLogger(__name__)
 METHOD_NAME = "gan"
@@ -266,6 +266,9 @@ def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> t
     with seeded(seed + 2):
         gen = Generator(embed_dim, m.gen_channels)
         crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk)
+        if cfg.init_std > 0:
+            dcgan_init(gen, cfg.init_std)
+            dcgan_init(crit, cfg.init_std)
     return gen, crit
 
 

@@ -26,8 +26,8 @@ class DataConfig:
     segment_s: float = 7.0       # testing: whole recordings cut into segments of this length, fused by Eq. 5.3
     max_test_s: float = 60.0     # cap on the audio read per test recording (memory)
     frames_per_s: int = 100      # log-mel hop 10 ms
-    feature_norm: str = "utterance"   # per-bin mean/variance normalisation: over each utterance, or "global" (over
-                                      # all recordings of the set, keeping each voice's average spectral envelope)
+    feature_norm: str = "global"   # per-bin mean/variance normalisation: "global" (over all recordings of the set,
+                                   # keeping each voice's average spectral envelope) or "utterance" (per recording)
 
 
 @dataclass(frozen=True)

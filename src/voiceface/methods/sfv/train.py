@@ -157,7 +157,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
             better = score < best.score
             best.net.load_state_dict(where_nets(better, model.state_dict(), best.net.state_dict()))
             best.score.copy_(torch.where(better, score, best.score))
-            values = {**values, "val1/mse": score.mean().item()}
+        if torch.isfinite(best.score).all():   # logged every step, so the loop's window average is the value
+            values["val1/best_mse"] = best.score.mean().item()
         return values
 
     fit(run, parts, method=METHOD_NAME, config=run_cfg, batch_fn=batch_fn, step_fn=step_fn, total_steps=t.steps,
