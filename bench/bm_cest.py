@@ -18,7 +18,6 @@ import time
 import numpy as np
 import torch
 
-from voiceface import config as cfglib
 from voiceface.methods.cest.config import LossConfig, cpu_preset
 from voiceface.methods.cest.loss import CESTLoss, photometric, reflectance_sets
 from voiceface.methods.cest.model import build_model

@@ -12,13 +12,15 @@ import time
 
 import torch
 
+from pathlib import Path
+
+from voiceface.config import load_config
+from voiceface.methods.gan.config import GANConfig
 from voiceface.methods.gan.loss import GANLoss
 from voiceface.methods.gan.model import FaceCritics, Generator, VoiceEmbedNet
 
-CPU_GEN = (256, 128, 64, 32, 32)
-CPU_FACE = (16, 32, 64, 64, 128)
-FULL_GEN = (1024, 512, 256, 128, 64)
-FULL_FACE = (32, 64, 128, 256, 512)
+FULL = GANConfig()
+CPU = load_config(GANConfig, Path(__file__).resolve().parents[1] / "configs" / "gan" / "cpu.yaml")
 
 
 def rate(fn, items: int, min_time: float = 2.0) -> float:
@@ -38,6 +40,7 @@ def gen_rate(channels, batch: int) -> float:
 
 
 def train_rate(gen_ch, face_ch, batch: int, frames: int = 300) -> float:
+    """Algorithm 1 iterations/s (frozen F_e forward on 3 s crops + D, C, G steps)."""
     torch.manual_seed(0)
     v = VoiceEmbedNet().eval()
     g, c = Generator(64, gen_ch), FaceCritics(100, face_ch)
@@ -59,13 +62,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    for name, ch in (("full (Table 3.2)", FULL_GEN), ("cpu preset", CPU_GEN)):
+    for name, ch in (("full (Table 3.2)", FULL.model.gen_channels), ("cpu preset", CPU.model.gen_channels)):
         one, batched = gen_rate(ch, 1), gen_rate(ch, 64)
         print(f"generator {name}: {batched:8.1f} images/s batched (B=64), {one:8.1f} images/s one at a time, "
               f"ratio {batched / one:.2f}x")
-    full = train_rate(FULL_GEN, FULL_FACE, 128)
-    cpu = train_rate(CPU_GEN, CPU_FACE, 32)
-    print(f"training full size, batch 128: {full:.3f} it/s; cpu preset, batch 32: {cpu:.3f} it/s "
+    full = train_rate(FULL.model.gen_channels, FULL.model.face_channels, FULL.batch_size)
+    cpu = train_rate(CPU.model.gen_channels, CPU.model.face_channels, CPU.batch_size)
+    print(f"training full size, batch {FULL.batch_size}: {full:.3f} it/s; cpu preset, batch {CPU.batch_size}: "
+          f"{cpu:.3f} it/s "
           f"(ratio {cpu / full:.1f}x)")
 
 

@@ -3,7 +3,6 @@ layouts (VoxCeleb-style frame folders, 300W-LP / AFLW2000-3D .jpg + .mat, MICC .
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from voiceface.face.detect import Face
@@ -78,7 +77,8 @@ def test_300wlp_adapter(clip_world, tmp_path):
         Image.fromarray(bank.frames[k]).save(tmp_path / f"img{k}.jpg")
         lm = bank.landmarks[k].astype(np.float64) - 0.5
         arr = np.concatenate([lm.T, np.zeros((1, 68))]) if key == "pt3d_68" else lm.T
-        scipy.io.savemat(tmp_path / f"img{k}.mat", {key: arr, "Pose_Para": np.array([[0.1, -0.2, 0.05, 1, 2, 3, 0.001]])})
+        pose = np.array([[0.1, -0.2, 0.05, 1, 2, 3, 0.001]])
+        scipy.io.savemat(tmp_path / f"img{k}.mat", {key: arr, "Pose_Para": pose})
     Image.fromarray(bank.frames[2]).save(tmp_path / "nomat.jpg")
     scipy.io.savemat(tmp_path / "bad.mat", {"x": 1})
     Image.fromarray(bank.frames[2]).save(tmp_path / "bad.jpg")

@@ -34,6 +34,12 @@ def test_model_shapes(face, conditional):
     # zero-initialised heads: the prior viewpoint, the mean shape and a white ambient light
     assert torch.allclose(out["viewpoint"], m.v0.expand(2, -1))
     assert torch.allclose(out["coeffs"], torch.zeros_like(out["coeffs"]))
+    # Eq. 4.8 unwrap: front-facing unoccluded triangles, including those smaller than a pixel (no speckle in T)
+    from voiceface.face3d import render
+    vis = m.visible_triangles(out["verts_screen"], out["face_id"])
+    wins = render.visible_faces(out["face_id"], face.triangles.shape[0])
+    assert vis.float().mean() > 0.4 and vis.float().mean() > 2 * wins.float().mean()
+    assert out["texture_mask"].mean() > 0.4
     # the mirror map is an involution on a symmetric model
     assert (m.mirror[m.mirror] == torch.arange(v)).float().mean() > 0.95
     sh = m.shading(out["shape"], out["viewpoint"], out["light"])
@@ -120,3 +126,13 @@ def test_degenerate_configs_terms(face):
         assert sets.shape[1] == k == len(labels)
     sets, labels = reflectance_sets(m, refl, partners, LossConfig(consistency=False, symmetry=False))
     assert labels == ["own"] and torch.equal(sets[:, 0], refl)
+
+
+@pytest.mark.parametrize("variant,name", [("a", "cpu"), ("b", "cpu_b_iest"), ("c", "cpu_c_consistency"),
+                                          ("d", "cpu_d_symmetry"), ("e", "cpu_e_none"), ("f", "cpu_f_video")])
+def test_ablation_presets_match_code(variant, name):
+    from pathlib import Path
+    from voiceface.methods.cest.config import ABLATIONS
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "cest" / f"{name}.yaml"
+    assert cfglib.load_config(CESTConfig, path) == cfglib.replace(cpu_preset(), ABLATIONS[variant])

@@ -91,7 +91,8 @@ def test_depth_test_picks_nearer_triangle():
     for order in (faces, faces.flip(0)):
         out = R.render(verts, order, colors, 32, antialias_edges=False)
         assert torch.allclose(out["image"][0, :, 10, 10], torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
-        assert torch.allclose(out["image"][0, :, 2, 2], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # only a covers (2.5, 2.5)
+        # only a covers (2.5, 2.5)
+        assert torch.allclose(out["image"][0, :, 2, 2], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
         assert abs(out["depth"][0, 0, 10, 10].item() - 3.0) < 1e-5
     verts2 = verts.clone()
     verts2[0, 3:, 2] = 7.0  # now b is behind
@@ -119,7 +120,7 @@ def test_backface_culling_and_offscreen():
 
 
 def test_gradcheck_colors_and_vertices_interior():
-    verts = torch.tensor([[[1.2, 1.1, 0.0], [10.7, 2.3, 0.5], [2.1, 9.8, 1.0], [11.3, 10.6, 0.2]]],
+    verts = torch.tensor([[[1.2, 1.3, 0.0], [10.7, 2.3, 0.5], [2.1, 9.8, 1.0], [11.3, 10.6, 0.2]]],
                          dtype=torch.float64)
     faces = torch.tensor([[0, 1, 2], [1, 3, 2]])
     g = torch.Generator().manual_seed(0)
@@ -152,7 +153,8 @@ def test_gradcheck_vertices_through_silhouette():
 def test_gradcheck_vertices_through_occlusion_contour():
     """A small triangle in front of a large one: its outline blends colours and carries vertex gradients."""
     back = torch.tensor([[0.5, 0.5, 5.0], [13.5, 0.5, 5.0], [0.5, 13.5, 5.0], [13.5, 13.5, 5.0]], dtype=torch.float64)
-    front = torch.tensor([[3.3, 2.6, 1.0], [10.2, 4.7, 1.0], [4.1, 10.8, 1.0]], dtype=torch.float64)  # one 45-degree edge
+    # one edge at exactly 45 degrees (the horizontal / vertical pair weights keep it differentiable)
+    front = torch.tensor([[3.3, 2.6, 1.0], [10.2, 4.7, 1.0], [4.1, 10.8, 1.0]], dtype=torch.float64)
     faces = torch.tensor([[0, 1, 2], [1, 3, 2], [4, 5, 6]])
     colors = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 3, dtype=torch.float64)[None]
     w = torch.rand(1, 2, 14, 14, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
@@ -216,8 +218,8 @@ def test_uv_unwrap_and_wrap_round_trip():
     pos = (scr_s.double() + 0.013).requires_grad_(True)
     uvr = R.uv_rasterize(uv_s, faces_s, 6)
     vis = torch.ones(1, faces_s.shape[0], dtype=torch.bool)
-    assert torch.autograd.gradcheck(_probe(lambda i, p: R.uv_unwrap(i, p, faces_s, uv_s, uv_raster=uvr, visible=vis)[0]),
-                                    (img, pos), atol=1e-6)
+    unwrap = _probe(lambda i, p: R.uv_unwrap(i, p, faces_s, uv_s, uv_raster=uvr, visible=vis)[0])
+    assert torch.autograd.gradcheck(unwrap, (img, pos), atol=1e-6)
 
 
 def test_uv_unwrap_masks_occluded_triangles():
@@ -282,3 +284,13 @@ def test_render_background_and_channels():
     assert out["image"].shape == (1, 5, 16, 16)
     assert torch.allclose(out["image"][0, :, 15, 15], torch.arange(5.0))
     assert torch.allclose(out["image"][0, :, 4, 4], torch.full((5,), 0.25))
+
+
+def test_non_finite_triangles_are_skipped():
+    verts = torch.tensor([[[2.0, 2.0, 0], [14.0, 2.0, 0], [2.0, 14.0, 0],
+                           [3.0, 3.0, float("nan")], [9.0, 3.0, -1.0], [3.0, 9.0, -1.0]]])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    ids = R.rasterize_ids(verts, faces, 16)
+    assert ids.max() == 0 and (ids == 0).sum() > 50
+    out = R.render(verts, faces, torch.ones(1, 6, 3), 16)
+    assert torch.isfinite(out["image"]).all() and torch.isfinite(out["mask"]).all()

@@ -32,7 +32,8 @@ def golden_render() -> np.ndarray:
 
 def test_builtin_mean_face_matches_golden():
     if not GOLDEN.exists():
-        pytest.fail(f"golden image missing: run `.venv/bin/python {Path(__file__).relative_to(Path.cwd())} --regenerate`")
+        pytest.fail("golden image missing: run "
+                    "`.venv/bin/python tests/face3d/test_render_golden_face3d.py --regenerate`")
     ref = np.asarray(Image.open(GOLDEN).convert("RGB")).astype(np.int16)
     img = golden_render().astype(np.int16)
     diff = np.abs(img - ref)

@@ -72,5 +72,6 @@ def test_view_rotation_composes_yaw_then_pitch():
 
     w = viz.view_rotation(0.3, math.pi / 2)
     r = geometry.rotation_matrix(w)
-    expect = geometry.rotation_matrix(torch.tensor([0.3, 0, 0])) @ geometry.rotation_matrix(torch.tensor([0, math.pi / 2, 0]))
+    rx = geometry.rotation_matrix(torch.tensor([0.3, 0, 0]))
+    expect = rx @ geometry.rotation_matrix(torch.tensor([0, math.pi / 2, 0]))
     assert torch.allclose(r, expect, atol=1e-5)

@@ -108,3 +108,19 @@ def test_import_mismatch_names_the_key(tmp_path, capsys):
     assert main(["weights", "import", "--kind", "voice", str(tmp_path / "gen.pth"), "--out",
                  str(tmp_path / "x.pt")]) == 2
     assert "model." in capsys.readouterr().err
+
+
+def test_generate_cli_with_imported_weights(tmp_path, voxceleb1_samples):
+    torch.manual_seed(1)
+    torch.save(RefVoice().eval().state_dict(), tmp_path / "voice_embedding.pth")
+    torch.save(RefGen().state_dict(), tmp_path / "generator.pth")
+    for kind, name in (("voice", "voice_embedding"), ("generator", "generator")):
+        assert main(["weights", "import", "--kind", kind, str(tmp_path / f"{name}.pth"),
+                     "--out", str(tmp_path / f"{kind}.pt")]) == 0
+    wav = sorted(voxceleb1_samples.glob("*.wav"))[0]
+    out = tmp_path / "faces"
+    assert main(["generate", str(wav), "-o", str(out), "--run", str(tmp_path / "generator.pt"),
+                 "--voice", str(tmp_path / "voice.pt")]) == 0
+    assert (out / f"{wav.stem}.png").is_file() and (out / "sheet.png").is_file()
+    # an imported generator without its voice network is a one-line error
+    assert main(["generate", str(wav), "-o", str(out), "--run", str(tmp_path / "generator.pt")]) == 2

@@ -30,6 +30,8 @@ def test_layout_contract(tiny_world):
         assert Path(it.path).is_file()
         assert splits.setdefault(it.identity, it.split) == it.split            # identity-level split
     assert sorted(list(splits.values()).count(s) for s in ("train", "val", "test")) == sorted(p.split)
+    genders = {(it.split, it.gender) for it in man}
+    assert all((s, g) in genders for s in ("train", "val", "test") for g in "mf")   # stratified by gender
     for it in by["voice"]:
         assert it.duration and p.duration_s[0] <= it.duration <= p.duration_s[1] and it.session
     face = by["face"][0]

@@ -30,5 +30,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{', greyscale' if r['greyscale'] else ''})")
     if ok:
         mean = sum(r["photometric_error"] for r in ok) / len(ok)
-        print(f"{len(ok)}/{len(results)} reconstructed; mean photometric error {mean:.2f} (0-255 scale)")
+        luma = sum(r["photometric_error_luma"] for r in ok) / len(ok)
+        print(f"{len(ok)}/{len(results)} reconstructed; mean photometric error {mean:.2f} (0-255 scale, RGB), "
+              f"{luma:.2f} (render luminance vs grey level)")
     return 0 if ok else 1

@@ -57,7 +57,8 @@ def rotation_matrix(w: torch.Tensor) -> torch.Tensor:
 def split_viewpoint(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Viewpoint ``v`` (B, 7) -> (log_scale (B,), rotation vector (B, 3), translation (B, 3))."""
     if v.shape[-1] != 7:
-        raise ValueError(f"viewpoint must have 7 entries (log-scale, rotation vector, translation), got {tuple(v.shape)}")
+        raise ValueError(f"viewpoint must have 7 entries (log-scale, rotation vector, translation), "
+                         f"got {tuple(v.shape)}")
     return v[..., 0], v[..., 1:4], v[..., 4:7]
 
 

@@ -24,7 +24,8 @@ How it works (no Python loop over triangles or pixels):
    sliver or tip that covers no pixel centre of either pixel of a pair is missed.
 
 An ``nvdiffrast`` backend is used automatically on CUDA when the package is installed (``backend="auto"``); it returns
-the same dictionary (without ``fragments``). It has NOT been tested (nvdiffrast is not installed in the development environment).
+the same dictionary (without ``fragments``). It has NOT been tested (nvdiffrast is not installed in the development
+environment).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def _hw(image_size) -> tuple[int, int]:
 
 
 def _ordered_bits(z: torch.Tensor) -> torch.Tensor:
-    """float32 (N,) -> int64 (N,) with the same order (IEEE-754 bit trick; negative floats get magnitude bits flipped)."""
+    """float32 (N,) -> int64 (N,) with the same order (IEEE-754 bits; negative floats get magnitude bits flipped)."""
     i = z.float().contiguous().view(torch.int32)
     i = torch.where(i < 0, i ^ 0x7FFFFFFF, i)
     return i.to(torch.int64)
@@ -113,7 +114,7 @@ def rasterize_ids(verts: torch.Tensor, faces: torch.Tensor, image_size, *, cull_
     tri = verts.detach().index_select(1, faces.reshape(-1)).view(bsz, nf, 3, 3)  # (B, F, 3, 3)
     x, y, z = tri[..., 0], tri[..., 1], tri[..., 2]  # (B, F, 3)
     area2 = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
-    valid = (area2.abs() > 1e-12) & torch.isfinite(tri).all(-1).all(-1)
+    valid = (area2.abs() > 1e-12) & torch.isfinite(area2 + z.sum(-1))  # non-finite x, y or z -> dropped
     if cull_backfaces:
         valid &= area2 < 0
     c0 = torch.ceil(x.amin(-1) - 0.5).clamp(0, w).long()

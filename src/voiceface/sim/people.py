@@ -310,12 +310,22 @@ def _linked_controls() -> tuple[tuple[str, ...], np.ndarray]:
     return names, _resolve_linked(names)
 
 
-def make_person(identity: str, seed: np.random.SeedSequence | int) -> Person:
-    """Draw one person deterministically from ``seed`` (an int or a ``numpy.random.SeedSequence``)."""
+def assign_genders(n: int, seed) -> list[str]:
+    """Genders of a world's n people: exactly round(P_MALE * n) men, in a seeded random order (a stratified draw,
+    so that small worlds keep the population's gender balance)."""
+    male = np.zeros(n, dtype=bool)
+    male[np.random.default_rng(np.random.SeedSequence([int(seed), 11])).permutation(n)[:round(P_MALE * n)]] = True
+    return ["m" if m else "f" for m in male]
+
+
+def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str | None = None) -> Person:
+    """Draw one person deterministically from ``seed`` (an int or a ``numpy.random.SeedSequence``); ``gender``
+    ('m' | 'f') fixes the gender instead of drawing it (P(male) = ``P_MALE``)."""
     names, linked = _linked_controls()
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     rng = np.random.default_rng(ss)
-    gender = "m" if rng.random() < P_MALE else "f"
+    drawn = "m" if rng.random() < P_MALE else "f"
+    gender = drawn if gender is None else gender
     age = float(sample_ages(rng, 1)[0])
     nationality = sample_nationality(rng)
     gp = np.array(_NAT_GROUPS[nationality])

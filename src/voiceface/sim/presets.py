@@ -2,8 +2,8 @@
 
 * ``tiny``: for tests, builds in seconds (24 people).
 * ``small``: for the demo, about two minutes on 2 cores (240 people).
-* ``paper``: the thesis's scale, 1,225 people split 924 / 112 / 189 (Sec. 2.4 / 3.4 use VoxCeleb1 x VGGFace with
-  that many identities), several utterances and images per person, for benchmarks.
+* ``paper``: the thesis's scale, 1,225 people split 924 / 112 / 189 (Tables 2.1 and 3.1: the VoxCeleb1 x VGGFace
+  intersection), several utterances and images per person, for benchmarks.
 """
 from __future__ import annotations
 

@@ -77,92 +77,110 @@ def identity_name(i: int) -> str:
     return f"sim{i:05d}"
 
 
-def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset, coupling: float) -> dict:
+def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset, coupling: float, gender: str
+                  ) -> dict:
     """Generate every file of identity ``index``; returns its marker (people row + item rows)."""
+    root_p = Path(root)
+    ident = identity_name(index)
+    children = np.random.SeedSequence(seed).spawn(n_total)[index].spawn(5)  # person, voice, stills, clips, spare
+    person = ppl.make_person(ident, children[0], gender)
+    common = {"identity": ident, "gender": person.gender, "nationality": person.nationality,
+              "age": round(person.age, 2)}
+    neutral, albedo = person.neutral_shape(), person.albedo()
+    rows = _write_voices(root_p, person, coupling, preset, np.random.default_rng(children[1]))
+    rows.append(_write_mesh(root_p, person, neutral, albedo))
+    rows += _write_stills(root_p, person, albedo, preset, np.random.default_rng(children[2]))
+    rows += _write_clips(root_p, person, neutral, albedo, preset, np.random.default_rng(children[3]))
+    marker = {"identity": ident, "person": ppl.person_row(person, coupling),
+              "items": [{**common, **r} for r in rows]}
+    _write_json(root_p / ".done" / f"{ident}.json", marker)
+    return marker
+
+
+def _write_voices(root: Path, person, coupling: float, preset: Preset, rng: np.random.Generator) -> list[dict]:
+    """voices/<id>/<n>.wav: ``preset.utterances`` utterances spread over ``preset.sessions`` sessions."""
+    vp = person.voice(coupling)
+    sessions = [voices.sample_session(rng, snr_db=preset.snr_db, rt60_s=preset.rt60_s)
+                for _ in range(preset.sessions)]
+    ident = person.identity
+    (root / "voices" / ident).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in range(preset.utterances):
+        s = n % preset.sessions
+        dur = round(float(rng.uniform(*preset.duration_s)), 2)
+        voices.write_wav(root / "voices" / ident / f"{n}.wav", voices.synthesize(vp, dur, rng, sessions[s]))
+        rows.append({"path": f"voices/{ident}/{n}.wav", "modality": "voice", "session": f"{ident}_s{s}",
+                     "duration": dur})
+    return rows
+
+
+def _write_mesh(root: Path, person, neutral, albedo) -> dict:
+    """meshes/<id>.npz: neutral vertices (V, 3), identity coefficients (Ki,), AMs (94,), albedo (V, 3)."""
+    (root / "meshes").mkdir(parents=True, exist_ok=True)
+    ams = ppl.coeffs_to_ams(person.id_coeffs[None])[0]
+    _write_npz(root / "meshes" / f"{person.identity}.npz", vertices=neutral.numpy().astype(np.float32),
+               coeffs=person.id_coeffs.astype(np.float32), ams=ams.astype(np.float32),
+               albedo=albedo.numpy().astype(np.float32))
+    return {"path": f"meshes/{person.identity}.npz", "modality": "mesh"}
+
+
+def _write_stills(root: Path, person, albedo, preset: Preset, rng: np.random.Generator) -> list[dict]:
+    """faces/<id>/<n>.png (128), faces64/<id>/<n>.png (64) and faces/<id>/<n>.json for ``preset.images`` photos,
+    each with one of the person's expressions (plus a little variation)."""
     import torch
 
     from . import faces
 
-    root_p = Path(root)
-    ident = identity_name(index)
-    children = np.random.SeedSequence(seed).spawn(n_total)[index].spawn(5)  # person, voice, stills, clips, spare
-    person = ppl.make_person(ident, children[0])
+    if not preset.images:
+        return []
     model = ppl.face_model()
-    rows: list[dict] = []
-    common = {"identity": ident, "gender": person.gender, "nationality": person.nationality,
-              "age": round(person.age, 2)}
-
-    # --- voices
-    vp = person.voice(coupling)
-    rng = np.random.default_rng(children[1])
-    sessions = [voices.sample_session(rng, snr_db=preset.snr_db, rt60_s=preset.rt60_s)
-                for _ in range(preset.sessions)]
-    vdir = root_p / "voices" / ident
-    vdir.mkdir(parents=True, exist_ok=True)
-    for n in range(preset.utterances):
-        s = n % preset.sessions
-        dur = round(float(rng.uniform(*preset.duration_s)), 2)
-        y = voices.synthesize(vp, dur, rng, sessions[s])
-        voices.write_wav(vdir / f"{n}.wav", y)
-        rows.append({**common, "path": f"voices/{ident}/{n}.wav", "modality": "voice", "session": f"{ident}_s{s}",
-                     "duration": dur})
-
-    # --- neutral mesh
-    neutral = person.neutral_shape()
-    albedo = person.albedo()
-    ams = ppl.coeffs_to_ams(person.id_coeffs[None])[0]
-    mdir = root_p / "meshes"
-    mdir.mkdir(parents=True, exist_ok=True)
-    _write_npz(mdir / f"{ident}.npz", vertices=neutral.numpy().astype(np.float32),
-               coeffs=person.id_coeffs.astype(np.float32), ams=ams.astype(np.float32),
-               albedo=albedo.numpy().astype(np.float32))
-    rows.append({**common, "path": f"meshes/{ident}.npz", "modality": "mesh"})
-
-    # --- stills
-    kit = _render_kit()
-    rng = np.random.default_rng(children[2])
     ke = model.num_expression
-    if preset.images:
-        pick = rng.integers(0, len(person.expressions), preset.images)
-        expr = person.expressions[pick] + 0.2 * rng.standard_normal((preset.images, ke))
-        shapes = model.shape(torch.as_tensor(np.repeat(person.id_coeffs[None], preset.images, 0), dtype=torch.float32),
-                             torch.as_tensor(expr, dtype=torch.float32) if ke else None)
-        stills = faces.aligned_stills(kit, rng, shapes, albedo, preset.render_size)
-        fdir, f64dir = root_p / "faces" / ident, root_p / "faces64" / ident
-        fdir.mkdir(parents=True, exist_ok=True)
-        f64dir.mkdir(parents=True, exist_ok=True)
-        for n, st in enumerate(stills):
-            _write_png(fdir / f"{n}.png", st["crops"][128])
-            _write_png(f64dir / f"{n}.png", st["crops"][64])
-            _write_json(fdir / f"{n}.json", {
-                "landmarks128": np.round(st["landmarks"][128], 3).tolist(),
-                "landmarks64": np.round(st["landmarks"][64], 3).tolist(),
-                "pose": np.round(st["pose"], 5).tolist(), "light": np.round(st["light"], 5).tolist(),
-                "expression": np.round(expr[n], 5).tolist()})
-            rows.append({**common, "path": f"faces/{ident}/{n}.png", "modality": "face", "width": 128,
-                         "height": 128, "extra": {"path64": f"faces64/{ident}/{n}.png"}})
+    pick = rng.integers(0, len(person.expressions), preset.images)
+    expr = person.expressions[pick] + 0.2 * rng.standard_normal((preset.images, ke))
+    ident_c = torch.as_tensor(np.repeat(person.id_coeffs[None], preset.images, 0), dtype=torch.float32)
+    shapes = model.shape(ident_c, torch.as_tensor(expr, dtype=torch.float32) if ke else None)
+    stills = faces.aligned_stills(_render_kit(), rng, shapes, albedo, preset.render_size)
+    ident = person.identity
+    fdir, f64dir = root / "faces" / ident, root / "faces64" / ident
+    fdir.mkdir(parents=True, exist_ok=True)
+    f64dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n, st in enumerate(stills):
+        _write_png(fdir / f"{n}.png", st["crops"][128])
+        _write_png(f64dir / f"{n}.png", st["crops"][64])
+        _write_json(fdir / f"{n}.json", {
+            "landmarks128": np.round(st["landmarks"][128], 3).tolist(),
+            "landmarks64": np.round(st["landmarks"][64], 3).tolist(),
+            "pose": np.round(st["pose"], 5).tolist(), "light": np.round(st["light"], 5).tolist(),
+            "expression": np.round(expr[n], 5).tolist()})
+        rows.append({"path": f"faces/{ident}/{n}.png", "modality": "face", "width": 128, "height": 128,
+                     "extra": {"path64": f"faces64/{ident}/{n}.png"}})
+    return rows
 
-    # --- clips
-    rng = np.random.default_rng(children[3])
-    if preset.clips:
-        cdir = root_p / "clips"
-        cdir.mkdir(parents=True, exist_ok=True)
-        exp_basis = (model.exp_basis * model.exp_std).T.reshape(ke, -1, 3) if ke else None
-        for k in range(preset.clips):
-            nf = int(rng.integers(preset.clip_frames[0], preset.clip_frames[1] + 1))
-            a, b = rng.choice(len(person.expressions), 2, replace=False)
-            clip = faces.render_clip(kit, rng, neutral, exp_basis, person.expressions[a], person.expressions[b],
-                                     albedo, nf, preset.clip_size)
-            _write_npz(cdir / f"{ident}_{k}.npz", frames=clip["frames"], masks=clip["masks"],
-                       landmarks=clip["landmarks"], coeffs=person.id_coeffs.astype(np.float32),
-                       expression=clip["expression"], pose=clip["pose"], light=clip["light"],
-                       albedo=albedo.numpy().astype(np.float32))
-            rows.append({**common, "path": f"clips/{ident}_{k}.npz", "modality": "clip", "width": preset.clip_size,
-                         "height": preset.clip_size, "extra": {"frames": str(nf)}})
 
-    marker = {"identity": ident, "person": ppl.person_row(person, coupling), "items": rows}
-    _write_json(root_p / ".done" / f"{ident}.json", marker)
-    return marker
+def _write_clips(root: Path, person, neutral, albedo, preset: Preset, rng: np.random.Generator) -> list[dict]:
+    """clips/<id>_<k>.npz: ``preset.clips`` clips moving between two of the person's expressions."""
+    from . import faces
+
+    if not preset.clips:
+        return []
+    model = ppl.face_model()
+    ke = model.num_expression
+    exp_basis = (model.exp_basis * model.exp_std).T.reshape(ke, -1, 3) if ke else None      # (Ke, V, 3)
+    (root / "clips").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k in range(preset.clips):
+        nf = int(rng.integers(preset.clip_frames[0], preset.clip_frames[1] + 1))
+        a, b = rng.choice(len(person.expressions), 2, replace=False)
+        clip = faces.render_clip(_render_kit(), rng, neutral, exp_basis, person.expressions[a],
+                                 person.expressions[b], albedo, nf, preset.clip_size)
+        name = f"{person.identity}_{k}.npz"
+        _write_npz(root / "clips" / name, frames=clip["frames"], masks=clip["masks"], landmarks=clip["landmarks"],
+                   coeffs=person.id_coeffs.astype(np.float32), expression=clip["expression"], pose=clip["pose"],
+                   light=clip["light"], albedo=albedo.numpy().astype(np.float32))
+        rows.append({"path": f"clips/{name}", "modality": "clip", "width": preset.clip_size,
+                     "height": preset.clip_size, "extra": {"frames": str(nf)}})
+    return rows
 
 
 @lru_cache(maxsize=1)
@@ -184,9 +202,18 @@ def _init_worker() -> None:
 # The world
 # ---------------------------------------------------------------------------------------------------------------
 
-def _split_assignment(n: int, split: tuple[int, int, int], seed: int) -> list[str]:
-    """Identity-level split: a seeded permutation, the first ``split[0]`` train, then val, then test."""
-    order = np.random.default_rng(np.random.SeedSequence([seed, 7])).permutation(n)
+def _split_assignment(genders: list[str], split: tuple[int, int, int], seed: int) -> list[str]:
+    """Identity-level split, stratified by gender: identities are ordered by their seeded random rank within their
+    gender divided by that gender's count (so every prefix holds both genders in proportion); the first
+    ``split[0]`` are train, the next ``split[1]`` val, the rest test."""
+    n = len(genders)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    g = np.asarray(genders)
+    key = np.empty(n)
+    for value in ("m", "f"):
+        idx = np.flatnonzero(g == value)
+        key[idx] = (rng.permutation(len(idx)) + rng.uniform(0, 1, len(idx))) / max(len(idx), 1)
+    order = np.argsort(key, kind="stable")
     labels = np.empty(n, dtype=object)
     labels[order[:split[0]]] = "train"
     labels[order[split[0]:split[0] + split[1]]] = "val"
@@ -234,6 +261,7 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
     t0 = time.perf_counter()
     pop = ppl.population()           # computed (or loaded) once here, before the workers start
     n = p.identities
+    genders = ppl.assign_genders(n, seed)
     markers: dict[int, dict] = {}
     todo = []
     for i in range(n):
@@ -250,7 +278,7 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
         torch.set_num_threads(1)          # as in the workers (and bit-identical to them)
         try:
             for i in todo:
-                markers[i] = _identity_job(str(root), i, seed, n, p, coupling)
+                markers[i] = _identity_job(str(root), i, seed, n, p, coupling, genders[i])
                 bar.update(1)
         finally:
             torch.set_num_threads(threads)
@@ -259,7 +287,7 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker) as ex:
-            futs = {ex.submit(_identity_job, str(root), i, seed, n, p, coupling): i for i in todo}
+            futs = {ex.submit(_identity_job, str(root), i, seed, n, p, coupling, genders[i]): i for i in todo}
             for fut in as_completed(futs):
                 markers[futs[fut]] = fut.result()
                 bar.update(1)
@@ -277,7 +305,7 @@ def _progress(total: int, enabled: bool, desc: str):
 def _finish(root: Path, p: Preset, seed: int, coupling: float, markers: dict[int, dict], pop, seconds: float
             ) -> Path:
     """Write manifest.csv, people.csv and world.json from the identity markers."""
-    splits = _split_assignment(p.identities, p.split, seed)
+    splits = _split_assignment([markers[i]["person"]["gender"] for i in range(p.identities)], p.split, seed)
     items = []
     people_rows = []
     for i in range(p.identities):

@@ -104,14 +104,15 @@ def _findings(results: dict, ra: dict) -> str:
                      f"{e['albedo_error']:.1f} vs {ra['albedo_error']:.1f}, photometric error "
                      f"{e['photometric_error']:.2f} vs {ra['photometric_error']:.2f} -> "
                      + ("the light of (e) is closer to isotropic and its reflectance absorbs the shading, as the "
-                        "thesis describes." if e["sh_energy"] < ra["sh_energy"] and e["albedo_error"] > ra["albedo_error"]
+                        "thesis describes."
+                        if e["sh_energy"] < ra["sh_energy"] and e["albedo_error"] > ra["albedo_error"]
                         else "the thesis's degraded solution is NOT clearly reproduced at this training length."))
     lines.append(f"- Shape: CEST NME {ra['nme']:.2f} vs the mean shape {ra['nme_mean_shape']:.2f}"
                  + (" (better than no image)." if ra["nme"] < ra["nme_mean_shape"] else
                     " (NOT better than the mean shape: the narrow CPU run does not learn identity shape here)."))
     if "nme_fit" in ra:
-        lines.append(f"- Per-image fitting of the same model (oracle-friendly here: the world is rendered with the same "
-                     f"model, albedo space and renderer): NME {ra['nme_fit']:.2f}, photometric "
+        lines.append(f"- Per-image fitting of the same model (oracle-friendly here: the world is rendered with the "
+                     f"same model, albedo space and renderer): NME {ra['nme_fit']:.2f}, photometric "
                      f"{ra['photometric_error_fit']:.2f} vs CEST on the same frames "
                      f"{ra['nme_cest_on_fit_frames']:.2f} / {ra['photometric_error_cest_on_fit_frames']:.2f}.")
     return "\n".join(lines)

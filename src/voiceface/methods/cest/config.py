@@ -7,7 +7,8 @@ lambda1 = 1, lambda2 = 0.1, Adam with lr 1e-3, minibatches of 128 frames from 32
 
 The ablations of Fig. 4.4 are switches of :class:`LossConfig` / :class:`NetConfig`:
 (a) ``consistency=true, symmetry=true``; (b) (a) with ``net.conditional=false`` (IEST); (c) ``symmetry=false``;
-(d) ``consistency=false`` (one frame per clip); (e) both false; (f) (a) with ``consistency_scope=video``.
+(d) ``consistency=false`` (the thesis uses one frame per clip; we keep the minibatch and drop the cross-frame
+terms, which is the same objective); (e) both false; (f) (a) with ``consistency_scope=video``.
 """
 from __future__ import annotations
 

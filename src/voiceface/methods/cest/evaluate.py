@@ -31,7 +31,7 @@ import torch
 from ...engine import Run
 from ...face3d import geometry
 from ...metrics import shape as shape_metrics
-from .config import CESTConfig, EvalConfig
+from .config import EvalConfig
 from .data import ClipBank, load_sim_clips
 from .loss import coefficient_energy, landmark_loss, photometric
 from .model import CEST
@@ -317,7 +317,7 @@ def ablation_figure(runs: dict[str, str | os.PathLike], bank: ClipBank, frame: i
             sph = sphere_image(o["light"], 48)
         rows.append([to_uint8(b["images"][0]), to_uint8(overlay(b["images"], r["image"][:, 0], r["mask"])[0]),
                      to_uint8(o["uv_reflectance"][0]), to_uint8(o["texture"][0]), to_uint8(geo[0]),
-                     to_uint8(sph[0].clamp(0, 1))])
+                     to_uint8((sph[0] / sph[0].max().clamp_min(1e-6)).clamp(0, 1))])
         labels.append(name)
     return _figure(rows, labels, ["input", "overlay", "reflectance", "illum. texture", "geometry", "light"], path)
 

@@ -9,7 +9,6 @@ image side S; L_rg is the mean over the batch of ||alpha||^2 / K (alpha in stand
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
@@ -92,7 +91,7 @@ class CESTLoss:
         out = model(batch["images"])
         sets, _ = reflectance_sets(model, out["reflectance"], batch["partners"], self.cfg)
         shading = model.shading(out["shape"], out["viewpoint"], out["light"])
-        rendered = model.render(out["verts_screen"], shading, sets, face_id=out["face_id"])["image"]           # (B, k, 3, S, S)
+        rendered = model.render(out["verts_screen"], shading, sets, face_id=out["face_id"])["image"]  # (B, k, 3, S, S)
         terms = photometric(batch["images"], rendered, batch["masks"])                 # (B, k)
         l_ph = terms.sum(1).mean()                                                     # 1/N sum_i sum_terms
         l_kp = landmark_loss(out["verts_screen"], model.face.landmarks68, batch["landmarks"], model.cfg.image_size)

@@ -189,6 +189,31 @@ class CEST(nn.Module):
         """R^x: (..., V, 3) reflectance mirrored left-right through the model's vertex symmetry."""
         return reflectance[..., self.mirror, :]
 
+    @torch.no_grad()
+    def visible_triangles(self, q: torch.Tensor, face_id: torch.Tensor, tol: float = 0.03) -> torch.Tensor:
+        """(B, F) bool triangles of Eq. 4.8's unwrap: front-facing and not occluded, i.e. the centroid's depth is
+        within ``tol`` x the crop extent (scaled to pixels) of the z-buffer at the centroid's pixel. Unlike "wins a
+        pixel centre", this keeps triangles smaller than a pixel, so T has no holes at low resolution.
+
+        Args: q (B, V, 3) projected shape; face_id (B, S, S) its z-buffer triangle ids.
+        """
+        faces = self.face.triangles
+        b, s = q.shape[0], face_id.shape[-1]
+        frags = render.fragments_from_ids(q.detach(), faces, face_id)
+        zbuf = torch.full((b * s * s,), float("inf"), dtype=q.dtype, device=q.device)
+        zbuf[frags.pix] = frags.depth
+        tri = q.detach()[:, faces]                                             # (B, F, 3, 3)
+        x, y = tri[..., 0], tri[..., 1]
+        area2 = (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (y[..., 1] - y[..., 0]) * (x[..., 2] - x[..., 0])
+        c = tri.mean(2)                                                        # (B, F, 3) centroids
+        col = c[..., 0].floor().long().clamp(0, s - 1)
+        row = c[..., 1].floor().long().clamp(0, s - 1)
+        base = (torch.arange(b, device=q.device) * s * s)[:, None]
+        zb = zbuf[base + row * s + col]                                        # (B, F)
+        scale = q.new_tensor(tol * self.extent) * (s / self.cfg.image_size)
+        pix_tol = scale * torch.exp(self.v0[0])                                 # model units -> pixels (neutral scale)
+        return (area2 < 0) & (c[..., 2] <= zb + pix_tol) & torch.isfinite(zb)
+
     def shape_from_coeffs(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Eq. 4.6: coeffs (B, Ki + Ke) -> vertices (B, V, 3)."""
         return self.face.shape(coeffs[:, :self.n_id], coeffs[:, self.n_id:] if self.n_exp else None)
@@ -207,7 +232,7 @@ class CEST(nn.Module):
         q = geometry.project(shape, v)                                        # (B, V, 3) Eq. 4.7
         s = self.cfg.image_size
         face_id = render.rasterize_ids(q, self.face.triangles, s)            # (B, S, S), one z-buffer pass
-        visible = render.visible_faces(face_id, self.face.triangles.shape[0])  # occluded triangles ignored
+        visible = self.visible_triangles(q, face_id)                         # occluded triangles ignored
         tex, tex_mask = render.uv_unwrap(images, q, self.face.triangles, self.face.uv, uv_raster=self.uv_raster(),
                                          visible=visible)
         if self.cfg.conditional:

@@ -6,7 +6,8 @@ by a similarity to the framing of the training clips (eye-to-mouth distance ``ne
 5-point centre at the image centre) and their face region M comes from a :class:`~.data.FaceSegmenter` (default
 :class:`~.data.HullSkinSegmenter`). Greyscale photos (e.g. ORL) are replicated to three equal channels, so CEST sees
 a grey image; the estimated reflectance and light then come out (nearly) grey, and the photometric error is
-measured on the three identical channels.
+measured on the three identical channels (``photometric_error``); ``photometric_error_luma`` compares the render's
+luminance (0.299 R + 0.587 G + 0.114 B) with the grey level instead, as a greyscale camera would see the render.
 """
 from __future__ import annotations
 
@@ -114,7 +115,8 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
     """``voiceface reconstruct``: per image ``OUT/<stem>.obj`` (vertex colours = reflectance), ``<stem>_overlay.png``,
     ``<stem>_uv.png`` (reflectance UV map A), ``<stem>_shading.png`` (geometry under the estimated light, unit
     albedo), ``<stem>_relit.png`` (canonical view under four other lights), ``<stem>.json`` (viewpoint, coefficients,
-    light, photometric error). A file that fails (unreadable, no face) is reported in its result and skipped.
+    light, photometric error); ``<stem>`` is ``<folder>_<stem>`` when names repeat (ORL's s1/1.pgm, s2/1.pgm).
+    A file that fails (unreadable, no face) is reported in its result and skipped.
     Returns one dict per image (``error`` set for skipped ones)."""
     from ...face.detect import FaceDetector, expand_images, load_image
     from ...face3d.meshio import save_mesh
@@ -127,7 +129,10 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     s = cfg.net.image_size
     results = []
-    for path in expand_images(images):
+    paths = expand_images(images)
+    stems = [p.stem for p in paths]
+    clash = {x for x in stems if stems.count(x) > 1}
+    for path in paths:
         try:
             photo = load_image(path)
             face = det.find(photo, path)
@@ -155,7 +160,9 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
                                  o["reflectance"].expand(len(lights), -1, -1), lights)["shaded"]
         mt = torch.from_numpy(mask)[None, None].float()
         err = float(255.0 * ((rendered - img).abs() * mt).sum() / (3.0 * mt.sum()).clamp_min(1.0))
-        stem = path.stem
+        luma = (rendered * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        err_luma = float(255.0 * ((luma - img.mean(1, keepdim=True)).abs() * mt).sum() / mt.sum().clamp_min(1.0))
+        stem = f"{path.parent.name}_{path.stem}" if path.stem in clash else path.stem
         save_mesh(out / f"{stem}.obj", o["shape"][0].numpy(), model.face.triangles.numpy(),
                   o["reflectance"][0].clamp(0, 1).numpy())
         _save_png(np.concatenate([crop, to_uint8(overlay(img, rendered, rmask)[0])], 1), out / f"{stem}_overlay.png")
@@ -163,7 +170,8 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
         _save_png(to_uint8(shading_img[0].clamp(0, 1)), out / f"{stem}_shading.png")
         _save_png(np.concatenate([to_uint8(x) for x in relit], 1), out / f"{stem}_relit.png")
         rec = {"image": str(path), "obj": str(out / f"{stem}.obj"), "greyscale": grey,
-               "photometric_error": err, "mask_pixels": int(mask.sum()), "n_faces": int(face.n_faces),
+               "photometric_error": err, "photometric_error_luma": err_luma, "mask_pixels": int(mask.sum()),
+               "n_faces": int(face.n_faces),
                "viewpoint": o["viewpoint"][0].tolist(), "coeffs": o["coeffs"][0].tolist(),
                "light": o["light"][0].tolist(), "crop_matrix": m.tolist(), "landmarks_crop": lm.tolist()}
         (out / f"{stem}.json").write_text(json.dumps(rec, indent=1), encoding="utf-8")

@@ -279,50 +279,35 @@ def _table33(results: dict[str, Any], cfg) -> str:
     return "\n".join(lines)
 
 
-def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed: int | None = None,
-             figures: bool = True) -> dict[str, Any]:
-    """``voiceface evaluate gan --run RUN``: every Sec. 3.3 measurement; writes RUN/results.json and RUN/report.md."""
-    run = Run.open(run)
-    model = load_run(run.path)
-    cfg = model.config
-    seed = model.seed if seed is None else seed
-    manifest = read_manifest(resolve_data(data or model.data))
-    gd = split_data(manifest, cfg)
+def _identity_metrics(model: TrainedGAN, gd, manifest, run: Run) -> dict[str, Any]:
+    """Top-1 / top-5 of F_c on faces from held-out sessions of training identities (Sec. 3.3.2, first test)."""
     label = {k: i for i, k in enumerate(gd.identities)}
-    results: dict[str, Any] = {}
-
-    # identity top-1 / top-5 on held-out sessions of training identities
-    held_feats, held_items = _bank(model, gd.heldout_voice, manifest, run)
-    held_faces = faces_from_features(model, held_feats) if held_feats else torch.zeros(0, 3, 64, 64)
+    feats, items = _bank(model, gd.heldout_voice, manifest, run)
+    faces = faces_from_features(model, feats) if feats else torch.zeros(0, 3, 64, 64)
     with torch.no_grad():
-        logits = model.critics.c_logit(held_faces).cpu() if len(held_faces) else torch.zeros(0, len(label))
-    y = np.array([label[it.identity] for it in held_items], dtype=np.int64)
-    results.update(gen_id_top1=_topk(logits, y, 1), gen_id_top5=_topk(logits, y, 5), gen_id_n=len(y))
+        logits = model.critics.c_logit(faces.to(model.device)).cpu() if len(faces) else torch.zeros(0, len(label))
+    y = np.array([label[it.identity] for it in items], dtype=np.int64)
+    return {"gen_id_top1": _topk(logits, y, 1), "gen_id_top5": _topk(logits, y, 5), "gen_id_n": len(y)}
 
-    # unseen identities: generated faces, gender, matching
-    test_feats, test_items = _bank(model, gd.test_voice, manifest, run)
-    test_faces = faces_from_features(model, test_feats)
-    train_u8, train_face_items = load_faces64(gd.train_face, manifest.root)
-    gal_u8, gal_items = load_faces64(gd.test_face, manifest.root)
-    g_train = np.array([1 if it.gender == "f" else 0 for it in train_face_items])
-    clf = train_gender_classifier(train_u8, g_train, model, cfg.gender_steps, seed)
-    g_gal = np.array([1 if it.gender == "f" else 0 for it in gal_items])
-    results["gender_clf_real_acc"] = float((_predict(clf, to_unit(gal_u8)).argmax(1).numpy() == g_gal).mean()) \
-        if len(gal_items) else float("nan")
+
+def _gender_metrics(model: TrainedGAN, train_faces, gallery, test_faces: torch.Tensor, test_items: list[Item],
+                    seed: int) -> dict[str, float]:
+    """Gender classifier on real training faces, applied to real unseen faces and to generated ones."""
+    (train_u8, train_items), (gal_u8, gal_items) = train_faces, gallery
+    code = lambda items: np.array([1 if it.gender == "f" else 0 for it in items])  # noqa: E731
+    clf = train_gender_classifier(train_u8, code(train_items), model, model.config.gender_steps, seed)
+    out = {"gender_clf_real_acc": float((_predict(clf, to_unit(gal_u8)).argmax(1).numpy() == code(gal_items)).mean())
+           if len(gal_items) else float("nan")}
     known = [i for i, it in enumerate(test_items) if it.gender in ("m", "f")]
-    g_test = np.array([1 if test_items[i].gender == "f" else 0 for i in known])
     pred = _predict(clf, test_faces[known]).argmax(1).numpy() if known else np.zeros(0)
-    results["gen_gender_acc"] = float((pred == g_test).mean()) if known else float("nan")
+    out["gen_gender_acc"] = float((pred == code([test_items[i] for i in known])).mean()) if known else float("nan")
+    return out
 
+
+def _matching_metrics(model: TrainedGAN, sets: dict[str, tuple], seed: int) -> dict[str, Any]:
+    """1:2 v->f matching through generated faces, U and G, for each face embedding and each probe/gallery set."""
     emb = _Embedders(model)
-    results["gen_match_embedding"] = emb.primary_name
-    gal_t = to_unit(gal_u8)
-    # training-set column of Table 3.3: a subset of training recordings vs training faces
-    rng = np.random.default_rng([seed, 19])
-    pick = rng.permutation(len(gd.train_voice))[:cfg.eval_train_probes]
-    tr_feats, tr_items = _bank(model, [gd.train_voice[i] for i in sorted(pick)], manifest, run)
-    tr_faces = faces_from_features(model, tr_feats)
-    sets = {"": (test_faces, test_items, gal_t, gal_items), "_train": (tr_faces, tr_items, to_unit(train_u8), train_face_items)}
+    out: dict[str, Any] = {"gen_match_embedding": emb.primary_name}
     embedders = [("", emb.primary)] + ([("_dlib", emb.dlib_desc)] if emb.dlib is not None else [])
     for suffix_e, fn in embedders:
         for suffix_s, (probe, p_items, gallery, g_items) in sets.items():
@@ -333,41 +318,80 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed
                 acc, n = match_accuracy(pe, [it.identity for it in p_items], [it.gender for it in p_items],
                                         ge, [it.identity for it in g_items], [it.gender for it in g_items],
                                         strat == "G", seed)
-                results[f"gen_match_v2f_{strat}{suffix_e}{suffix_s}"] = acc
-                results[f"gen_match_trials_{strat}{suffix_e}{suffix_s}"] = n
+                out[f"gen_match_v2f_{strat}{suffix_e}{suffix_s}"] = acc
+                out[f"gen_match_trials_{strat}{suffix_e}{suffix_s}"] = n
+    return out
 
-    # discriminator on speech vs noise
-    d_res, d_figs = _d_stats(model, test_feats, seed)
-    results.update(d_res)
 
-    # pixel distance to the speaker's real faces vs a random other identity (simulated world: true rendered faces)
-    faces_by_id: dict[str, np.ndarray] = {}
+def _true_face_distances(gen_faces: torch.Tensor, gen_items: list[Item], faces_by_id: dict[str, np.ndarray],
+                         rng: np.random.Generator) -> dict[str, float]:
+    """Generated face vs the speaker's real (on the simulated world: rendered) faces, against a random other
+    identity: pixel MSE to the identity's mean face, and Procrustes distance of 68-point landmark shapes."""
+    ids = sorted(faces_by_id)
+    pos = {k: i for i, k in enumerate(ids)}
+    have = [i for i, it in enumerate(gen_items) if it.identity in pos]
+    if not have or len(ids) < 2:
+        return {}
+    mean_face = torch.stack([to_unit(faces_by_id[k]).mean(0) for k in ids])                  # (I, 3, 64, 64)
+    true_i = np.array([pos[gen_items[i].identity] for i in have])
+    other = (true_i + rng.integers(1, len(ids), len(have))) % len(ids)                       # another identity
+    gen = gen_faces[have]
+    d_true = ((gen - mean_face[true_i]) ** 2).mean((1, 2, 3)).numpy()
+    d_rand = ((gen - mean_face[other]) ** 2).mean((1, 2, 3)).numpy()
+    out = {"sim_pixel_mse_true": float(d_true.mean()), "sim_pixel_mse_random": float(d_rand.mean()),
+           "sim_pixel_closer_frac": float(np.mean(d_true < d_rand))}
+    lm_gen = landmarks68(gen)
+    if lm_gen is not None:
+        mean_lm = np.stack([landmarks68(to_unit(faces_by_id[k])).mean(0) for k in ids])      # (I, 68, 2)
+        l_true = procrustes_distance(mean_lm[true_i], lm_gen)
+        l_rand = procrustes_distance(mean_lm[other], lm_gen)
+        out.update(sim_landmark_dist_true=float(l_true.mean()), sim_landmark_dist_random=float(l_rand.mean()),
+                   sim_landmark_closer_frac=float(np.mean(l_true < l_rand)))
+    return out
+
+
+def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed: int | None = None,
+             figures: bool = True) -> dict[str, Any]:
+    """``voiceface evaluate gan --run RUN``: every Sec. 3.3 measurement; writes RUN/results.json and RUN/report.md."""
+    run = Run.open(run)
+    model = load_run(run.path)
+    cfg = model.config
+    seed = model.seed if seed is None else seed
+    manifest = read_manifest(resolve_data(data or model.data))
+    gd = split_data(manifest, cfg)
+    rng = np.random.default_rng([seed, 19])
+    results: dict[str, Any] = _identity_metrics(model, gd, manifest, run)
+
+    # unseen identities: their recordings -> generated faces; their real faces = the gallery
+    test_feats, test_items = _bank(model, gd.test_voice, manifest, run)
+    test_faces = faces_from_features(model, test_feats)
+    train_u8, train_face_items = load_faces64(gd.train_face, manifest.root)
+    gal_u8, gal_items = load_faces64(gd.test_face, manifest.root)
+    results.update(_gender_metrics(model, (train_u8, train_face_items), (gal_u8, gal_items), test_faces,
+                                   test_items, seed))
+
+    # Table 3.3: test column (unseen identities) and training column (a subset of training recordings)
+    pick = sorted(rng.permutation(len(gd.train_voice))[:cfg.eval_train_probes])
+    tr_feats, tr_items = _bank(model, [gd.train_voice[i] for i in pick], manifest, run)
+    sets = {"": (test_faces, test_items, to_unit(gal_u8), gal_items),
+            "_train": (faces_from_features(model, tr_feats), tr_items, to_unit(train_u8), train_face_items)}
+    results.update(_matching_metrics(model, sets, seed))
+
+    if test_feats:
+        d_res, d_figs = _d_stats(model, test_feats, seed)
+        results.update(d_res)
+    else:
+        log.warning("no usable recordings of unseen identities: discriminator statistics not computed")
+        results.update({k: float("nan") for k in ("d_speech_mean", "d_speech_std", "d_noise_mean", "d_noise_std")})
+
+    faces_by_id: dict[str, list] = {}
     for arr, items in ((train_u8, train_face_items), (gal_u8, gal_items)):
         for img, it in zip(arr, items):
             faces_by_id.setdefault(it.identity, []).append(img)
     faces_by_id = {k: np.stack(v) for k, v in faces_by_id.items()}
-    ids_with_face = sorted(faces_by_id)
-    mean_face = torch.stack([to_unit(faces_by_id[k]).mean(0) for k in ids_with_face])       # (I, 3, 64, 64)
-    pos = {k: i for i, k in enumerate(ids_with_face)}
-    have = [i for i, it in enumerate(test_items) if it.identity in pos]
-    if have and len(ids_with_face) > 1:
-        true_i = np.array([pos[test_items[i].identity] for i in have])
-        other = (true_i + rng.integers(1, len(ids_with_face), len(have))) % len(ids_with_face)
-        gen = test_faces[have]
-        d_true = ((gen - mean_face[true_i]) ** 2).mean((1, 2, 3)).numpy()
-        d_rand = ((gen - mean_face[other]) ** 2).mean((1, 2, 3)).numpy()
-        results.update(sim_pixel_mse_true=float(d_true.mean()), sim_pixel_mse_random=float(d_rand.mean()),
-                       sim_pixel_closer_frac=float(np.mean(d_true < d_rand)))
-        lm_gen = landmarks68(gen)
-        if lm_gen is not None:
-            lm_real = {k: landmarks68(to_unit(faces_by_id[k])).mean(0) for k in ids_with_face}   # (68, 2) each
-            mean_lm = np.stack([lm_real[k] for k in ids_with_face])
-            l_true = procrustes_distance(mean_lm[true_i], lm_gen)
-            l_rand = procrustes_distance(mean_lm[other], lm_gen)
-            results.update(sim_landmark_dist_true=float(l_true.mean()), sim_landmark_dist_random=float(l_rand.mean()),
-                           sim_landmark_closer_frac=float(np.mean(l_true < l_rand)))
+    results.update(_true_face_distances(test_faces, test_items, faces_by_id, rng))
 
-    figs = _figures(model, run.path, d_figs, test_feats, test_items, faces_by_id) if figures and test_items else []
+    figs = _figures(model, run.path, d_figs, test_feats, test_items, faces_by_id) if figures and test_feats else []
     results["figures"] = [Path(f).name for f in figs]
     run.write_results(results)
     (run.path / "report.md").write_text(report_markdown(results, cfg), encoding="utf-8")

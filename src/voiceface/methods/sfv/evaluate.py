@@ -519,22 +519,24 @@ def _render_pair(path: Path, shape: np.ndarray, mean_face: np.ndarray, tri: np.n
 
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
     diff = np.linalg.norm(shape - mean_face, axis=1)
-    for ax, v, name in ((axes[0], shape, "reconstruction"), (axes[1], mean_face, "gender mean face"),
-                        (axes[2], mean_face, "|difference|")):
-        if tri is None:
+    renders = None
+    if tri is not None:
+        from ...face3d import viz
+
+        both = torch.as_tensor(np.stack([shape, mean_face]), dtype=torch.float32)
+        renders = viz.render_views(both, torch.as_tensor(tri), size=256, yaws=(0.0,))[0]   # (2, H, W, 3)
+    for i, (ax, v, name) in enumerate(((axes[0], shape, "reconstruction"), (axes[1], mean_face, "gender mean face"),
+                                       (axes[2], mean_face, "|difference|"))):
+        if renders is not None and i < 2:
+            ax.imshow(renders[i])
+        elif tri is None:
             ax.scatter(v[:, 0], v[:, 1], s=4, c=diff if name.startswith("|") else v[:, 2], cmap="viridis")
         else:
             t = v[tri]                                                                  # (F, 3, 3)
             nrm = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
-            nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-12
             front = nrm[:, 2] > 0
             order = np.argsort(t[front, :, 2].mean(1))
-            if name.startswith("|"):
-                vals = diff[tri[front]].mean(1)[order]
-                colors = plt.cm.jet(vals / max(diff.max(), 1e-9))
-            else:
-                colors = np.clip(0.15 + 0.85 * nrm[front, 2][order], 0, 1)[:, None] * np.array([[0.85, 0.72, 0.65, 1]])
-                colors[:, 3] = 1
+            colors = plt.cm.jet(diff[tri[front]].mean(1)[order] / max(diff.max(), 1e-9))
             ax.add_collection(PolyCollection(t[front][order][:, :, :2], facecolors=colors, edgecolors=colors,
                                              linewidths=0.3))
             ax.autoscale()
