@@ -136,3 +136,20 @@ def test_ablation_presets_match_code(variant, name):
 
     path = Path(__file__).resolve().parents[2] / "configs" / "cest" / f"{name}.yaml"
     assert cfglib.load_config(CESTConfig, path) == cfglib.replace(cpu_preset(), ABLATIONS[variant])
+
+
+def test_light_and_albedo_metrics():
+    from voiceface.face3d import geometry
+    from voiceface.methods.cest.evaluate import albedo_errors, light_error, sh_energy
+
+    iso = geometry.sh_light(2, 1.0)
+    lit = geometry.sh_light(2, 0.5, (0.5, 0.3, 1.0), 0.8)
+    assert np.allclose(sh_energy(iso), 0) and (sh_energy(lit) > 0.05).all()
+    assert np.allclose(light_error(lit, 3.0 * lit), 0, atol=1e-6)           # gain-free
+    assert (light_error(iso, lit) > 0.05).all()
+    per_colour = lit[:, None].expand(-1, 3, -1).reshape(2, 27)
+    assert np.allclose(light_error(lit, per_colour), 0, atol=1e-6)         # grey vs (3, 9) layouts agree
+    a = np.random.default_rng(0).uniform(0.2, 0.8, (2, 50, 3))
+    mask = np.ones((2, 50), bool)
+    aligned, raw = albedo_errors(0.5 * a, a, mask)
+    assert np.allclose(aligned, 0, atol=1e-9) and (raw > 10).all()

@@ -39,3 +39,12 @@ def test_resume_equals_uninterrupted(gan_world, gan_run, tmp_path):
     for name in ("generator", "critics", "voice"):
         for k, v in a["models"][name].items():
             torch.testing.assert_close(b["models"][name][k], v, rtol=0, atol=0, msg=f"{name}.{k}")
+
+
+def test_loaded_run_keeps_its_config(gan_run):
+    from conftest import TINY as tiny
+    from voiceface import config as cfglib
+
+    model = load_run(gan_run)
+    assert model.config == cfglib.load_config(GANConfig, None, tiny)
+    assert model.data.endswith("manifest.csv") and model.seed == 0

@@ -110,3 +110,23 @@ def test_cpu_yaml_matches_cpu_preset():
     yaml_path = Path(__file__).resolve().parents[2] / "configs" / "sfv" / "cpu.yaml"
     assert cfgmod.load_config(SfVConfig, yaml_path) == cfgmod.load_config(SfVConfig, None, cpu_overrides())
     assert cfgmod.load_config(SfVConfig, yaml_path.parent / "paper.yaml") == SfVConfig()
+
+
+def test_csv_adapter_reads_obj_meshes_in_model_topology(tmp_path):
+    from voiceface.face3d import builtin_model
+    from voiceface.face3d.anthropometry import am_from_shape
+
+    model = builtin_model()
+    rng = np.random.default_rng(1)
+    shapes = model.shape(torch.as_tensor(rng.normal(0, 1, (2, model.num_identity)), dtype=torch.float32))
+    rows = ["voice,mesh,identity,gender"]
+    for i in range(2):
+        sf.write(tmp_path / f"v{i}.wav", rng.normal(0, 0.1, 8000).astype(np.float32), 16000)
+        lines = [f"v {x} {y} {z}" for x, y, z in shapes[i].tolist()]
+        lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in model.triangles[:10].tolist()]
+        (tmp_path / f"m{i}.obj").write_text("\n".join(lines) + "\n")
+        rows.append(f"v{i}.wav,m{i}.obj,p{i},m")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    d = from_csv(tmp_path / "pairs.csv")
+    want = am_from_shape(model, shapes.double()).numpy()
+    assert np.allclose(d.ams, want, rtol=1e-4, atol=1e-3) and d.vertex_regions["nose"].sum() > 0

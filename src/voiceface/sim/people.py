@@ -295,7 +295,14 @@ class Person:
         return face_model().shape(torch.as_tensor(self.id_coeffs[None], dtype=torch.float32))[0]
 
     def voice(self, coupling: float) -> voices.VoiceParams:
+        """This person's voice at ``coupling`` (``voices.voice_params_from_person``)."""
         return voices.voice_params_from_person(self, coupling)
+
+
+def _albedo_names() -> list[str]:
+    from ..face3d import builtin
+
+    return list(builtin.ALBEDO_NAMES)
 
 
 def _control_sd(gender: str, age: float) -> np.ndarray:
@@ -340,8 +347,9 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str |
     tone, sd = SKIN_TONES[group]
     skin = np.asarray(tone) * np.exp(sd * rng.standard_normal() + 0.03 * rng.standard_normal(3))
     alb = rng.standard_normal(m.num_albedo) * 0.8 if m.num_albedo else np.zeros(0)
-    if m.num_albedo:
-        alb[0] = 0.0    # the built-in model's first albedo direction is skin lightness: skin_rgb sets it instead
+    names_a = _albedo_names()[:m.num_albedo]
+    if "skin_lightness" in names_a:
+        alb[names_a.index("skin_lightness")] = 0.0     # skin_rgb sets the skin lightness instead
     # expressions: a personal expressiveness scales zero-mean draws; the first is always neutral-ish
     ke = m.num_expression
     expr = rng.standard_normal((N_EXPRESSIONS, ke)) * rng.uniform(0.5, 1.3) if ke else np.zeros((N_EXPRESSIONS, 0))

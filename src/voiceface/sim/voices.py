@@ -35,7 +35,8 @@ gender and age (covariate-conditional), and ``coupling`` c in [0, 1]::
     each face z used by the voice is  z_eff = c * z + sqrt(1 - c^2) * e,  e ~ N(0, 1) independent of the face,
 
 so at c = 0 the voice depends on gender and age only (the face-derived parts are their covariate-conditional means
-plus independent noise of the same variance) and at c = 1 the link is as strong as the mapping allows.
+plus independent noise of the same variance) and at c = 1 the link is as strong as the mapping allows. The effect
+sizes (per sd of each z) are in ``voice_param_arrays``; "jaw width" is the built-in model's ``mandible_width``.
 """
 from __future__ import annotations
 

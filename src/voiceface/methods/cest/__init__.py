@@ -21,7 +21,7 @@ from .train import load_trained, train
 log = logging.getLogger(__name__)
 
 DEMO_VARIANTS = ("a", "b", "c", "d", "e", "f")
-DEMO_STEPS = 200
+DEMO_STEPS = 300
 
 
 def _clip_size(world) -> int:

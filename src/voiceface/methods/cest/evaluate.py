@@ -130,11 +130,15 @@ def frame_metrics(face, pred: dict[str, np.ndarray], bank: ClipBank, idx: np.nda
     m = bank.masks[idx][:, None].astype(np.float64)
     photo = 255.0 * (np.abs(pred["render"] - img) * m).sum((1, 2, 3)) / np.maximum(3.0 * m.sum((1, 2, 3)), 1.0)
     alb, alb_raw = albedo_errors(pred["reflectance"], truth["albedo"], masks)
-    rot = lambda v: geometry.rotation_matrix(torch.as_tensor(np.asarray(v)[:, 1:4], dtype=torch.float64)).numpy()
-    pose = shape_metrics.rotation_error_deg(rot(pred["viewpoint"]), rot(truth["pose"]))
+    pose = shape_metrics.rotation_error_deg(_rotations(pred["viewpoint"]), _rotations(truth["pose"]))
     return {"nme": nme, "photometric_error": photo, "albedo_error": alb, "albedo_error_raw": alb_raw,
             "light_error": light_error(pred["light"], truth["light"]), "sh_energy": sh_energy(pred["light"]),
             "sh_energy_true": sh_energy(truth["light"]), "pose_error_deg": pose}
+
+
+def _rotations(viewpoints) -> np.ndarray:
+    """(n, 3, 3) rotation matrices of viewpoints (n, 7)."""
+    return geometry.rotation_matrix(torch.as_tensor(np.asarray(viewpoints)[:, 1:4], dtype=torch.float64)).numpy()
 
 
 def mean_shape_nme(face, bank: ClipBank, idx: np.ndarray, ecfg: EvalConfig) -> np.ndarray:
@@ -199,6 +203,10 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
     r = Run.open(run)
     data = data or _train_data(run)
     bank = load_sim_clips(data, cfg.data.test_splits)
+    if not bank.truth:
+        from ...errors import InputError
+        raise InputError(data, "the test clips carry no ground truth (coeffs, pose, light, albedo): evaluation needs "
+                               "the simulated world; use `voiceface reconstruct` for real photos")
     idx = test_indices(bank, cfg.data.max_test_frames)
     pred = predict(model, bank, idx)
     per = frame_metrics(model.face, pred, bank, idx, cfg.eval)

@@ -312,7 +312,9 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     out = Path(out)
     device = dist.default_device(cfg.device)
     dist.init(device)
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "seed": seed, "data": os.fspath(Path(resolve_data(data)).resolve())})
+    # the stored config = GANConfig fields + the run's seed and training manifest (keys outside GANConfig)
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "seed": seed,
+                                        "manifest": os.fspath(Path(resolve_data(data)).resolve())})
     gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
@@ -377,7 +379,7 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> Trai
     if ckpt.get("method") != METHOD_NAME:
         raise InputError(ckpt_path, f"not a GAN run (method '{ckpt.get('method')}')")
     stored = dict(ckpt["config"])
-    seed, data = int(stored.pop("seed", 0)), str(stored.pop("data", ""))
+    seed, data = int(stored.pop("seed", 0)), str(stored.pop("manifest", ""))
     cfg = cfglib.from_dict(GANConfig, stored)
     device = torch.device(device)
     net = None

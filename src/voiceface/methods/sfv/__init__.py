@@ -43,7 +43,8 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
     run = _train(world, out / "sfv_run", overrides=over, seed=seed, progress=False)
     res = _evaluate(run)
     metrics = dict(res)
-    md = [(Path(run) / "report.md").read_text(encoding="utf-8").replace("# SfV: shape from voice", "").strip()]
+    report = (Path(run) / "report.md").read_text(encoding="utf-8").replace("# SfV: shape from voice", "")
+    md = ["\n".join(line for line in report.splitlines() if not line.startswith("![")).strip()]
     figs = sorted(str(p) for p in (Path(run) / "figures").glob("*.png"))
     if null_world:
         from ...sim import build_world

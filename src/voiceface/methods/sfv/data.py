@@ -231,7 +231,14 @@ def _read_shape(path: Path) -> np.ndarray:
         pts = np.load(path)
     elif name.endswith(".txt") or name.endswith(".csv"):
         pts = np.loadtxt(path, delimiter="," if name.endswith(".csv") else None)
-    elif name.endswith((".obj", ".ply")):
+    elif name.endswith(".obj"):   # every 'v' line, in order (loaders may drop vertices no face uses)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            rows = [line.split()[1:4] for line in f if line.startswith("v ")]
+        try:
+            pts = np.array(rows, dtype=np.float64)
+        except ValueError:
+            raise InputError(path, "malformed vertex line in OBJ") from None
+    elif name.endswith(".ply"):
         import trimesh
 
         pts = np.asarray(trimesh.load(path, process=False, force="mesh").vertices)
@@ -392,10 +399,8 @@ def crop_batch(data: Triplets, train: np.ndarray, n_train: np.ndarray, batch: in
     m = train.shape[0]
     col = (rng.random((batch, m)) * n_train[None, :]).astype(np.int64)              # (B, M)
     people = train[np.arange(m)[None, :], col]                                      # (B, M)
-    recs_of = _recordings_of(data)
-    counts = np.array([len(r) for r in recs_of])
+    table, counts = group_table(data.rec_person, len(data.identity))                # (P, R_max), (P,)
     pick = (rng.random((batch, m)) * counts[people]).astype(int)                    # (B, M)
-    table = _padded(recs_of)
     rec = table[people, pick]                                                       # (B, M) recording ids
     length = data.rec_len[rec]
     start = (rng.random((batch, m)) * np.maximum(length - crop_frames, 1)).astype(np.int64)
@@ -404,10 +409,16 @@ def crop_batch(data: Triplets, train: np.ndarray, n_train: np.ndarray, batch: in
     return np.ascontiguousarray(x.transpose(0, 1, 3, 2)), people
 
 
-def _recordings_of(data: Triplets) -> list[np.ndarray]:
-    order = np.argsort(data.rec_person, kind="stable")
-    bounds = np.searchsorted(data.rec_person[order], np.arange(len(data.identity) + 1))
-    return [order[bounds[p]:bounds[p + 1]] for p in range(len(data.identity))]
+def group_table(owner: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Members of each group, vectorised: owner (S,) group ids -> (G, S_max) table of member indices (-1 padding)
+    and (G,) counts."""
+    order = np.argsort(owner, kind="stable")
+    counts = np.bincount(owner, minlength=n_groups)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(owner)) - first[owner[order]]
+    table = np.full((n_groups, max(int(counts.max(initial=0)), 1)), -1, np.int64)
+    table[owner[order], rank] = order
+    return table, counts
 
 
 def pad_rows(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -421,21 +432,8 @@ def pad_rows(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def person_segments(owner: np.ndarray, n_people: int) -> tuple[np.ndarray, np.ndarray]:
-    """Segment ids of each person: (P, S_max) padded table and (P,) counts, from owner (S,) of ``segments``."""
-    order = np.argsort(owner, kind="stable")
-    bounds = np.searchsorted(owner[order], np.arange(n_people + 1))
-    return pad_rows([order[bounds[p]:bounds[p + 1]] if bounds[p + 1] > bounds[p] else np.array([-1])
-                     for p in range(n_people)])
-
-
-def _padded(lists: list[np.ndarray]) -> np.ndarray:
-    width = max(max(len(r) for r in lists), 1)
-    out = np.zeros((len(lists), width), np.int64)
-    for p, r in enumerate(lists):
-        if len(r):
-            out[p, :len(r)] = r
-            out[p, len(r):] = r[0]
-    return out
+    """Segment ids of each person: (P, S_p) table (-1 padding) and (P,) counts, from owner (S,) of ``segments``."""
+    return group_table(owner, n_people)
 
 
 def segments(data: Triplets, seg_frames: int, max_frames: int | None = None
