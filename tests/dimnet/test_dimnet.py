@@ -177,3 +177,17 @@ def test_train_evaluate_on_tiny_simulated_world(tmp_path_factory):
     run = train(world, tmp_path_factory.mktemp("run") / "ig", config=tiny_config(covariates="IG"), progress=False)
     res = evaluate(run)
     assert res["n_test_identities"] == 4 and 0.0 <= res["match_v2f_U"] <= 1.0
+
+
+def test_bad_inputs_raise_one_line_errors(fake_world, tmp_path):
+    from voiceface.data.manifest import read_manifest, write_manifest
+    from voiceface.errors import InputError
+
+    with pytest.raises(InputError, match="no manifest"):
+        train(tmp_path / "nowhere", tmp_path / "r", config=tiny_config())
+    with pytest.raises(InputError, match="no DIMNet checkpoint"):
+        evaluate(tmp_path)
+    m = read_manifest(fake_world / "manifest.csv")
+    write_manifest([it for it in m if it.split == "test"], tmp_path / "only_test.csv")
+    with pytest.raises(InputError, match="no voice or face items in split"):
+        train(tmp_path / "only_test.csv", tmp_path / "r2", config=tiny_config())

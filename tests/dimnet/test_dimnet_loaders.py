@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from voiceface.data.loaders import (FaceBank, LabelEncoder, VoiceBank, crop_batch, fit_label_encoders,

@@ -16,7 +16,6 @@ Indices passed to the banks are positions in ``bank.items`` (the usable items, i
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -34,8 +34,13 @@ class Method:
 
 
 def registry() -> dict[str, Method]:
-    """name -> Method for every method of this installation, in the order the demo runs them."""
-    return {}
+    """name -> Method for every method of this installation, in the order the demo runs them.
+
+    DIMNet runs first: the GAN's evaluation can use its face embedding (Table 3.3).
+    """
+    from . import cest, dimnet, gan, sfv
+
+    return {m.METHOD.name: m.METHOD for m in (dimnet, gan, cest, sfv)}
 
 
 def resolve_data(data: str | os.PathLike) -> Path:

@@ -26,7 +26,7 @@ import torch
 
 from ...data.loaders import FaceBank, VoiceBank, default_cache_dir, item_labels
 from ...data.manifest import Item, Manifest, read_manifest
-from ...engine import Run, dist, write_json
+from ...engine import dist, write_json
 from ...errors import InputError
 from ...metrics import matching as M
 from .. import resolve_data

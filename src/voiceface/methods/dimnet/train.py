@@ -89,11 +89,11 @@ class TrainData:
     face_labels: dict[str, np.ndarray]    # name -> (Nf,)
 
 
-def load_train_data(manifest: Manifest, cfg: DIMNetConfig, run_path: Path) -> TrainData:
+def load_train_data(manifest: Manifest, cfg: DIMNetConfig, run_path: Path, progress: bool = True) -> TrainData:
     train, _ = training_items(manifest, cfg)
     encoders = fit_label_encoders(train)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(manifest, run_path / "cache")
-    voices = VoiceBank(train, cache, workers=cfg.data.workers, progress=dist.is_main())
+    voices = VoiceBank(train, cache, workers=cfg.data.workers, progress=progress and dist.is_main())
     faces = FaceBank(train, cfg.net.face_size, root=manifest.root)
     for what, bank in (("voice", voices), ("face", faces)):
         for path, msg in bank.failures:
@@ -132,7 +132,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     device = dist.default_device(cfg.device)
     dist.init(device)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg))
-    td = load_train_data(manifest, cfg, run.path)
+    td = load_train_data(manifest, cfg, run.path, progress)
     weights = cfg.covariate_weights()
     classes = {n: len(td.encoders[n]) for n in weights}
     parts = build_parts(cfg, classes, device)

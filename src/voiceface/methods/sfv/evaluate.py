@@ -203,7 +203,10 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     mixed_mean = d.vertices[np.concatenate([lay.splits[g].train[0] for g in lay.genders])].mean(0)
     for gi, g in enumerate(lay.genders):
         people, m_hat, w_hat = tests[g]
-        res[f"sfv_selected_{'male' if g == 'm' else 'female' if g == 'f' else g}"] = int(sel.z(g).sum())
+        gname = "male" if g == "m" else "female" if g == "f" else g
+        res[f"sfv_selected_{gname}"] = int(sel.z(g).sum())
+        for fi, f in enumerate(sel.fracs[1:], start=1):   # Fig. 5.3: after filtering the most uncertain voices
+            res[f"sfv_selected_{gname}_drop{int(f * 100)}"] = int(sel.z(g, fi).sum())
         top = sel.top(g, cfg.select.top_k)
         chosen[g] = top
         z = np.zeros(d.n_ams)
