@@ -32,7 +32,6 @@ class ConfigError(VoicefaceError):
 class MissingDependencyError(VoicefaceError):
     """An optional extra (dlib, resemblyzer, nvdiffrast) is needed and not installed."""
 
-    def __init__(self, package: str, extra: str, purpose: str):
-        super().__init__(
-            f"{purpose} needs the optional package '{package}': pip install 'voiceface[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str | None, purpose: str, command: str | None = None):
+        command = command or f"pip install 'voiceface[{extra}]'"
+        super().__init__(f"{purpose} needs the optional package '{package}': {command}")

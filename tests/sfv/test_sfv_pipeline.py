@@ -130,3 +130,28 @@ def test_csv_adapter_reads_obj_meshes_in_model_topology(tmp_path):
     d = from_csv(tmp_path / "pairs.csv")
     want = am_from_shape(model, shapes.double()).numpy()
     assert np.allclose(d.ams, want, rtol=1e-4, atol=1e-3) and d.vertex_regions["nose"].sum() > 0
+
+
+def test_predict_fuses_exactly_each_persons_segments():
+    """Eq. 5.3 over whole recordings: people with different numbers of segments are fused over their own segments
+    only (no padding counted), for every stacked network."""
+    from voiceface.methods.sfv.loss import fuse_segments
+    from voiceface.methods.sfv.model import AMNet
+    from voiceface.methods.sfv.select import predict
+
+    d = synthetic(n_people=6, n_ams=3, rec_s=1.0, recs=2, n_mels=8, seed=0)
+    d.rec_len = d.rec_len.copy()
+    d.rec_len[0] = 30                                    # person 0: a short first recording -> fewer segments
+    torch.manual_seed(0)
+    net = AMNet(2, 3, n_mels=8, channels=(4, 4, 4, 4)).eval()
+    table = np.array([[0, 1, 2], [3, 4, 5]])
+    m_hat, w_hat = predict(net, d, table, seg_frames=40, max_frames=None, per_am=False)
+    xs, owner = segments(d, 40)
+    for m in range(2):
+        for j, p in enumerate(table[m]):
+            x = torch.from_numpy(xs[owner == p])[:, None].expand(-1, 2, -1, -1)
+            with torch.no_grad():
+                mu, var = net(x.contiguous())
+            want_m, want_w = fuse_segments(mu[:, m], var[:, m])
+            assert np.allclose(m_hat[m, j], want_m.numpy(), atol=1e-5)
+            assert np.allclose(w_hat[m, j], want_w.numpy(), atol=1e-5)

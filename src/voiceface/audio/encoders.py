@@ -154,7 +154,10 @@ def resemblyzer_weights() -> Path:
     """Path of ``pretrained.pt`` inside the installed resemblyzer wheel (found without importing the package)."""
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDependencyError("resemblyzer", "ge2e", "the GE2E voice encoder")
+        raise MissingDependencyError(
+            "resemblyzer", None, "the GE2E voice encoder",
+            # its declared deps (librosa, a source build of webrtcvad) are not needed: we read only its weights
+            command="pip install --no-deps 'resemblyzer>=0.1.4'")
     path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
     if not path.is_file():
         raise InputError(path, "resemblyzer is installed but its pretrained.pt is missing")

@@ -455,7 +455,8 @@ def render(verts_screen: torch.Tensor, faces: torch.Tensor, vertex_colors: torch
     if backend == "nvdiffrast" and not nvdiffrast_available(verts_screen.device):
         if verts_screen.device.type != "cuda":
             raise ValueError("the nvdiffrast backend needs CUDA tensors")
-        raise MissingDependencyError("nvdiffrast", "gpu", "the nvdiffrast rendering backend")
+        raise MissingDependencyError("nvdiffrast", None, "the nvdiffrast rendering backend",
+                                     command="install NVlabs' nvdiffrast on a CUDA machine")
     if backend == "nvdiffrast" or (backend == "auto" and nvdiffrast_available(verts_screen.device)):
         return _render_nvdiffrast(verts_screen, faces, vertex_colors, (h, w), background, antialias_edges)
     if backend not in ("auto", "torch"):

@@ -24,6 +24,7 @@ import torch
 
 from ..face import align
 from ..face3d import geometry, render
+from . import looks
 
 MAX_YAW_DEG = 30.0
 MAX_PITCH_DEG = 15.0
@@ -169,12 +170,13 @@ def render_batch(kit: RenderKit, shapes: torch.Tensor, albedo: torch.Tensor, pos
 
 
 def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tensor, albedo: torch.Tensor,
-                   render_size: int, sizes=(align.DIMNET_SIZE, align.GAN_SIZE)) -> list[dict]:
+                   render_size: int, sizes=(align.DIMNET_SIZE, align.GAN_SIZE), look=None) -> list[dict]:
     """Render B still photos under random conditions and align them as real photos are aligned.
 
     Args:
         shapes: (B, V, 3) (identity + expression) shapes of one or more people.  albedo: (B, V, 3) or (V, 3).
-        render_size: side of the rendered "photo" before alignment.
+        render_size: side of the rendered "photo" before alignment.  look: the person's ``looks.Look`` (long
+        hair is painted behind the head, ``looks.paint_hair``) or None.
     Returns:
         B dicts: ``crops`` {size: (size, size, 3) uint8}, ``landmarks`` {size: (68, 2) crop pixels},
         ``pose`` (7,), ``light`` (3, 9), ``photo_landmarks`` (68, 2) (front end convention, photo pixels).
@@ -185,7 +187,8 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
     shift = rng.uniform(-0.04, 0.04, (b, 2))
     poses = viewpoints(kit, rot, render_size, frac, shift)
     lights = sample_lights(rng, b)
-    out = render_batch(kit, shapes, albedo, poses, lights, sample_backgrounds(rng, b, render_size), render_size)
+    bg = looks.paint_hair(sample_backgrounds(rng, b, render_size), poses, lights, look, rng)
+    out = render_batch(kit, shapes, albedo, poses, lights, bg, render_size)
     photos = camera_noise(rng, out["image"])
     lm_photo = out["landmarks"] - 0.5                       # renderer centre (j + 0.5) -> front end centre (j)
     results = []
@@ -211,13 +214,13 @@ def _smooth_path(rng: np.random.Generator, start: np.ndarray, end: np.ndarray, f
 
 
 def render_clip(kit: RenderKit, rng: np.random.Generator, identity_shape: torch.Tensor, exp_basis: torch.Tensor | None,
-                expr_start: np.ndarray, expr_end: np.ndarray, albedo: torch.Tensor, frames: int, size: int
-                ) -> dict[str, np.ndarray]:
+                expr_start: np.ndarray, expr_end: np.ndarray, albedo: torch.Tensor, frames: int, size: int,
+                look=None) -> dict[str, np.ndarray]:
     """A video clip of one person with smoothly varying pose, light and expression.
 
     Args:
         identity_shape: (V, 3) neutral shape.  exp_basis: (Ke, V, 3) or None.  expr_start, expr_end: (Ke,).
-        albedo: (V, 3).  frames: F.  size: S.
+        albedo: (V, 3).  frames: F.  size: S.  look: ``looks.Look`` (hair behind the head) or None.
     Returns:
         frames (F, S, S, 3) uint8, masks (F, S, S) bool, landmarks (F, 68, 2) float32 (screen frame),
         expression (F, Ke) float32, pose (F, 7) float32, light (F, 27) float32 ((3, 9) flattened, RGB-major).
@@ -233,7 +236,7 @@ def render_clip(kit: RenderKit, rng: np.random.Generator, identity_shape: torch.
     shapes = identity_shape.expand(frames, -1, -1)
     if exp_basis is not None and exp_basis.shape[0]:
         shapes = shapes + torch.einsum("fk,kvc->fvc", torch.as_tensor(expr, dtype=torch.float32), exp_basis)
-    bg = np.repeat(sample_backgrounds(rng, 1, size), frames, axis=0)
+    bg = looks.paint_hair(np.repeat(sample_backgrounds(rng, 1, size), frames, axis=0), poses, lights, look, rng)
     out = render_batch(kit, shapes, albedo, poses, lights, bg, size)
     return {"frames": camera_noise(rng, out["image"]), "masks": out["mask"],
             "landmarks": out["landmarks"].astype(np.float32), "expression": expr.astype(np.float32),

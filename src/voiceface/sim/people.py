@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from . import voices
+from . import looks, voices
 
 # VoxCeleb1-like skew: ~60 % one nationality, a long tail (shares rounded from the public VoxCeleb1 metadata's
 # pattern; "China", "Nigeria", "Brazil", "Japan" widen the tail of population groups).
@@ -263,6 +263,8 @@ class Person:
         voice-linked controls (``voices.LINKED_FEATURES``).  voice_noise: (``voices.N_VOICE_NOISE``,) N(0, 1).
         id_coeffs: (Ki,) identity coefficients.  skin_rgb: (3,) mean skin albedo.  albedo_coeffs: (Ka,) or (0,).
         expressions: (N_EXPRESSIONS, Ke) expression repertoire (std units).  seed: the person's integer seed.
+        look: hair, facial hair, brows, lip colour (``looks.Look``, gender-dependent); None = the model's plain
+        albedo.
     """
 
     identity: str
@@ -278,17 +280,18 @@ class Person:
     albedo_coeffs: np.ndarray
     expressions: np.ndarray
     seed: int
+    look: looks.Look | None = None
 
     def albedo(self) -> torch.Tensor:
         """(V, 3) per-vertex reflectance: the model's mean albedo recoloured to this person's skin, plus their
-        albedo-basis variation, clipped to [0.02, 1]."""
+        albedo-basis variation, clipped to [0.02, 1], with their look painted on (``looks.apply_look``)."""
         m = face_model()
         base = m.albedo_mean.double()
         if m.num_albedo and len(self.albedo_coeffs):
             base = m.albedo(torch.as_tensor(self.albedo_coeffs[None], dtype=torch.float32))[0].double()
         ref = m.albedo_mean.double().median(0).values.clamp_min(1e-3)
-        alb = base * torch.as_tensor(self.skin_rgb, dtype=torch.float64) / ref
-        return alb.clamp(0.02, 1.0).float()
+        alb = (base * torch.as_tensor(self.skin_rgb, dtype=torch.float64) / ref).clamp(0.02, 1.0).float()
+        return alb if self.look is None else looks.apply_look(alb, self.look, self.skin_rgb)
 
     def neutral_shape(self) -> torch.Tensor:
         """(V, 3) neutral face (Eq. 4.6 with zero expression)."""
@@ -355,10 +358,12 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str |
     expr = rng.standard_normal((N_EXPRESSIONS, ke)) * rng.uniform(0.5, 1.3) if ke else np.zeros((N_EXPRESSIONS, 0))
     if ke:
         expr[0] *= 0.15
+    voice_noise = rng.standard_normal(voices.N_VOICE_NOISE)
+    look = looks.sample_look(rng, gender, age, group)
     return Person(identity=identity, gender=gender, age=age, nationality=nationality, group=group, controls=ctrl,
-                  face_z=z[linked], voice_noise=rng.standard_normal(voices.N_VOICE_NOISE),
+                  face_z=z[linked], voice_noise=voice_noise,
                   id_coeffs=controls_to_coeffs(ctrl[None])[0], skin_rgb=np.clip(skin, 0.03, 1.0),
-                  albedo_coeffs=alb, expressions=expr, seed=int(ss.generate_state(1)[0]))
+                  albedo_coeffs=alb, expressions=expr, seed=int(ss.generate_state(1)[0]), look=look)
 
 
 def person_row(p: Person, coupling: float) -> dict:
@@ -369,4 +374,6 @@ def person_row(p: Person, coupling: float) -> dict:
     row.update({f"voice_{k}": round(v, 5) for k, v in p.voice(coupling).to_dict().items()})
     row.update({f"facez_{f}": round(float(v), 5) for f, v in zip(voices.LINKED_FEATURES, p.face_z)})
     row.update({f"ctrl_{n}": round(float(v), 5) for n, v in zip(control_names(), p.controls)})
+    if p.look is not None:
+        row.update(p.look.row())
     return row

@@ -139,7 +139,7 @@ def _write_stills(root: Path, person, albedo, preset: Preset, rng: np.random.Gen
     expr = person.expressions[pick] + 0.2 * rng.standard_normal((preset.images, ke))
     ident_c = torch.as_tensor(np.repeat(person.id_coeffs[None], preset.images, 0), dtype=torch.float32)
     shapes = model.shape(ident_c, torch.as_tensor(expr, dtype=torch.float32) if ke else None)
-    stills = faces.aligned_stills(_render_kit(), rng, shapes, albedo, preset.render_size)
+    stills = faces.aligned_stills(_render_kit(), rng, shapes, albedo, preset.render_size, look=person.look)
     ident = person.identity
     fdir, f64dir = root / "faces" / ident, root / "faces64" / ident
     fdir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def _write_clips(root: Path, person, neutral, albedo, preset: Preset, rng: np.ra
         nf = int(rng.integers(preset.clip_frames[0], preset.clip_frames[1] + 1))
         a, b = rng.choice(len(person.expressions), 2, replace=False)
         clip = faces.render_clip(_render_kit(), rng, neutral, exp_basis, person.expressions[a],
-                                 person.expressions[b], albedo, nf, preset.clip_size)
+                                 person.expressions[b], albedo, nf, preset.clip_size, look=person.look)
         name = f"{person.identity}_{k}.npz"
         _write_npz(root / "clips" / name, frames=clip["frames"], masks=clip["masks"], landmarks=clip["landmarks"],
                    coeffs=person.id_coeffs.astype(np.float32), expression=clip["expression"], pose=clip["pose"],

@@ -81,11 +81,11 @@ def reconstruct(d: Triplets, mean: np.ndarray, basis: np.ndarray, scale: np.ndar
     return res.shapes.numpy()
 
 
-def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict]) -> None:
+def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict], calib: np.ndarray) -> None:
     """What ``voiceface shape`` needs besides the checkpoint: per gender the eigenfaces, AM scales and the
     selection; the networks' AM normalisation; AM names / regions; the landmark indices."""
     arrays = {f"{g}_{k}": np.asarray(v) for g, e in exports.items() for k, v in e.items()}
-    np.savez(path, am_names=np.array(d.am_names), am_regions=np.array(d.am_regions), am_mean=lay.am_mean,
+    np.savez(path, am_names=np.array(d.am_names), am_regions=np.array(d.am_regions), am_mean=lay.am_mean, calib=calib,
              am_std=lay.am_std, net_gender=lay.gender, genders=np.array(lay.genders),
              am_landmarks=d.am_landmarks if d.am_landmarks is not None else np.zeros(0, np.int64),
              feat_stats=d.feat_stats if d.feat_stats is not None else np.zeros(0, np.float32), **arrays)
@@ -129,14 +129,31 @@ def load_run(run: str | os.PathLike, data: str | os.PathLike | None = None) -> L
     return Loaded(cfg, triplets, layout, best.net, v2v, seed)
 
 
-def ensemble_test(lo: Loaded) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def calibration(lo: Loaded) -> np.ndarray:
+    """Scale of each network's calibrated uncertainty L * w (Eq. 5.3), fitted on its own D_v1: c (M, A) = mean over
+    D_v1 of (m_hat - m)^2 / w_hat, so that c * w_hat is an unbiased variance there. It only changes the relative
+    weights of the repeats in the ensemble (Algorithm 2 line 11); rankings within a network are unchanged."""
+    cfg, lay = lo.cfg, lo.layout
+    fps = cfg.data.frames_per_s
+    table, lens = lay.tables["val1"]
+    m_hat, w_hat = predict(lo.model, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                           cfg.model.per_am)                                          # (M, n, A)
+    valid = (np.arange(table.shape[1])[None, :] < lens[:, None])[..., None]          # (M, n, 1)
+    ratio = (m_hat - normalised_targets(lo.data, lay, table)) ** 2 / w_hat
+    return np.maximum((ratio * valid).sum(1) / lens[:, None], 1e-6)                 # (M, A)
+
+
+def ensemble_test(lo: Loaded, calib: np.ndarray | None = None) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Algorithm 2 line 11: per gender, D_e people (n_e,), their raw predicted AMs (n_e, A) fused over the repeats'
-    estimators with Eq. 5.3, and the calibrated uncertainty (n_e, A)."""
+    estimators with Eq. 5.3 (each repeat's variance scaled by its D_v1 calibration ``calib`` (M, A)), and the
+    calibrated uncertainty (n_e, A)."""
     cfg, lay = lo.cfg, lo.layout
     fps = cfg.data.frames_per_s
     table, lens = lay.tables["test"]
     m_hat, w_hat = predict(lo.model, lo.data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
                            cfg.model.per_am)                                          # (M, n, A)
+    if calib is not None:
+        w_hat = w_hat * calib[:, None]
     raw = m_hat * lay.am_std[:, None] + lay.am_mean[:, None]
     var = w_hat * lay.am_std[:, None] ** 2
     out = {}
@@ -193,7 +210,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     lo = load_run(run, data)
     cfg, d, lay = lo.cfg, lo.data, lo.layout
     sel = selection(lo)
-    tests = ensemble_test(lo)
+    calib = calibration(lo)
+    tests = ensemble_test(lo, calib)
     res: dict[str, float] = {}
     err = {k: [] for k in ("sfv", "mean", "v2v_mixed", "v2v_gender", "mixed_mean")}
     maps: dict[str, list] = {}
@@ -245,7 +263,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     res["v2v_gain_within_gender"] = 1.0 - res["v2v_vertex_error_within_gender"] / res["sfv_vertex_error_mean_shape"]
     res.update(truth_scores(d, sel, lay.genders))
     r = Run.open(run)
-    save_shape_model(r.path / "shape_model.npz", d, lay, exports)
+    save_shape_model(r.path / "shape_model.npz", d, lay, exports, calib)
     figs = _figures(r.path / "figures", d, sel, chosen, maps, lay.genders) if figures else []
     r.write_results(res)
     (r.path / "report.md").write_text(report_markdown(res, sel, d, lay.genders, chosen, figs), encoding="utf-8")
@@ -463,7 +481,7 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
     m_hat, w_hat = predict(net, data, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
                            cfg.model.per_am)                                            # (M, n_max, A)
     raw = m_hat * sm["am_std"][:, None] + sm["am_mean"][:, None]
-    var = w_hat * sm["am_std"][:, None] ** 2
+    var = w_hat * sm["calib"][:, None] * sm["am_std"][:, None] ** 2
     tri = _triangles(len(sm[f"{ok[0][1]}_mean"]) // 3)
     for g in sorted(set(voice_g)):
         nets = np.nonzero(net_gender == g)[0]

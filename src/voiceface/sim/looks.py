@@ -1,0 +1,249 @@
+"""Sexually dimorphic appearance of the simulated people: hair, facial hair, brows and lip colour.
+
+Real face photos show gender through much more than the craniofacial shape the built-in model varies (the
+thesis's face gender classifier reaches ~99 %, Sec. 2.3): hair length and silhouette, beard or stubble shading,
+brow thickness, lip colour. A ``Look`` carries these per person, drawn from *overlapping* gender-conditional
+distributions (some men wear long hair, some women short; many men are clean-shaven), so gender is a strong but
+not a trivial cue. Two renderings use it:
+
+* ``apply_look``: per-vertex albedo edits on the model's mean-face regions (scalp hair with a receding or low
+  hairline and a fringe, hair down the sides of the head for long hair, sideburns, stubble / beard / moustache
+  darkening of the lower face, thicker and darker brows, lip tint).
+* ``paint_hair``: long hair behind the head, painted into the photo's background before the face is rendered
+  (so the head occludes it): a curtain framing the face down to ``hair_length``, with strand texture and
+  lit by the photo's ambient light.
+
+``gender_probe``: the check that this works: a ridge linear classifier on pixels, trained and tested on disjoint
+people.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+# hair colours (linear RGB reflectance) and their P(colour | population group)
+HAIR_COLOURS = {"black": (0.05, 0.045, 0.04), "dark_brown": (0.12, 0.08, 0.055), "brown": (0.24, 0.16, 0.10),
+                "blond": (0.55, 0.43, 0.26), "red": (0.40, 0.17, 0.08)}
+_HAIR_P = {"european": (0.10, 0.35, 0.30, 0.20, 0.05), "african": (0.85, 0.15, 0.0, 0.0, 0.0),
+           "east_asian": (0.80, 0.20, 0.0, 0.0, 0.0), "south_asian": (0.75, 0.25, 0.0, 0.0, 0.0),
+           "latin": (0.45, 0.45, 0.10, 0.0, 0.0)}
+GREY = np.array([0.55, 0.54, 0.52])
+
+
+@dataclass(frozen=True)
+class Look:
+    """A person's hair and facial-hair appearance.
+
+    Attributes:
+        hair_length: 0 (cropped) .. 1 (well below the shoulders-line of the crop).  hair_volume: 0..1 (width of
+        the hair silhouette).  hair_rgb: (3,) reflectance.  recession: how far the front hairline has receded
+        (mm, >= 0; older men).  fringe: 0..1 (bangs lowering the front hairline).  beard: 0..1 facial-hair
+        density (0 = clean-shaven, ~0.3 stubble, 1 full beard).  beard_reach: 0..1 how high the beard climbs the
+        cheeks.  brow: 0..1 brow thickness and darkness.  lip_tint: 0..1 lip colour (lipstick) strength.
+    """
+
+    hair_length: float
+    hair_volume: float
+    hair_rgb: tuple[float, float, float]
+    recession: float
+    fringe: float
+    beard: float
+    beard_reach: float
+    brow: float
+    lip_tint: float
+
+    def row(self) -> dict:
+        """Flat ``look_*`` columns for people.csv."""
+        d = asdict(self)
+        rgb = d.pop("hair_rgb")
+        out = {f"look_{k}": round(float(v), 4) for k, v in d.items()}
+        out.update({f"look_hair_{c}": round(float(v), 4) for c, v in zip("rgb", rgb)})
+        return out
+
+
+def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -> Look:
+    """Draw a ``Look`` from gender-conditional, overlapping distributions (age greys the hair and recedes men's
+    hairlines)."""
+    male = gender == "m"
+    u = rng.random(8)
+    if male:     # mostly short, ~12 % long
+        length = rng.uniform(0.0, 0.3) if u[0] > 0.12 else rng.uniform(0.35, 1.0)
+    else:        # mostly long, ~18 % short
+        length = rng.uniform(0.45, 1.0) if u[0] > 0.18 else rng.uniform(0.0, 0.4)
+    volume = float(np.clip(rng.normal(0.35 if male else 0.55, 0.2), 0.0, 1.0))
+    names = list(HAIR_COLOURS)
+    p = np.array(_HAIR_P[group])
+    rgb = np.array(HAIR_COLOURS[names[int(rng.choice(len(names), p=p / p.sum()))]])
+    rgb = rgb * np.exp(0.15 * rng.standard_normal())
+    grey = np.clip((age - 35.0) / 40.0, 0.0, 1.0) * rng.uniform(0.2, 1.0)
+    rgb = (1 - grey) * rgb + grey * GREY
+    recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
+    fringe = rng.uniform(0.3, 1.0) if u[2] < (0.12 if male else 0.35) else 0.0
+    if male:     # ~40 % clean-shaven, ~35 % stubble, ~25 % beard
+        beard = 0.0 if u[3] < 0.4 else (rng.uniform(0.2, 0.5) if u[3] < 0.75 else rng.uniform(0.55, 1.0))
+    else:
+        beard = 0.0
+    brow = float(np.clip(rng.normal(0.65 if male else 0.3, 0.2), 0.0, 1.0))
+    lip = rng.uniform(0.3, 0.9) if (not male and u[4] < 0.6) else rng.uniform(0.0, 0.15)
+    return Look(hair_length=float(length), hair_volume=volume, hair_rgb=tuple(float(c) for c in rgb),
+                recession=float(recession), fringe=float(fringe), beard=float(beard),
+                beard_reach=float(rng.uniform(0.0, 1.0)), brow=brow, lip_tint=float(lip))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-vertex albedo
+# ---------------------------------------------------------------------------------------------------------------
+
+def _ramp(v, lo, hi):
+    t = np.clip((v - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+@lru_cache(maxsize=1)
+def _regions() -> dict[str, np.ndarray]:
+    """Vertex geometry of the built-in model's mean face: x, y (mm), theta (angle around the head, 0 = front),
+    the model's own hair and brow weights (as its albedo mean paints them), lips, nostrils and a fixed per-vertex
+    stubble texture. All (V,)."""
+    from ..face3d import builtin
+
+    from .people import face_model
+
+    m = face_model()
+    v = m.mean.double().numpy()
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]
+    rows = np.round(m.uv[:, 1].numpy() * 1e4).astype(np.int64)       # one grid row per uv v value
+    _, inv = np.unique(rows, return_inverse=True)
+    zmax = np.full(inv.max() + 1, -np.inf)
+    zmin = np.full(inv.max() + 1, np.inf)
+    np.maximum.at(zmax, inv, z)
+    np.minimum.at(zmin, inv, z)
+    zc = 0.5 * (zmax + zmin)[inv]
+    theta = np.arctan2(x, z - zc)
+    front = _ramp(np.cos(theta), 0.1, 0.5)
+    ax = np.abs(x)
+    old_hairline = builtin.Y_TR + 4.0 - 40.0 * (1.0 - np.clip(np.cos(theta), 0.0, 1.0)) ** 1.5
+    old_hair = _ramp(y, old_hairline, old_hairline + 14.0)
+    brow_y = 52.0 + 6.5 * (1.0 - ((ax - 31.0) / 22.0) ** 2)
+    brow_x = _ramp(ax, 10.0, 14.0) * (1.0 - _ramp(ax, 52.0, 56.0)) * front
+    alb = m.albedo_mean.double().numpy()
+    redness = alb[:, 0] - alb[:, 1]
+    lips = np.clip((redness - 0.24) / 0.06, 0, 1) * (np.abs(y - builtin.Y_STO) < 14) * (ax < 35) * front
+    nostril = np.exp(-0.5 * (((ax - 6.0) / 2.2) ** 2 + ((y + 0.5) / 1.3) ** 2)) * front
+    stubble_tex = np.random.default_rng(7).uniform(0.5, 1.0, len(x))
+    return {"x": x, "ax": ax, "y": y, "theta": theta, "front": front, "old_hair": old_hair, "brow_y": brow_y,
+            "brow_x": brow_x, "lips": lips, "nostril": nostril, "stubble_tex": stubble_tex,
+            "y_sn": np.float64(builtin.Y_SN), "y_sto": np.float64(builtin.Y_STO), "y_gn": np.float64(builtin.Y_GN),
+            "y_tr": np.float64(builtin.Y_TR)}
+
+
+def hair_weight(look: Look) -> np.ndarray:
+    """(V,) scalp-hair weight: hairline at the trichion raised by ``recession``, lowered by ``fringe`` at the
+    front; longer hair covers the sides of the head (temples, ears) further down."""
+    r = _regions()
+    c = np.clip(np.cos(r["theta"]), 0.0, 1.0)
+    side = (1.0 - c) ** 1.5
+    front_line = r["y_tr"] + 4.0 + look.recession - 38.0 * look.fringe * np.exp(-0.5 * (r["x"] / 45.0) ** 2)
+    drop = 40.0 + 95.0 * look.hair_length
+    line = front_line - drop * side
+    return _ramp(r["y"], line - 3.0, line + 5.0)
+
+
+def beard_weight(look: Look) -> np.ndarray:
+    """(V,) facial-hair weight: lower face from below the nose to under the chin, along the jaw to sideburns
+    (its upper edge on the cheeks climbs with ``beard_reach``), moustache above the upper lip; lips excluded."""
+    r = _regions()
+    ax, y, theta = r["ax"], r["y"], r["theta"]
+    upper = r["y_sn"] - 14.0 + (8.0 + 22.0 * look.beard_reach) * _ramp(ax, 15.0, 60.0)
+    region = (1.0 - _ramp(y, upper - 2.0, upper + 3.0)) * _ramp(y, r["y_gn"] - 30.0, r["y_gn"] - 15.0)
+    region *= 1.0 - _ramp(np.abs(theta), 1.45, 1.7)
+    moustache = (_ramp(y, r["y_sto"] + 4.0, r["y_sto"] + 7.0) * (1.0 - _ramp(y, r["y_sn"] - 4.0, r["y_sn"] - 1.0))
+                 * (1.0 - _ramp(ax, 24.0, 30.0)))
+    w = np.maximum(region, moustache) * (1.0 - r["lips"]) * (1.0 - r["nostril"])
+    return w * r["stubble_tex"]
+
+
+def brow_weight(look: Look) -> np.ndarray:
+    """(V,) brow weight: the model's brow arch, thicker with ``look.brow``."""
+    r = _regions()
+    sd = 2.2 + 2.0 * look.brow
+    return r["brow_x"] * np.exp(-0.5 * ((r["y"] - r["brow_y"] + 0.5 * look.brow) / sd) ** 2)
+
+
+def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.Tensor:
+    """Paint ``look`` onto a person's per-vertex albedo.
+
+    Args:
+        albedo: (V, 3) reflectance in [0, 1] (the person's model albedo).  skin_rgb: (3,) their skin colour.
+    Returns:
+        (V, 3) float32 reflectance in [0.02, 1].
+    """
+    r = _regions()
+    a = albedo.double().numpy().copy()
+    skin = np.asarray(skin_rgb, dtype=np.float64)
+    hair_rgb = np.asarray(look.hair_rgb)
+    # remove the model's generic hair, then paint this person's
+    a = a * (1 - r["old_hair"][:, None]) + r["old_hair"][:, None] * skin
+    h = hair_weight(look)[:, None]
+    a = a * (1 - h) + h * hair_rgb
+    b = (0.85 * look.beard ** 0.7) * beard_weight(look)[:, None] * (1 - h)
+    a = a * (1 - b) + b * (0.7 * hair_rgb + 0.3 * skin * 0.35)
+    bw = (0.35 + 0.6 * look.brow) * brow_weight(look)[:, None]
+    a = a * (1 - bw) + bw * np.minimum(hair_rgb, 0.6 * skin) * 0.8
+    lw = look.lip_tint * r["lips"][:, None]
+    a = a * (1 - lw) + lw * np.array([0.62, 0.12, 0.16])
+    return torch.as_tensor(np.clip(a, 0.02, 1.0), dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Long hair behind the head (image space)
+# ---------------------------------------------------------------------------------------------------------------
+
+def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, look: Look | None,
+               rng: np.random.Generator) -> np.ndarray:
+    """Paint the hair curtain behind the head into backgrounds, before the face is rendered over them.
+
+    The curtain is a shape in the head's frontal plane (model mm: x across, y up), projected with each image's
+    viewpoint (Eq. 4.7, affine part): a dome over the skull widened by ``hair_volume``, straight sides falling to
+    ``y = 40 - 230 * hair_length`` (the chin is at -70), with a ragged lower edge and strand texture; its colour is
+    ``hair_rgb`` lit by the image's ambient SH term.
+
+    Args:
+        backgrounds: (B, 3, S, S) float in [0, 1].  poses: (B, 7) viewpoints.  lights: (B, 3, 9) SH.
+        look: the person's look (None: unchanged).  rng: for the strand texture's phases.
+    Returns:
+        (B, 3, S, S) backgrounds with hair.
+    """
+    if look is None or look.hair_length < 0.2:
+        return backgrounds
+    from ..face3d import geometry
+
+    b, _, s, _ = backgrounds.shape
+    pts = torch.tensor([[0.0, 40.0, -40.0], [10.0, 40.0, -40.0], [0.0, 50.0, -40.0]], dtype=torch.float64)
+    q = geometry.project(pts.expand(b, 3, 3).contiguous(), torch.as_tensor(poses, dtype=torch.float64))
+    q = q[..., :2].numpy()                                                      # (B, 3, 2)
+    o, ex, ey = q[:, 0], (q[:, 1] - q[:, 0]) / 10.0, (q[:, 2] - q[:, 0]) / 10.0
+    jac = np.stack([ex, ey], -1)                                                # (B, 2, 2): (u, v) -> screen
+    inv = np.linalg.inv(jac)
+    yy, xx = np.mgrid[0:s, 0:s] + 0.5
+    d = np.stack([xx, yy], -1)[None] - o[:, None, None]                         # (B, S, S, 2)
+    uv = np.einsum("bij,bhwj->bhwi", inv, d)
+    u, v = uv[..., 0], uv[..., 1] + 40.0                                         # model mm
+    half_w = 80.0 + 30.0 * look.hair_volume
+    top = 120.0 + 40.0 * look.hair_volume
+    bottom = 40.0 - 230.0 * look.hair_length
+    phase = rng.uniform(0, 2 * np.pi)                                          # one hairdo per call
+    ragged = 8.0 * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+    flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
+    dome = np.where(v > 40.0, (u / flare) ** 2 + ((v - 40.0) / (top - 40.0)) ** 2, (u / flare) ** 2)
+    inside = (dome < 1.0) & (v > bottom + ragged)
+    edge = np.clip((1.0 - dome) * 8.0, 0, 1) * np.clip((v - bottom - ragged) / 6.0, 0, 1) * inside
+    strands = 0.82 + 0.12 * np.sin(u / 1.7 + 3 * phase) + 0.08 * np.sin(u / 0.9 + 5 * phase)
+    from ..face3d.geometry import SH_C0
+
+    amb = np.clip(lights[:, :, 0] * SH_C0, 0.3, 1.5)                            # (B, 3)
+    colour = np.asarray(look.hair_rgb)[None, :, None, None] * amb[:, :, None, None] * strands[:, None]
+    w = edge[:, None]
+    return backgrounds * (1 - w) + w * colour
