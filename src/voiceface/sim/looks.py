@@ -31,6 +31,10 @@ _HAIR_P = {"european": (0.10, 0.35, 0.30, 0.20, 0.05), "african": (0.85, 0.15, 0
            "east_asian": (0.80, 0.20, 0.0, 0.0, 0.0), "south_asian": (0.75, 0.25, 0.0, 0.0, 0.0),
            "latin": (0.45, 0.45, 0.10, 0.0, 0.0)}
 GREY = np.array([0.55, 0.54, 0.52])
+P_LONG_MALE = 0.08
+"""Share of men with long hair (hair_length >= 0.35)."""
+P_SHORT_FEMALE = 0.12
+"""Share of women with short hair (hair_length <= 0.4)."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,10 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     hairlines)."""
     male = gender == "m"
     u = rng.random(8)
-    if male:     # mostly short, ~12 % long
-        length = rng.uniform(0.0, 0.3) if u[0] > 0.12 else rng.uniform(0.35, 1.0)
-    else:        # mostly long, ~18 % short
-        length = rng.uniform(0.45, 1.0) if u[0] > 0.18 else rng.uniform(0.0, 0.4)
+    if male:     # mostly short, ~8 % long
+        length = rng.uniform(0.0, 0.25) if u[0] > P_LONG_MALE else rng.uniform(0.35, 1.0)
+    else:        # mostly long, ~12 % short
+        length = rng.uniform(0.5, 1.0) if u[0] > P_SHORT_FEMALE else rng.uniform(0.0, 0.4)
     volume = float(np.clip(rng.normal(0.35 if male else 0.55, 0.2), 0.0, 1.0))
     names = list(HAIR_COLOURS)
     p = np.array(_HAIR_P[group])
@@ -82,12 +86,12 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     rgb = (1 - grey) * rgb + grey * GREY
     recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
     fringe = rng.uniform(0.3, 1.0) if u[2] < (0.12 if male else 0.35) else 0.0
-    if male:     # ~40 % clean-shaven, ~35 % stubble, ~25 % beard
-        beard = 0.0 if u[3] < 0.4 else (rng.uniform(0.2, 0.5) if u[3] < 0.75 else rng.uniform(0.55, 1.0))
+    if male:     # ~35 % clean-shaven, ~40 % stubble, ~25 % beard
+        beard = 0.0 if u[3] < 0.35 else (rng.uniform(0.25, 0.55) if u[3] < 0.75 else rng.uniform(0.6, 1.0))
     else:
         beard = 0.0
-    brow = float(np.clip(rng.normal(0.65 if male else 0.3, 0.2), 0.0, 1.0))
-    lip = rng.uniform(0.3, 0.9) if (not male and u[4] < 0.6) else rng.uniform(0.0, 0.15)
+    brow = float(np.clip(rng.normal(0.75 if male else 0.25, 0.18), 0.0, 1.0))
+    lip = rng.uniform(0.35, 0.9) if (not male and u[4] < 0.75) else rng.uniform(0.0, 0.15)
     return Look(hair_length=float(length), hair_volume=volume, hair_rgb=tuple(float(c) for c in rgb),
                 recession=float(recession), fringe=float(fringe), beard=float(beard),
                 beard_reach=float(rng.uniform(0.0, 1.0)), brow=brow, lip_tint=float(lip))
@@ -231,7 +235,7 @@ def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, l
     d = np.stack([xx, yy], -1)[None] - o[:, None, None]                         # (B, S, S, 2)
     uv = np.einsum("bij,bhwj->bhwi", inv, d)
     u, v = uv[..., 0], uv[..., 1] + 40.0                                         # model mm
-    half_w = 80.0 + 30.0 * look.hair_volume
+    half_w = 88.0 + 30.0 * look.hair_volume
     top = 120.0 + 40.0 * look.hair_volume
     bottom = 40.0 - 230.0 * look.hair_length
     phase = rng.uniform(0, 2 * np.pi)                                          # one hairdo per call
@@ -247,3 +251,41 @@ def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, l
     colour = np.asarray(look.hair_rgb)[None, :, None, None] * amb[:, :, None, None] * strands[:, None]
     w = edge[:, None]
     return backgrounds * (1 - w) + w * colour
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Check: how visible is gender?
+# ---------------------------------------------------------------------------------------------------------------
+
+def gender_probe(images: np.ndarray, male: np.ndarray, people: np.ndarray, folds: int = 5, ridge: float = 1.0,
+                 seed: int = 0) -> float:
+    """Accuracy of a linear gender classifier on raw pixels, on people it never saw (grouped k-fold).
+
+    Ridge regression of +/-1 labels on standardised pixels (solved in its dual form: n images << pixels), one fold
+    of people held out at a time; the threshold is 0.
+
+    Args:
+        images: (N, ...) pixel arrays (e.g. (N, 64, 64, 3) uint8).  male: (N,) bool.  people: (N,) identity labels.
+        folds: number of folds of people.  ridge: penalty, relative to the mean squared norm of an image.
+        seed: fold assignment.
+    Returns:
+        the fraction of images whose gender is predicted correctly, pooled over folds.
+    """
+    x = images.reshape(len(images), -1).astype(np.float64)
+    y = np.where(np.asarray(male, dtype=bool), 1.0, -1.0)
+    ids, inv = np.unique(np.asarray(people), return_inverse=True)
+    fold = np.random.default_rng(seed).permutation(len(ids)) % folds
+    correct = 0
+    for k in range(folds):
+        test = fold[inv] == k
+        if not test.any() or test.all():
+            continue
+        mu, sd = x[~test].mean(0), x[~test].std(0) + 1e-6
+        a, b = (x[~test] - mu) / sd, (x[test] - mu) / sd
+        gram = a @ a.T
+        lam = ridge * np.trace(gram) / len(a)
+        ym = y[~test].mean()
+        alpha = np.linalg.solve(gram + lam * np.eye(len(a)), y[~test] - ym)
+        pred = b @ (a.T @ alpha) + ym
+        correct += int((np.sign(pred) == y[test]).sum())
+    return correct / len(x)

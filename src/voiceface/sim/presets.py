@@ -1,7 +1,8 @@
 """Presets of the simulated world (frozen dataclasses): how many people, utterances, images and clips.
 
 * ``tiny``: for tests, builds in seconds (24 people).
-* ``small``: for the demo, about two minutes on 2 cores (240 people).
+* ``small``: for the demo, about three minutes on 2 idle cores (240 people, 8 utterances and 10 photos each: enough
+  items per identity for identity supervision).
 * ``paper``: the thesis's scale, 1,225 people split 924 / 112 / 189 (Tables 2.1 and 3.1: the VoxCeleb1 x VGGFace
   intersection), several utterances and images per person, for benchmarks.
 """
@@ -55,8 +56,8 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", identities=24, split=(16, 4, 4), utterances=3, sessions=2, duration_s=(2.0, 3.0),
                    snr_db=(20.0, 40.0), rt60_s=(0.0, 0.4), images=3, render_size=112, clips=1, clip_frames=(4, 6),
                    clip_size=64),
-    "small": Preset("small", identities=240, split=(180, 24, 36), utterances=4, sessions=2, duration_s=(2.0, 6.0),
-                    snr_db=(15.0, 40.0), rt60_s=(0.0, 0.5), images=5, render_size=160, clips=2, clip_frames=(6, 8),
+    "small": Preset("small", identities=240, split=(180, 24, 36), utterances=8, sessions=3, duration_s=(2.0, 5.0),
+                    snr_db=(15.0, 40.0), rt60_s=(0.0, 0.5), images=10, render_size=160, clips=2, clip_frames=(6, 8),
                     clip_size=64),
     "paper": Preset("paper", identities=1225, split=(924, 112, 189), utterances=6, sessions=3,
                     duration_s=(3.0, 10.0), snr_db=(10.0, 40.0), rt60_s=(0.0, 0.6), images=8, render_size=208,
