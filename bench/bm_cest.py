@@ -18,7 +18,7 @@ import time
 import numpy as np
 import torch
 
-from voiceface.methods.cest.config import LossConfig, cpu_preset
+from voiceface.methods.cest.config import LossConfig, PRESETS
 from voiceface.methods.cest.loss import CESTLoss, photometric, reflectance_sets
 from voiceface.methods.cest.model import build_model
 
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    cfg = cpu_preset()
+    cfg = PRESETS["cpu"]
     model = build_model(cfg.net)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)

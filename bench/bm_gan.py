@@ -1,7 +1,7 @@
 """Benchmark of the voice-to-face GAN on CPU: generator images/s and Algorithm 1 iterations/s.
 
 Ratios are against baselines measured in the same run: generation batched (B=64) vs one image per call, and the
-thesis-size networks (Table 3.2) vs the CPU preset (configs/gan/cpu.yaml). Run:
+thesis-size networks (Table 3.2) vs the CPU preset (PRESETS["cpu"] = configs/gan/cpu.yaml). Run:
 
     .venv/bin/python bench/bm_gan.py [--threads 1]
 """
@@ -12,15 +12,13 @@ import time
 
 import torch
 
-from pathlib import Path
 
-from voiceface.config import load_config
-from voiceface.methods.gan.config import GANConfig
+from voiceface.methods.gan.config import PRESETS, GANConfig
 from voiceface.methods.gan.loss import GANLoss
 from voiceface.methods.gan.model import FaceCritics, Generator, VoiceEmbedNet
 
 FULL = GANConfig()
-CPU = load_config(GANConfig, Path(__file__).resolve().parents[1] / "configs" / "gan" / "cpu.yaml")
+CPU = PRESETS["cpu"]
 
 
 def rate(fn, items: int, min_time: float = 2.0) -> float:

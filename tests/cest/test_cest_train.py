@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from voiceface import config as cfglib
-from voiceface.methods.cest.config import cpu_preset
+from voiceface.methods.cest.config import PRESETS
 from voiceface.methods.cest.data import load_sim_clips, sample_batch
 from voiceface.methods.cest.evaluate import RESULT_NAMES, evaluate
 from voiceface.methods.cest.loss import CESTLoss
@@ -20,7 +20,7 @@ def tiny_cfg(**changes):
     base = {"net": {"image_size": 64, "width_mult": 0.125}, "data": {"clips_per_batch": 2, "frames_per_clip": 2,
             "max_test_frames": 4}, "optim": {"steps": 4}, "log_every": 1, "checkpoint_every": 2,
             "eval": {"fit_steps": 2, "fit_frames": 2, "icp_iterations": 3}}
-    return cfglib.replace(cfglib.replace(cpu_preset(), base), changes)
+    return cfglib.replace(cfglib.replace(PRESETS["cpu"], base), changes)
 
 
 def test_loss_decreases_on_fixed_batch(clip_world):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,13 +9,12 @@ import torch
 
 from voiceface import config as cfglib
 from voiceface.errors import ConfigError
-from voiceface.methods.dimnet import cpu_preset, evaluate, load_voice_net, train
+from voiceface.methods.dimnet import PRESETS, evaluate, load_voice_net, train
 from voiceface.methods.dimnet.config import DIMNetConfig
 from voiceface.methods.dimnet.loss import DIMNetLoss
 from voiceface.methods.dimnet.model import CovariateHeads, FaceNet, VoiceNet
 from voiceface.methods.dimnet.report import classical_mds
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = {"net": {"voice_widths": [8, 8, 8, 8], "face_widths": [4, 4, 4, 4], "face_size": 64},
         "optim": {"steps": 6, "milestones": [4]}, "data": {"voices_per_batch": 4, "faces_per_batch": 4,
                                                              "min_frames": 64, "max_frames": 96},
@@ -24,7 +22,7 @@ TINY = {"net": {"voice_widths": [8, 8, 8, 8], "face_widths": [4, 4, 4, 4], "face
 
 
 def tiny_config(**changes) -> DIMNetConfig:
-    return cfglib.replace(cfglib.replace(cpu_preset(), TINY), changes)
+    return cfglib.replace(cfglib.replace(PRESETS["cpu"], TINY), changes)
 
 
 def test_shapes_thesis_widths():
@@ -70,9 +68,8 @@ def test_modality_switch_isolates_gradients():
     assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(g_mixed, v.parameters()))
 
 
-def test_config_presets_and_validation():
-    assert cfglib.load_config(DIMNetConfig, ROOT / "configs/dimnet/cpu.yaml") == cpu_preset()
-    assert cfglib.load_config(DIMNetConfig, ROOT / "configs/dimnet/default.yaml") == DIMNetConfig()
+def test_config_validation():
+    # the YAML presets are checked against PRESETS in tests/methods_common/test_presets.py
     cfg = cfglib.load_config(DIMNetConfig, None, ["covariates=IGN", "weights=[1, 0.5, 0.25]"])
     assert cfg.covariate_weights() == {"identity": 1.0, "gender": 0.5, "nationality": 0.25}
     with pytest.raises(ConfigError):

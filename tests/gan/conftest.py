@@ -9,12 +9,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))  # noqa: E402  (fakeworld helper beside the tests)
-from fakeworld import build_fake_world  # noqa: E402
+from fakeworld import TINY, build_fake_world  # noqa: E402
 
-TINY = ["steps=6", "batch_size=8", "log_every=2", "checkpoint_every=3", "encoder.pretrain_steps=4",
-        "encoder.pretrain_batch=8", "model.gen_channels=[32,16,16,8,8]", "model.face_channels=[8,8,16,16,16]",
-        "data.min_frames=50", "data.max_frames=120", "data.test_frames=200", "eval_noise_trials=4",
-        "eval_durations=[1,2]", "gender_steps=3", "eval_train_probes=8"]
+
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,13 @@ from PIL import Image
 
 from voiceface.data.manifest import Item, write_manifest
 
+# the tiny GAN config of the tests (here, not in conftest.py: several test folders have a conftest module, so
+# ``from conftest import ...`` picks whichever was imported last when folders run together)
+TINY = ["steps=6", "batch_size=8", "log_every=2", "checkpoint_every=3", "encoder.pretrain_steps=4",
+        "encoder.pretrain_batch=8", "model.gen_channels=[32,16,16,8,8]", "model.face_channels=[8,8,16,16,16]",
+        "data.min_frames=50", "data.max_frames=120", "data.test_frames=200", "eval_noise_trials=4",
+        "eval_durations=[1,2]", "gender_steps=3", "eval_train_probes=8"]
+
 
 def _voice(rng: np.random.Generator, f0: float, formant: float, seconds: float, sr: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr

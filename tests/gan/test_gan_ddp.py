@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from fakeworld import TINY
 
 
 @pytest.mark.slow

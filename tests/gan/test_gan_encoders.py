@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY
+from fakeworld import TINY
 from voiceface.audio.encoders import ge2e_mel, logmel_features, repeat_to, slaney_mel_filterbank
 from voiceface.audio.io import load_audio
 

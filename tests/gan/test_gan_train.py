@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from conftest import TINY
+from fakeworld import TINY
 from voiceface.engine import Run, load_checkpoint
 from voiceface.methods.gan.train import load_run, split_data, train
 from voiceface.data.manifest import read_manifest
@@ -42,7 +42,7 @@ def test_resume_equals_uninterrupted(gan_world, gan_run, tmp_path):
 
 
 def test_loaded_run_keeps_its_config(gan_run):
-    from conftest import TINY as tiny
+    from fakeworld import TINY as tiny
     from voiceface import config as cfglib
 
     model = load_run(gan_run)

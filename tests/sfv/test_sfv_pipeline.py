@@ -101,17 +101,6 @@ def test_options_train_and_evaluate(tmp_path, tiny_overrides, synth_source, opti
     assert np.isfinite(res["sfv_vertex_error"]) and 0 <= res["sfv_selected_female"] <= 12
 
 
-def test_cpu_yaml_matches_cpu_preset():
-    from pathlib import Path
-
-    from voiceface import config as cfgmod
-    from voiceface.methods.sfv.config import SfVConfig, cpu_overrides
-
-    yaml_path = Path(__file__).resolve().parents[2] / "configs" / "sfv" / "cpu.yaml"
-    assert cfgmod.load_config(SfVConfig, yaml_path) == cfgmod.load_config(SfVConfig, None, cpu_overrides())
-    assert cfgmod.load_config(SfVConfig, yaml_path.parent / "paper.yaml") == SfVConfig()
-
-
 def test_csv_adapter_reads_obj_meshes_in_model_topology(tmp_path):
     from voiceface.face3d import builtin_model
     from voiceface.face3d.anthropometry import am_from_shape

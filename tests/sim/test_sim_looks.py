@@ -3,6 +3,7 @@ through overlapping cues (not a marker)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from voiceface.sim import faces, looks, people
@@ -43,7 +44,16 @@ def test_looks_are_gender_dependent_and_overlapping():
     assert {"look_hair_length", "look_beard"} <= set(people.person_row(p, 1.0))
 
 
-def test_face_gender_linear_probe_on_unseen_people():
+@pytest.fixture
+def one_thread():
+    """Small renders run fastest on one torch thread (the machine is shared); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_face_gender_linear_probe_on_unseen_people(one_thread):
     """A ridge classifier on raw 64x64 pixels, trained and tested on disjoint people, reads gender well above
     chance (majority ~55 %); without the looks the same probe is much weaker."""
     x, male, ids = _render(160, 2, seed=5)

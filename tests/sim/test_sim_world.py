@@ -123,3 +123,21 @@ def test_cli_listen_and_show(tiny_world, tmp_path, capsys):
     sheet = Image.open(tmp_path / "s" / "faces.png")
     assert sheet.size == (3 * 128, 4 * 128) and (tmp_path / "s" / "clip.png").is_file()
     assert main(["sim", "show", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_voices_carry_identity(tiny_world):
+    """Utterances of one person are nearer each other than others' (1-NN on standardised mean log-mel, each
+    utterance against all the others): far above chance."""
+    import soundfile as sf
+
+    from voiceface.audio.features import logmel
+
+    items = [it for it in read_manifest(tiny_world / "manifest.csv") if it.modality == "voice"]
+    x = np.stack([logmel(sf.read(it.path)[0]).mean(0) for it in items])
+    x = (x - x.mean(0)) / x.std(0)
+    ids = np.array([it.identity for it in items])
+    d = ((x[:, None] - x[None]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    acc = (ids[d.argmin(1)] == ids).mean()
+    per = len(items) / len(set(ids))
+    assert acc > 8 * (per - 1) / (len(items) - 1), acc

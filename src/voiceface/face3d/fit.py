@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -146,7 +147,12 @@ def fit_ams(space, am_landmarks, targets: torch.Tensor, mask=None, *, lam: float
     loss = objective(beta)
     it = 0
     for it in range(1, iterations + 1):
-        j = jac(beta) * z[..., None]                                          # (B, A, k)
+        with warnings.catch_warnings():
+            # torch's first forward-mode AD call imports its JVP decompositions, which use torch.jit.script
+            # internally: a DeprecationWarning from inside torch, not from this code (jacrev would avoid it but
+            # is ~1.8x slower here and changes the iterates)
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+            j = jac(beta) * z[..., None]                                      # (B, A, k)
         r = (res_b(beta) - tgt_s) * z                                         # (B, A)
         jtj = j.transpose(1, 2) @ j + lam * eye                               # (B, k, k)
         grad = (j.transpose(1, 2) @ r[..., None]).squeeze(-1) + lam * beta    # (B, k)

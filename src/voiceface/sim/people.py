@@ -4,7 +4,8 @@ A person has a gender, an age and a nationality (skewed like VoxCeleb1's metadat
 a long tail of others), a population group (from the nationality) that sets the skin tone and mildly shifts the
 face, anthropometric face controls drawn from the built-in model's sampler (sex- and age-specific craniofacial
 norms, ``voiceface.face3d.builtin``), projected onto the model's identity basis (Eq. 4.6 coefficients), an
-individual albedo, an expression repertoire, and standard-normal voice traits.
+individual albedo, an expression repertoire, standard-normal voice traits, and a gender-dependent look (hair,
+facial hair, brows, lip colour: ``looks.Look``, painted onto the albedo and behind the head in photos).
 
 The voice is linked to six facial features (``voices.LINKED_FEATURES``) through their *within-covariate* z-scores
 ``face_z`` (each control minus its gender- and age-conditional mean, over its conditional sd, from the model's own

@@ -4,7 +4,7 @@
 
     WORLD/manifest.csv             voice, face, clip and mesh items; split train | val | test by identity
     WORLD/world.json               preset, seed, coupling, counts, ground truth of the voice-face link
-    WORLD/people.csv               identity, covariates, skin, voice parameters, face controls
+    WORLD/people.csv               identity, covariates, skin, voice parameters, face controls, look (look_*)
     WORLD/voices/<id>/<n>.wav      16 kHz mono 16-bit speech (session column = recording session)
     WORLD/faces/<id>/<n>.png       aligned 128x128 RGB crop; extra column path64 -> faces64/<id>/<n>.png
     WORLD/faces/<id>/<n>.json      its 68 landmarks (crop pixels, 128 and 64), pose (7,), light (3, 9)

@@ -3,7 +3,7 @@
 ``voiceface train cest --data WORLD --out RUN [--config configs/cest/cpu.yaml]``,
 ``voiceface evaluate cest --run RUN``, ``voiceface reconstruct IMAGE... --run RUN -o DIR``.
 The ablations of Fig. 4.4 are ``configs/cest/cpu_{b_iest,c_consistency,d_symmetry,e_none,f_video}.yaml``
-(or :data:`~.config.ABLATIONS`).
+(:data:`~.config.PRESETS`; the changes themselves: :data:`~.config.ABLATIONS`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import DemoSection, Method
-from .config import ABLATION_NAMES, ABLATIONS, CESTConfig, cpu_preset
+from .config import ABLATION_NAMES, ABLATIONS, PRESETS, CESTConfig
 from .evaluate import evaluate
 from .train import load_trained, train
 
@@ -46,7 +46,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = cfglib.replace(cpu_preset(), {"seed": seed, "net": {"image_size": _clip_size(world)},
+    base = cfglib.replace(PRESETS["cpu"], {"seed": seed, "net": {"image_size": _clip_size(world)},
                                          **({"optim": {"steps": steps}} if steps else {})})
     variants = tuple(dict.fromkeys(("a",) + tuple(variants)))
     runs = {}
@@ -136,4 +136,4 @@ def _findings(results: dict, ra: dict) -> str:
 METHOD = Method("cest", "self-supervised 3D face reconstruction from video by conditional estimation (Ch. 4)",
                 train, evaluate, demo)
 
-__all__ = ["METHOD", "CESTConfig", "cpu_preset", "demo", "evaluate", "load_trained", "train"]
+__all__ = ["METHOD", "PRESETS", "CESTConfig", "demo", "evaluate", "load_trained", "train"]

@@ -3,7 +3,9 @@
 Defaults are the thesis's: 256x256 inputs, Table 4.1 / 4.2 widths, 9 SH coefficients, Eq. 4.11 stochastic
 objective with reflectance consistency (another frame of the same clip) and symmetry (the flipped reflectance),
 lambda1 = 1, lambda2 = 0.1, Adam with lr 1e-3, minibatches of 128 frames from 32 clips (4 frames each).
-``cpu_preset()`` (``configs/cest/cpu.yaml``) is the 64x64 narrow variant that trains on one CPU core in minutes.
+``PRESETS`` holds the named presets (``configs/cest/NAME.yaml`` are the same values, checked by a test): ``default``
+(the thesis), ``cpu`` (the 64x64 narrow variant that trains on one CPU core in minutes) and the ablations on top
+of it, ``cpu_b_iest`` ... ``cpu_f_video``.
 
 The ablations of Fig. 4.4 are switches of :class:`LossConfig` / :class:`NetConfig`:
 (a) ``consistency=true, symmetry=true``; (b) (a) with ``net.conditional=false`` (IEST); (c) ``symmetry=false``;
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...config import replace
 from ...errors import ConfigError
 
 
@@ -120,13 +123,6 @@ class CESTConfig:
     device: str = "cpu"
 
 
-def cpu_preset() -> CESTConfig:
-    """64x64 narrow CEST for one CPU core (same as ``configs/cest/cpu.yaml``)."""
-    return CESTConfig(net=NetConfig(image_size=64, width_mult=0.25),
-                      data=DataConfig(clips_per_batch=4, frames_per_clip=2, max_test_frames=48),
-                      optim=OptimConfig(steps=300), log_every=25, checkpoint_every=100)
-
-
 # Fig. 4.4's ablations as config changes (applied on top of a base config).
 ABLATIONS: dict[str, dict] = {
     "a": {},
@@ -138,3 +134,16 @@ ABLATIONS: dict[str, dict] = {
 }
 ABLATION_NAMES = {"a": "CEST (both constraints)", "b": "IEST (both constraints)", "c": "consistency only",
                   "d": "symmetry only", "e": "no constraint", "f": "consistency across videos"}
+# preset name of each ablation of the CPU preset (``configs/cest/cpu_<suffix>.yaml``)
+ABLATION_PRESETS = {"a": "cpu", "b": "cpu_b_iest", "c": "cpu_c_consistency", "d": "cpu_d_symmetry",
+                    "e": "cpu_e_none", "f": "cpu_f_video"}
+
+# 64x64 narrow CEST for one CPU core
+_CPU = CESTConfig(net=NetConfig(image_size=64, width_mult=0.25),
+                  data=DataConfig(clips_per_batch=4, frames_per_clip=2, max_test_frames=48),
+                  optim=OptimConfig(steps=300), log_every=25, checkpoint_every=100)
+
+PRESETS: dict[str, CESTConfig] = {
+    "default": CESTConfig(),
+    **{name: replace(_CPU, ABLATIONS[v]) for v, name in ABLATION_PRESETS.items()},
+}

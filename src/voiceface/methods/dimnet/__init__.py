@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from .. import DemoSection, Method
-from .config import DIMNetConfig, cpu_preset
+from .config import PRESETS, DIMNetConfig
 from .evaluate import evaluate
 from .train import load_trained, load_voice_net, train
 
@@ -36,7 +36,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
         changes = {"covariates": v, "seed": seed, "data": {"test_splits": ["val", "test"]}}
         if steps:
             changes["optim"] = {"steps": steps, "milestones": [int(0.7 * steps), int(0.9 * steps)]}
-        cfg = cfglib.replace(cpu_preset(), changes)
+        cfg = cfglib.replace(PRESETS["cpu"], changes)
         run = out / f"dimnet_{v}"
         train(world, run, config=cfg, progress=False)
         rows[f"DIMNet-{v}"] = evaluate(run, label=f"DIMNet-{v}")
@@ -99,4 +99,4 @@ def _findings(rows) -> str:
 
 METHOD = Method("dimnet", "voice-face matching embeddings supervised by covariates (Ch. 2)", train, evaluate, demo)
 
-__all__ = ["METHOD", "DIMNetConfig", "cpu_preset", "demo", "evaluate", "load_trained", "load_voice_net", "train"]
+__all__ = ["METHOD", "PRESETS", "DIMNetConfig", "demo", "evaluate", "load_trained", "load_voice_net", "train"]

@@ -2,9 +2,9 @@
 
 Defaults are the thesis's: Table 2.2 widths, d = 64, 128x128 faces, crops of 300-800 frames, 50% flips, SGD with
 momentum 0.9 and weight decay 0.001, lr 0.1 divided by 10 after 16K and 24K of 28K iterations, minibatches of 256
-mixing voices and faces, every covariate weight 1.0. ``cpu_preset()`` (``configs/dimnet/cpu.yaml``) is the narrow
-variant that trains on the simulated world's small preset on one CPU core in about 6 minutes
-(2,000 steps of 32 voices + 32 faces).
+mixing voices and faces, every covariate weight 1.0. ``PRESETS`` holds the named presets (``configs/dimnet/NAME.yaml``
+are the same values, checked by a test): ``default`` (the thesis) and ``cpu``, the narrow variant that trains on
+the simulated world's small preset on one CPU core in about 6 minutes (2,000 steps of 32 voices + 32 faces).
 """
 from __future__ import annotations
 
@@ -97,10 +97,12 @@ class DIMNetConfig:
         return {COVARIATE_LETTERS[c]: float(w) for c, w in zip(letters, weights)}
 
 
-def cpu_preset() -> DIMNetConfig:
-    """Narrow networks, 64x64 faces, short crops and runs: for one CPU core on the simulated world."""
-    return DIMNetConfig(
+PRESETS: dict[str, DIMNetConfig] = {
+    "default": DIMNetConfig(),
+    # narrow networks, 64x64 faces, short crops and runs: for one CPU core on the simulated world
+    "cpu": DIMNetConfig(
         net=NetConfig(voice_widths=(32, 48, 64, 96), face_widths=(16, 24, 32, 48), face_size=64),
         optim=OptimConfig(lr=0.1, milestones=(1400, 1800), steps=2000),
         data=DataConfig(voices_per_batch=32, faces_per_batch=32, min_frames=150, max_frames=300),
-        log_every=25, checkpoint_every=200)
+        log_every=25, checkpoint_every=200),
+}

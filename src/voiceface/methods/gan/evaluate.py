@@ -1,4 +1,4 @@
-"""Evaluation of the voice-to-face GAN (Sec. 3.3.1-3.3.2, Table 3.3, Fig. 3.2, 3.3, 3.5) and its demo section.
+"""Evaluation of the voice-to-face GAN (Sec. 3.3.1-3.3.2, Table 3.3, Fig. 3.2, 3.3, 3.5).
 
 Metrics written to ``RUN/results.json`` (fractions in [0, 1]):
 
@@ -33,8 +33,8 @@ from ...data.manifest import Item, read_manifest
 from ...engine import Run, read_json
 from ...errors import VoicefaceError
 from ...metrics.matching import encode_labels, make_trials, stratum_codes, trial_scores
-from .. import DemoSection, resolve_data
-from .generate import contact_sheet, faces_from_features, generate, save_faces
+from .. import resolve_data
+from .generate import contact_sheet, faces_from_features
 from .model import FaceClassifier
 from .train import (TrainedGAN, feature_fn, load_faces64, load_run, make_voice_bank,
                     seeded, split_data, to_unit, voice_features)
@@ -430,33 +430,3 @@ def report_markdown(r: dict[str, Any], cfg) -> str:
                       f"RMS distance): to own identity {f(r['sim_landmark_dist_true'])} vs random identity "
                       f"{f(r['sim_landmark_dist_random'])}; closer to own in {f(r['sim_landmark_closer_frac'])}.", ""]
     return "\n".join(lines) + "\n"
-
-
-def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> DemoSection:
-    """Train (own F_e pretraining + GAN, CPU preset) on the world, evaluate, and run the 10 real VoxCeleb1 voices."""
-    from .train import train
-
-    out = Path(out)
-    preset = Path(__file__).resolve().parents[4] / "configs" / "gan" / "cpu.yaml"
-    # DIMNet-I / -G runs of the same demo (``out/../dimnet``), when the DIMNet demo ran first: Table 3.3 rows and the
-    # face embedding for matching through the generated face
-    overrides = [f"dimnet_{v.lower()}_run={out.parent / 'dimnet' / f'dimnet_{v}'}" for v in ("I", "G")
-                 if (out.parent / "dimnet" / f"dimnet_{v}" / "checkpoint.pt").is_file()]
-    run = train(world, out / "gan_run", config_file=preset if preset.is_file() else None, overrides=overrides,
-                seed=seed, progress=False)
-    results = evaluate(run, seed=seed)
-    figures = [str(Path(run) / f) for f in results["figures"]]
-    md = (Path(run) / "report.md").read_text(encoding="utf-8")
-    vox = Path(os.environ.get("VOICEFACE_SHARED_DATA", Path(__file__).resolve().parents[5] / "shared" / "data")) \
-        / "voxceleb1_samples"
-    if vox.is_dir():
-        gen = generate(load_run(run), [vox])
-        save_faces(gen, out / "gan_voxceleb1")
-        if len(gen.sources):
-            figures.append(str(out / "gan_voxceleb1" / "sheet.png"))
-            md += ("\n### Real VoxCeleb1 voices through the simulated-world model\n\n"
-                   f"{len(gen.sources)} recordings -> faces (sheet below). The model was trained on simulated "
-                   "people, so these faces are not expected to resemble the speakers; the point is that real audio "
-                   "flows through the whole pipeline.\n")
-    metrics = {k: results[k] for k in RESULT_KEYS}
-    return DemoSection("Voice-to-face GAN (Chapter 3)", md, metrics, tuple(figures))

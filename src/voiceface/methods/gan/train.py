@@ -303,12 +303,13 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
           overrides: Sequence[str] = (), seed: int = 0, progress: bool = True,
-          stop_after: int | None = None) -> Path:
+          stop_after: int | None = None, *, config: GANConfig | None = None) -> Path:
     """``voiceface train gan``: F_e (pretrained / loaded, frozen) then Algorithm 1 for ``steps`` iterations.
 
     Writes ``out/`` (a run folder; resumes from its checkpoint). ``stop_after`` simulates a kill (tests).
+    ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``.
     """
-    cfg = cfglib.load_config(GANConfig, config_file, overrides)
+    cfg = config if config is not None else cfglib.load_config(GANConfig, config_file, overrides)
     out = Path(out)
     device = dist.default_device(cfg.device)
     dist.init(device)

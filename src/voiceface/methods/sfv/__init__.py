@@ -34,13 +34,14 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
     by default: it doubles the demo's time)."""
     import json
 
-    from .config import cpu_overrides
+    from ... import config as cfgmod
+    from .config import PRESETS, SfVConfig
     from .evaluate import evaluate as _evaluate
     from .train import train as _train
 
     out = Path(out)
-    over = [*cpu_overrides(), *overrides]
-    run = _train(world, out / "sfv_run", overrides=over, seed=seed, progress=False)
+    cfg = cfgmod.load_config(SfVConfig, None, overrides, base=PRESETS["cpu"])
+    run = _train(world, out / "sfv_run", seed=seed, progress=False, config=cfg)
     res = _evaluate(run)
     metrics = dict(res)
     report = (Path(run) / "report.md").read_text(encoding="utf-8").replace("# SfV: shape from voice", "")
@@ -56,7 +57,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
             **{k: tuple(v) if isinstance(v, list) else v for k, v in pr.items()}))
         null = out / "world_coupling0"
         build_world(null, preset, seed=int(info["seed"]), coupling=0.0, progress=False)
-        run0 = _train(null, out / "sfv_run_coupling0", overrides=over, seed=seed, progress=False)
+        run0 = _train(null, out / "sfv_run_coupling0", seed=seed, progress=False, config=cfg)
         res0 = _evaluate(run0, figures=False)
         metrics.update({f"coupling0_{k}": v for k, v in res0.items()
                         if k in ("sfv_selected_male", "sfv_selected_female", "sfv_false_positive_rate")})
@@ -73,3 +74,5 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
 
 
 METHOD = Method("sfv", SUMMARY, train, evaluate, demo)
+
+__all__ = ["METHOD", "demo", "evaluate", "train"]

@@ -1,8 +1,9 @@
-"""SfV settings (Chapter 5): frozen dataclasses with a paper preset (the defaults) and a CPU preset.
+"""SfV settings (Chapter 5): frozen dataclasses; ``PRESETS`` holds ``paper`` (the defaults) and ``cpu``.
 
 Defaults follow Sec. 5.3: 64-band log-mel, Table 5.2 channels 64-96-144-216, SGD (momentum 0.9, lr 0.1, weight decay
 5e-4), minibatch 64, 5k iterations, 6-8 s training crops, 7/1/1/1 splits, N = 100 repeats, alpha = 0.05, top-10 AMs
-for the Eq. 5.7 fit. ``configs/sfv/cpu.yaml`` scales repeats, steps, batch and crop lengths down for a laptop.
+for the Eq. 5.7 fit. The ``cpu`` preset scales repeats, steps, batch and crop lengths down for a laptop.
+``configs/sfv/NAME.yaml`` are the same values as ``PRESETS[NAME]`` (checked by a test).
 """
 from __future__ import annotations
 
@@ -69,15 +70,12 @@ class SfVConfig:
     fit: FitConfig = FitConfig()
 
 
-CPU_PRESET = {   # configs/sfv/cpu.yaml holds the same values
-    "model": {"channels": [32, 48, 72, 108]},
-    "data": {"crop_min_s": 2.0, "crop_max_s": 3.0, "segment_s": 3.0, "max_test_s": 20.0},
-    "train": {"steps": 300, "batch_size": 16, "select_every": 50, "log_every": 25, "checkpoint_every": 100},
-    "select": {"repeats": 10},
-    "fit": {"components": 20, "steps": 200},
+PRESETS: dict[str, SfVConfig] = {
+    "paper": SfVConfig(),
+    "cpu": SfVConfig(
+        model=ModelConfig(channels=(32, 48, 72, 108)),
+        data=DataConfig(crop_min_s=2.0, crop_max_s=3.0, segment_s=3.0, max_test_s=20.0),
+        train=TrainConfig(steps=300, batch_size=16, select_every=50, log_every=25, checkpoint_every=100),
+        select=SelectConfig(repeats=10),
+        fit=FitConfig(components=20, steps=200)),
 }
-
-
-def cpu_overrides() -> list[str]:
-    """The CPU preset as ``key=value`` overrides (for code paths without the YAML file, e.g. the demo)."""
-    return [f"{section}.{k}={v}" for section, values in CPU_PRESET.items() for k, v in values.items()]

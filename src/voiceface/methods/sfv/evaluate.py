@@ -33,6 +33,11 @@ def fit_shapes(mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, measure, 
 
     mean (3V,), basis P (3V, d), scale (d,) eigenface std, target m_hat (n, A) raw AMs, am_scale (A,), z (A,) 0/1.
     Returns the reconstructed shapes (n, V, 3). With no selected AM the minimiser is beta = 0, the mean shape.
+
+    Same objective as ``face3d.fit.fit_ams``, which :func:`reconstruct` uses whenever it can; that solver is tied to
+    the Table 5.1 ``measure`` on the 65 Fig. 5.2 landmark vertices. This first-order fallback takes any
+    differentiable ``measure`` of whole shapes (n, V, 3) -> (n, A), e.g. the synthetic AM sets of the tests and
+    ``data.synthetic``, which have no landmark indices.
     """
     n = len(target)
     mu = torch.as_tensor(mean)

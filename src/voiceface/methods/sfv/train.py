@@ -113,9 +113,12 @@ def eigenfaces(shapes: np.ndarray, components: int) -> tuple[np.ndarray, np.ndar
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides=(), seed: int = 0, stop_after: int | None = None, progress: bool = True) -> Path:
-    """Train all SfV estimators into the run folder ``out`` (resumes when it holds a checkpoint)."""
-    cfg = cfgmod.load_config(SfVConfig, config_file, overrides)
+          overrides=(), seed: int = 0, stop_after: int | None = None, progress: bool = True, *,
+          config: SfVConfig | None = None) -> Path:
+    """Train all SfV estimators into the run folder ``out`` (resumes when it holds a checkpoint).
+
+    ``config`` (a ready ``SfVConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``."""
+    cfg = config if config is not None else cfgmod.load_config(SfVConfig, config_file, overrides)
     triplets = load_triplets(data, cfg)
     layout, model, best = build(triplets, cfg, seed)
     run_cfg = {"data_source": str(data) if str(data).startswith("synthetic:") else str(Path(data).resolve()),
