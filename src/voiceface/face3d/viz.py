@@ -174,12 +174,7 @@ def error_heatmap(verts, faces, errors, path=None, *, cmap: str = "jet", vmin: f
     cax = fig.add_axes([0.93, 0.1, 0.02, 0.72])
     sm = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(vmin, hi), cmap=cmap)
     fig.colorbar(sm, cax=cax, label=label)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def am_segments(am_landmarks: Sequence[tuple[int, ...]]) -> list[tuple[int, int]]:
@@ -229,12 +224,7 @@ def draw_ams(verts, faces, points, segments: Sequence[tuple[int, int]], path=Non
     ax.set_xlim(0, size)
     ax.set_ylim(size, 0)
     ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    return fig
+    return _finish(fig, title, path)
 
 
 def contact_sheet(images, ncols: int | None = None, path=None, *, pad: int = 2, background: int = 255,
@@ -269,3 +259,13 @@ def contact_sheet(images, ncols: int | None = None, path=None, *, pad: int = 2, 
     if path is not None:
         save_png(sheet, path)
     return sheet
+
+
+def _finish(fig, title: str | None, path):
+    """Title a figure, save it to ``path`` when given (creating the folder), and return it."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    return fig
