@@ -29,6 +29,8 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> Dem
     results = evaluate(run, seed=seed)
     figures = [str(Path(run) / f) for f in results["figures"]]
     md = (Path(run) / "report.md").read_text(encoding="utf-8")
+    if md.startswith("#"):  # the run report's own title: the demo section has its title already
+        md = md.split("\n", 1)[-1].lstrip("\n")
     vox = Path(os.environ.get("VOICEFACE_SHARED_DATA", Path(__file__).resolve().parents[5] / "shared" / "data")) \
         / "voxceleb1_samples"
     if vox.is_dir():
