@@ -188,3 +188,20 @@ def test_bad_inputs_raise_one_line_errors(fake_world, tmp_path):
     write_manifest([it for it in m if it.split == "test"], tmp_path / "only_test.csv")
     with pytest.raises(InputError, match="no voice or face items in split"):
         train(tmp_path / "only_test.csv", tmp_path / "r2", config=tiny_config())
+
+
+def test_public_embed_voices(fake_world, tmp_path, voxceleb1_samples):
+    """``voiceface.embed_voices`` on real recordings: unit-norm 64-d rows; a bad file is named in the error."""
+    import voiceface
+    from voiceface.errors import InputError
+
+    torch.set_num_threads(1)
+    run = train(fake_world, tmp_path / "run", config=tiny_config(covariates="G"), progress=False)
+    wavs = sorted(voxceleb1_samples.glob("*.wav"))[:2]
+    emb = voiceface.embed_voices(run, wavs)
+    assert emb.shape == (2, 64)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2))
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    with pytest.raises(InputError, match="bad.wav"):
+        voiceface.embed_voices(run, [bad])
