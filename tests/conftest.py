@@ -10,9 +10,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("VOICEFACE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-# Two xdist workers on two cores: one thread each, so tests do not fight over cores.
-if os.environ.get("PYTEST_XDIST_WORKER"):
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """Every test runs on one torch thread: two xdist workers share two cores, and the small tensors of the tests
+    run fastest single-threaded. The previous setting is restored at the end of the session."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _shared(sub: str) -> Path:

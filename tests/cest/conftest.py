@@ -13,7 +13,6 @@ def clip_world(tmp_path_factory):
     from voiceface.face3d import builtin_model
     from voiceface.sim import faces
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("cest_world")
     (root / "clips").mkdir()
     model = builtin_model()

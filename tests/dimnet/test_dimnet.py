@@ -87,7 +87,6 @@ def test_classical_mds_recovers_planar_distances():
 
 
 def test_resume_after_kill_matches_uninterrupted(fake_world, tmp_path):
-    torch.set_num_threads(1)
     cfg = tiny_config(covariates="IG")
     train(fake_world, tmp_path / "full", config=cfg, progress=False)
     train(fake_world, tmp_path / "killed", config=cfg, progress=False, stop_after=3)  # checkpoint at step 2
@@ -103,7 +102,6 @@ def test_resume_after_kill_matches_uninterrupted(fake_world, tmp_path):
 
 
 def test_train_evaluate_end_to_end(fake_world, tmp_path):
-    torch.set_num_threads(1)
     run = train(fake_world, tmp_path / "run", config=tiny_config(covariates="IG"), progress=False)
     results = evaluate(run)
     saved = json.loads((run / "results.json").read_text())
@@ -127,7 +125,6 @@ def test_train_evaluate_end_to_end(fake_world, tmp_path):
 
 
 def test_mean_std_over_runs(fake_world, tmp_path):
-    torch.set_num_threads(1)
     cfg = tiny_config(covariates="G", optim={"steps": 2})
     for s in (0, 1):
         train(fake_world, tmp_path / "group" / f"seed{s}", config=cfglib.replace(cfg, {"seed": s}), progress=False)
@@ -168,7 +165,6 @@ def test_published_lists_on_items_named_like_their_media(eval_lists, tmp_path):
 def test_train_evaluate_on_tiny_simulated_world(tmp_path_factory):
     """The real simulated world (tiny preset, ~1 min to build): train DIMNet-IG briefly and evaluate."""
     sim = pytest.importorskip("voiceface.sim")
-    torch.set_num_threads(1)
     world = tmp_path_factory.mktemp("tiny_world")
     sim.build_world(world, "tiny", seed=0, workers=1, progress=False)
     run = train(world, tmp_path_factory.mktemp("run") / "ig", config=tiny_config(covariates="IG"), progress=False)
@@ -195,7 +191,6 @@ def test_public_embed_voices(fake_world, tmp_path, voxceleb1_samples):
     import voiceface
     from voiceface.errors import InputError
 
-    torch.set_num_threads(1)
     run = train(fake_world, tmp_path / "run", config=tiny_config(covariates="G"), progress=False)
     wavs = sorted(voxceleb1_samples.glob("*.wav"))[:2]
     emb = voiceface.embed_voices(run, wavs)

@@ -13,15 +13,6 @@ from voiceface.face3d import render as R
 TRI = torch.tensor([[0, 1, 2]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The shared test machine is oversubscribed: small tensors run far faster on one thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _probe(fn, k: int = 3):
     """Wrap an image-valued function into k random weighted sums, so gradcheck needs k backward passes, not H*W*C."""
     weights = {}

@@ -2,21 +2,15 @@
 and one tiny trained run shared by the tests of this folder."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
-import torch
-
-sys.path.insert(0, str(Path(__file__).parent))  # noqa: E402  (fakeworld helper beside the tests)
-from fakeworld import TINY, build_fake_world  # noqa: E402
-
-
+# pytest puts this folder (no __init__.py) on sys.path to import this conftest, so the helper beside it imports
+from fakeworld import TINY, build_fake_world
 
 
 @pytest.fixture(scope="session")
 def gan_world(tmp_path_factory) -> Path:
-    torch.set_num_threads(1)
     return build_fake_world(tmp_path_factory.mktemp("gan_world"))
 
 

@@ -20,12 +20,3 @@ def synth_source():
     return SYNTH
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """SfV tests run single-threaded (the machine is shared); the previous setting is restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -44,16 +44,7 @@ def test_looks_are_gender_dependent_and_overlapping():
     assert {"look_hair_length", "look_beard"} <= set(people.person_row(p, 1.0))
 
 
-@pytest.fixture
-def one_thread():
-    """Small renders run fastest on one torch thread (the machine is shared); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def test_face_gender_linear_probe_on_unseen_people(one_thread):
+def test_face_gender_linear_probe_on_unseen_people():
     """A ridge classifier on raw 64x64 pixels, trained and tested on disjoint people, reads gender well above
     chance (majority ~55 %); without the looks the same probe is much weaker."""
     x, male, ids = _render(160, 2, seed=5)
