@@ -1,4 +1,5 @@
-"""``voiceface manifest voxceleb1|voxceleb2|vggface|folders ROOT --out FILE.csv [--meta META] [--split ...]``."""
+"""``voiceface manifest voxceleb1|voxceleb2|vggface|librispeech|folders ROOT --out FILE.csv [--meta META]
+[--split ...]``."""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "gender, nationality, split, session, duration / size, ...). Layouts: voxceleb1 "
                     "(ROOT/[wav/]idXXXXX/VIDEO/NNNNN.wav, identity = name from vox1_meta.csv), voxceleb2 "
                     "(ROOT/[aac/]idXXXXX/VIDEO/NNNNN.m4a, identity = VGGFace2 id from vox2_meta.csv), vggface "
-                    "(ROOT/NAME/*.jpg) and folders (ROOT/IDENTITY/..., audio = voice, images = face).")
-    p.add_argument("layout", choices=["voxceleb1", "voxceleb2", "vggface", "folders"], help="corpus layout")
+                    "(ROOT/NAME/*.jpg), librispeech (ROOT/SPEAKER/[CHAPTER/]*.flac + SPEAKERS.TXT) and folders "
+                    "(ROOT/IDENTITY/..., audio = voice, images = face).")
+    p.add_argument("layout", choices=["voxceleb1", "voxceleb2", "vggface", "librispeech", "folders"],
+                   help="corpus layout")
     p.add_argument("root", help="corpus folder")
     p.add_argument("--out", required=True, help="manifest CSV to write (paths stored relative to it)")
-    p.add_argument("--meta", help="metadata file (vox1_meta.csv / vox2_meta.csv); voxceleb layouts look for it "
-                                  "in ROOT and its parent")
+    p.add_argument("--meta", help="metadata file (vox1_meta.csv / vox2_meta.csv / SPEAKERS.TXT); the voxceleb and "
+                                  "librispeech layouts look for it in ROOT and its parent")
     p.add_argument("--split", choices=["authors", "pins"],
                    help="set the split column: authors (F-Z train, A-B val, C-E test) or pins (Learnable PINs)")
     p.add_argument("--pins-file", help="identity_splits.txt or the voxceleb1_eval_lists folder (for --split pins)")

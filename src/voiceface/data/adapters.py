@@ -9,6 +9,7 @@
 * ``vggface(root, meta)``: one folder per identity (``ROOT/NAME/*.jpg``; VGGFace1 names or VGGFace2 ids, also under
   VGGFace2's ``train/`` and ``test/``), images found recursively inside; gender/nationality looked up by name (vox1
   meta) or VGGFace2 id (vox2 meta, VGGFace2 identity_meta.csv) when given.
+* ``librispeech(root, meta)``: ``SPEAKER/[CHAPTER/]*.flac`` + ``SPEAKERS.TXT`` (reader id, sex).
 * ``folders(root, meta)``: any ``ROOT/IDENTITY/...`` layout; each file is a voice (audio extension) or a face (image
   extension) by its extension, others are ignored.
 
@@ -270,5 +271,39 @@ def vggface(root: str | os.PathLike, meta: str | os.PathLike | None = None, prob
     return folders(root, meta, probe, modalities=("face",))
 
 
-ADAPTERS = {"voxceleb1": voxceleb1, "voxceleb2": voxceleb2, "vggface": vggface, "folders": folders}
+def read_librispeech_speakers(path: str | os.PathLike) -> list[Person]:
+    """LibriSpeech's ``SPEAKERS.TXT``: ``;`` comment lines, then ``ID | SEX | SUBSET | MINUTES | NAME`` rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "SPEAKERS.TXT not found")
+    people = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if line.lstrip().startswith(";") or len(cells) < 2 or not cells[0]:
+            continue
+        people.append(Person(identity=cells[0], gender=_norm_gender(cells[1])))
+    if not people:
+        raise InputError(path, "no speaker rows (expected 'ID | SEX | ...')")
+    return people
+
+
+def librispeech(root: str | os.PathLike, meta: str | os.PathLike | None = None, probe: bool = True) -> Manifest:
+    """LibriSpeech: ``ROOT/SPEAKER/[CHAPTER/]SPEAKER-CHAPTER-NNNN.flac`` with ``SPEAKERS.TXT`` (meta default: in
+    ROOT or its parent). Identity = reader id, gender from the file; session = chapter (from the file name)."""
+    root = _check_root(root)
+    meta = meta if meta is not None else _find_meta(root, "SPEAKERS.TXT")
+    table = {p.identity: p for p in read_librispeech_speakers(meta)} if meta is not None else {}
+    items = []
+    for spk in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
+        for f in _files(spk, (".flac", ".wav")):
+            parts = f.stem.split("-")
+            session = parts[1] if len(parts) == 3 else (f.parent.name if f.parent != spk else "")
+            items.append(_item(f, "voice", spk.name, table.get(spk.name), session, probe))
+    if not items:
+        raise InputError(root, "no SPEAKER/**/*.flac files found")
+    return Manifest(items, root=root)
+
+
+ADAPTERS = {"voxceleb1": voxceleb1, "voxceleb2": voxceleb2, "vggface": vggface, "folders": folders,
+            "librispeech": librispeech}
 """Adapter name (as on the command line) -> builder ``(root, meta=None, probe=True) -> Manifest``."""

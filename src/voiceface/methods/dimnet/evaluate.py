@@ -107,14 +107,50 @@ def evaluate_trained(trained: Trained, manifest: Manifest, cache: Path, device: 
             results.update({"n_seen_voices": len(svi), "n_seen_faces": len(sfi)})
             results.update(published_list_metrics(sv, sf, svi, sfi, SEEN_LISTS, device=device))
     results.update(published_list_metrics(v, f, vitems, fitems, device=device))
+    results.update(real_voice_metrics(trained, cache, device))
     if figures_dir is not None:
         from .report import plot_mds
         plot_mds(seen, (v, f), figures_dir / "mds.png", n_identities=ec.mds_identities, seed=ec.seed)
     return results
 
 
-LISTS_DIR = Path(os.environ.get("VOICEFACE_SHARED_DATA", Path(__file__).resolve().parents[4].parent / "shared" / "data")
-                 ) / "voxceleb1_eval_lists"
+@torch.no_grad()
+def real_voice_metrics(trained: Trained, cache: Path, device: torch.device,
+                       sets: Mapping[str, Manifest] | None = None) -> dict[str, float]:
+    """Covariate accuracy of the voice network on real speech (the transfer check of a model trained on the
+    simulated world): ``real_acc_gender_voice_<set>`` per utterance and ``real_acc_gender_speaker_<set>`` by the
+    majority of each speaker's utterances, plus ``real_n_voices_<set>``, for every real sample present
+    (``data.samples.real_voice_sets``: LibriSpeech with readers' sex, the VoxCeleb1 sample with its metadata).
+    {} when the model has no gender head or no real sample is present."""
+    from ...data.samples import real_voice_sets
+
+    if "gender" not in trained.heads.heads:
+        return {}
+    out: dict[str, float] = {}
+    for name, manifest in (real_voice_sets() if sets is None else sets).items():
+        items = [it for it in manifest if it.gender in ("m", "f")]
+        vb = VoiceBank(items, cache, workers=trained.config.data.workers)
+        for path, msg in vb.failures:
+            log.warning("skipped: %s", msg)
+        if not len(vb):
+            continue
+        emb = embed_voices(trained.voice, vb, device)
+        y = trained.encoders["gender"].encode(item_labels(vb.items, "gender"))
+        pred = trained.heads.heads["gender"](torch.as_tensor(emb).to(device)).argmax(1).cpu().numpy()
+        ok = pred == y
+        speakers = np.array(item_labels(vb.items, "identity"))
+        per_speaker = [ok[speakers == s].mean() > 0.5 for s in np.unique(speakers)]
+        out.update({f"real_acc_gender_voice_{name}": float(ok.mean()),
+                    f"real_acc_gender_speaker_{name}": float(np.mean(per_speaker)),
+                    f"real_n_voices_{name}": len(vb)})
+    return out
+
+
+def _lists_dir() -> Path | None:
+    from ...data.samples import shared_data_dir
+
+    root = shared_data_dir()
+    return root / "voxceleb1_eval_lists" if root is not None else None
 UNSEEN_LISTS = ("matching_v2f_U", "matching_v2f_G", "matching_f2v_U", "matching_f2v_G", "verif_random_unseenunheard",
                 "verif_G_unseenunheard")
 SEEN_LISTS = ("verif_random_seenheard",)
@@ -149,8 +185,8 @@ def published_list_metrics(voice: M.Side, face: M.Side, vitems: Sequence[Item], 
     """
     from ...data import lists as published
 
-    root = Path(lists_dir) if lists_dir is not None else LISTS_DIR
-    if not root.is_dir():
+    root = Path(lists_dir) if lists_dir is not None else _lists_dir()
+    if root is None or not root.is_dir():
         return {}
     files = published.list_files(root)
     vidx, fidx = _suffix_index(vitems), _suffix_index(fitems)

@@ -17,6 +17,7 @@ from .train import train
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> DemoSection:
     """Train (own F_e pretraining + GAN, CPU preset) on the world, evaluate, and run the 10 real VoxCeleb1 voices."""
+    from ...data.samples import shared_data_dir
     from .generate import generate, save_faces
     from .train import load_run
 
@@ -31,9 +32,9 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> Dem
     md = (Path(run) / "report.md").read_text(encoding="utf-8")
     if md.startswith("#"):  # the run report's own title: the demo section has its title already
         md = md.split("\n", 1)[-1].lstrip("\n")
-    vox = Path(os.environ.get("VOICEFACE_SHARED_DATA", Path(__file__).resolve().parents[5] / "shared" / "data")) \
-        / "voxceleb1_samples"
-    if vox.is_dir():
+    shared = shared_data_dir()
+    vox = shared / "voxceleb1_samples" if shared is not None else None
+    if vox is not None and vox.is_dir():
         gen = generate(load_run(run), [vox])
         save_faces(gen, out / "gan_voxceleb1")
         if len(gen.sources):
