@@ -1,4 +1,4 @@
-"""``voiceface sim check``: realism figures of a world from pretrained GE2E and dlib models, and their metric helpers."""
+"""``voiceface sim check``: how real a world looks to pretrained GE2E and dlib models; the metric helpers."""
 from __future__ import annotations
 
 import importlib.util
