@@ -80,7 +80,8 @@ def world_section(world, out: Path, check: dict | None = None, check_note: str =
         text += ("\nHow real the test split looks to two pretrained judges (GE2E speaker encoder, dlib face "
                  "descriptor), beside the same figures on real recordings and photos "
                  f"(`voiceface sim check {world.root}`):\n\n" + check_table(check))
-        metrics = {f"check.{k}": v for k, v in check.items() if isinstance(v, (int, float)) and k != "seconds"}
+        metrics = {f"check.{k}": v for k, v in check.items()
+                   if isinstance(v, (int, float)) and not k.endswith("seconds")}
     elif check_note:
         text += f"\n{check_note}\n"
     return DemoSection("The simulated world", text, metrics, tuple(str(f) for f in figures))

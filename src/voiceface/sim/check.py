@@ -273,8 +273,8 @@ def check_world(world, real_data: str | os.PathLike | None = None, split: str = 
         split: the world's split to judge.
         encoder, describer: a ``GE2EEncoder`` / ``FaceDescriber`` to reuse (made here when None).
     Returns:
-        ``{"split", "real_data", "seconds", "world.<figure>", "real.<figure>"}``; figures are ``voice_eer``,
-        ``voice_eer_m``, ``voice_eer_f``, ``voice_1nn``, ``face_1nn``, ``face_eer`` with their counts, or
+        ``{"split", "real_data", "seconds", "world.<figure>", "real.<figure>"}`` (``*.seconds``: time per part);
+        figures are ``voice_eer``, ``voice_eer_m``, ``voice_eer_f``, ``voice_1nn``, ``face_1nn``, ``face_eer`` with their counts, or
         ``voice_note`` / ``face_note`` naming a missing optional model. ``InputError`` if ``world`` is not a world.
     """
     from .world import World, load_world
@@ -294,8 +294,11 @@ def check_world(world, real_data: str | os.PathLike | None = None, split: str = 
     if real_data is not None and not Path(real_data).is_dir():
         out.update(real_data=None, real_note=f"real data folder {real_data} not found")
     out.update({f"world.{k}": v for k, v in _world_part(w, split, encoder, describer).items()})
+    out["world.seconds"] = round(time.perf_counter() - t0, 2)
     if out["real_data"] is not None:
+        t1 = time.perf_counter()
         out.update({f"real.{k}": v for k, v in _real_part(Path(real_data), encoder, describer).items()})
+        out["real.seconds"] = round(time.perf_counter() - t1, 2)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in out.items()}
 
