@@ -274,8 +274,8 @@ def check_world(world, real_data: str | os.PathLike | None = None, split: str = 
         encoder, describer: a ``GE2EEncoder`` / ``FaceDescriber`` to reuse (made here when None).
     Returns:
         ``{"split", "real_data", "seconds", "world.<figure>", "real.<figure>"}`` (``*.seconds``: time per part);
-        figures are ``voice_eer``, ``voice_eer_m``, ``voice_eer_f``, ``voice_1nn``, ``face_1nn``, ``face_eer`` with their counts, or
-        ``voice_note`` / ``face_note`` naming a missing optional model. ``InputError`` if ``world`` is not a world.
+        figures are ``voice_eer``, ``voice_eer_m``, ``voice_eer_f``, ``voice_1nn``, ``face_1nn``, ``face_eer`` with
+        their counts, or ``voice_note`` / ``face_note`` naming a missing optional model. ``InputError`` if ``world`` is not a world.
     """
     from .world import World, load_world
 
