@@ -275,7 +275,8 @@ def check_world(world, real_data: str | os.PathLike | None = None, split: str = 
     Returns:
         ``{"split", "real_data", "seconds", "world.<figure>", "real.<figure>"}`` (``*.seconds``: time per part);
         figures are ``voice_eer``, ``voice_eer_m``, ``voice_eer_f``, ``voice_1nn``, ``face_1nn``, ``face_eer`` with
-        their counts, or ``voice_note`` / ``face_note`` naming a missing optional model. ``InputError`` if ``world`` is not a world.
+        their counts, or ``voice_note`` / ``face_note`` naming a missing optional model. ``InputError`` if ``world``
+        is not a world.
     """
     from .world import World, load_world
 
