@@ -102,7 +102,7 @@ def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int
     check, check_note = world_check(world)
     timings["world check"] = time.perf_counter() - t0
     sections: list[DemoSection] = [world_section(world, out / "world_figures", check, check_note)]
-    results: dict = {}
+    results: dict = dict(sections[0].metrics)        # the world check's figures (check.world.*, check.real.*)
     failures: dict[str, str] = {}
     available = registry()
     unknown = sorted(set(methods or ()) - set(available))
