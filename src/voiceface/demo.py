@@ -27,9 +27,26 @@ class DemoResult:
     failures: dict[str, str] = field(default_factory=dict)
 
 
-def world_section(world, out: Path) -> DemoSection:
-    """The report's first section: what the world holds, a face contact sheet, a clip, spectrograms and the
-    ground truth of the voice-face link."""
+def world_check(world) -> tuple[dict, str]:
+    """``voiceface sim check`` on the world's test split (with the real-data column when ``../shared/data`` is there),
+    stored in ``world.json``; returns (figures, "") or ({}, a one-line note saying why there are none)."""
+    from .sim.check import check_world, default_real_data, store_check
+
+    real = default_real_data()
+    try:
+        res = check_world(world, real_data=real if real.is_dir() else None, split="test")
+    except VoicefaceError as e:
+        return {}, f"The realism check did not run: {e}"
+    if not real.is_dir():
+        res["real_note"] = f"real data folder {real} not found"
+    store_check(world.root, res)
+    return res, ""
+
+
+def world_section(world, out: Path, check: dict | None = None, check_note: str = "") -> DemoSection:
+    """The report's first section: what the world holds, a face contact sheet, a clip, spectrograms, the
+    ground truth of the voice-face link and (``check``: ``sim.check.check_world``'s figures) how real it looks to
+    pretrained judges."""
     from .report.tables import markdown_table
     from .sim.plots import clip_strip, contact_sheet, spectrogram_figure
 
@@ -57,7 +74,17 @@ def world_section(world, out: Path) -> DemoSection:
             "rounding follow the face.\n\n" + markdown_table(rows) +
             "\nWhich anthropometric measurements (Table 5.1) the voice carries, from the generator itself:\n\n" +
             markdown_table(link_rows))
-    return DemoSection("The simulated world", text, {}, tuple(str(f) for f in figures))
+    metrics = {}
+    if check:
+        from .sim.check import check_table
+        text += ("\nHow real the test split looks to two pretrained judges (GE2E speaker encoder, dlib face "
+                 "descriptor), beside the same figures on real recordings and photos "
+                 f"(`voiceface sim check {world.root}`):\n\n" + check_table(check))
+        metrics = {f"check.{k}": v for k, v in check.items()
+                   if isinstance(v, (int, float)) and not k.endswith("seconds")}
+    elif check_note:
+        text += f"\n{check_note}\n"
+    return DemoSection("The simulated world", text, metrics, tuple(str(f) for f in figures))
 
 
 def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int = 2,
@@ -71,8 +98,11 @@ def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int
     t0 = time.perf_counter()
     world = load_world(build_world(out / "world", preset=preset, seed=seed, workers=workers, progress=progress))
     timings["world"] = time.perf_counter() - t0
-    sections: list[DemoSection] = [world_section(world, out / "world_figures")]
-    results: dict = {}
+    t0 = time.perf_counter()
+    check, check_note = world_check(world)
+    timings["world check"] = time.perf_counter() - t0
+    sections: list[DemoSection] = [world_section(world, out / "world_figures", check, check_note)]
+    results: dict = dict(sections[0].metrics)        # the world check's figures (check.world.*, check.real.*)
     failures: dict[str, str] = {}
     available = registry()
     unknown = sorted(set(methods or ()) - set(available))

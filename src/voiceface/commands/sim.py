@@ -1,4 +1,5 @@
-"""``voiceface sim build|listen|show``: build the simulated world, and write samples a person can hear and see."""
+"""``voiceface sim build|listen|show|check``: build the simulated world, write samples a person can hear and see, and
+score its realism with pretrained judges against real data."""
 from __future__ import annotations
 
 import argparse
@@ -33,6 +34,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--out", required=True, help="output folder")
     sh.add_argument("-n", type=int, default=8, help="number of people (default 8)")
     sh.set_defaults(func=run_show)
+    c = s.add_parser("check", help="how real the world looks to pretrained GE2E and dlib models",
+                     description="Score a world split with the pretrained GE2E speaker encoder (verification EER and "
+                                 "1-NN identification across recording sessions) and dlib's face descriptor (1-NN "
+                                 "identification, verification EER), beside the same figures on real LibriSpeech "
+                                 "voices and ORL faces. Prints a Markdown table and stores the figures in "
+                                 "WORLD/world.json under \"check\".")
+    c.add_argument("world", help="world folder")
+    c.add_argument("--split", default="test", help="the world split to judge (default test)")
+    c.add_argument("--real-data", default=None,
+                   help="folder with librispeech_test_other/ and orl_faces/ (default $VOICEFACE_SHARED_DATA or "
+                        "../shared/data beside the checkout)")
+    c.add_argument("--no-real", action="store_true", help="no real-data column")
+    c.add_argument("--json", default=None, metavar="OUT", help="also write the figures to this JSON file")
+    c.set_defaults(func=run_check)
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -104,4 +119,23 @@ def run_show(args: argparse.Namespace) -> int:
     if len(clips):
         clip_strip(clips[0].path, out / "clip.png")
     print(f"wrote faces.png{' and clip.png' if len(clips) else ''} to {out}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..engine.runs import write_json
+    from ..sim.check import check_table, check_world, default_real_data, store_check
+    from ..sim.world import load_world
+
+    w = load_world(args.world)
+    real = None if args.no_real else Path(args.real_data) if args.real_data else default_real_data()
+    res = check_world(w, real_data=real, split=args.split)
+    if args.no_real:
+        res["real_note"] = "--no-real given"
+    print(check_table(res), end="")
+    store_check(w.root, res)
+    if args.json:
+        write_json(args.json, res)
+    print(f"({res['seconds']:.0f} s; figures stored in {w.root / 'world.json'} under \"check\""
+          + (f" and {args.json}" if args.json else "") + ")")
     return 0
