@@ -30,15 +30,16 @@ class DemoResult:
 def world_check(world) -> tuple[dict, str]:
     """``voiceface sim check`` on the world's test split (with the real-data column when ``../shared/data`` is there),
     stored in ``world.json``; returns (figures, "") or ({}, a one-line note saying why there are none)."""
-    from .sim.check import check_world, default_real_data, store_check
+    from .data.samples import shared_data_dir
+    from .sim.check import check_world, store_check
 
-    real = default_real_data()
+    real = shared_data_dir()
     try:
-        res = check_world(world, real_data=real if real.is_dir() else None, split="test")
+        res = check_world(world, real_data=real, split="test")
     except VoicefaceError as e:
         return {}, f"The realism check did not run: {e}"
-    if not real.is_dir():
-        res["real_note"] = f"real data folder {real} not found"
+    if real is None:
+        res["real_note"] = "no real sample folder (../shared/data or $VOICEFACE_SHARED_DATA)"
     store_check(world.root, res)
     return res, ""
 

@@ -123,15 +123,18 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from ..data.samples import shared_data_dir
     from ..engine.runs import write_json
-    from ..sim.check import check_table, check_world, default_real_data, store_check
+    from ..sim.check import check_table, check_world, store_check
     from ..sim.world import load_world
 
     w = load_world(args.world)
-    real = None if args.no_real else Path(args.real_data) if args.real_data else default_real_data()
+    real = None if args.no_real else Path(args.real_data) if args.real_data else shared_data_dir()
     res = check_world(w, real_data=real, split=args.split)
     if args.no_real:
         res["real_note"] = "--no-real given"
+    elif real is None:
+        res["real_note"] = "no real sample folder (../shared/data or $VOICEFACE_SHARED_DATA)"
     print(check_table(res), end="")
     store_check(w.root, res)
     if args.json:

@@ -37,12 +37,6 @@ REAL_FACES = "orl_faces"
 GENDERS = ("m", "f")
 
 
-def default_real_data() -> Path:
-    """``$VOICEFACE_SHARED_DATA``, else ``../shared/data`` beside the project checkout."""
-    env = os.environ.get("VOICEFACE_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Metrics on a similarity matrix
 # ---------------------------------------------------------------------------------------------------------------
@@ -235,24 +229,15 @@ def _world_part(world, split: str, encoder, describer) -> dict:
     return out
 
 
-def read_librispeech_sexes(root: Path) -> dict[str, str]:
-    """speaker id -> 'm' | 'f' from LibriSpeech's ``SPEAKERS.TXT`` (lines ``id | SEX | ...``; ';' comments)."""
-    sexes = {}
-    for line in (root / "SPEAKERS.TXT").read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = [p.strip() for p in line.split("|")]
-        if not line.startswith(";") and len(parts) >= 2 and parts[1] in ("M", "F"):
-            sexes[parts[0]] = parts[1].lower()
-    return sexes
-
-
 def _real_part(root: Path, encoder, describer) -> dict:
     out: dict = {}
     vroot, froot = root / REAL_VOICES, root / REAL_FACES
     if vroot.is_dir():
-        files = sorted(vroot.glob("*/*.flac"))
-        sexes = read_librispeech_sexes(vroot)
-        spk = [p.parent.name for p in files]
-        out.update(_voices_part(files, spk, [sexes.get(s, "") for s in spk], None, encoder))
+        from ..data.samples import librispeech_sample
+
+        items = list(librispeech_sample(vroot))
+        out.update(_voices_part([it.path for it in items], [it.identity for it in items],
+                                [it.gender for it in items], None, encoder))
     else:
         out["voice_note"] = f"{vroot} not found"
     if froot.is_dir():
