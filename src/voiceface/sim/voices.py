@@ -332,12 +332,12 @@ def _face_linked_params(ze: np.ndarray, e: np.ndarray, female: np.ndarray) -> di
     # a more protruding nose (longer nasal passage) lowers the nasal resonances, wider nostrils move the
     # anti-resonance and second resonance up and broaden the resonances (more open, more damped); the internal
     # nasal cavity adds identity-specific variation
-    pole = 280.0 * (1.0 - 0.08 * npr + 0.06 * e[_NOISE["pole_id"]])
-    pole2 = 1050.0 * (1.0 - 0.05 * npr + 0.05 * nw + 0.06 * e[_NOISE["pole2_id"]])
-    zero = 720.0 * (1.0 + 0.12 * nw + 0.1 * e[_NOISE["zero_id"]])
-    bw = 110.0 * (1.0 + 0.12 * nw + 0.12 * e[_NOISE["bw_id"]])
+    pole = 280.0 * np.exp(-0.14 * npr + 0.1 * e[_NOISE["pole_id"]])
+    pole2 = 1050.0 * np.exp(-0.09 * npr + 0.09 * nw + 0.1 * e[_NOISE["pole2_id"]])
+    zero = 720.0 * np.exp(0.22 * nw + 0.18 * e[_NOISE["zero_id"]])
+    bw = 110.0 * np.exp(0.22 * nw + 0.22 * e[_NOISE["bw_id"]])
     # lip rounding range: a wider mouth rounds/protrudes further, lowering rounded phones' formants more
-    rounding = np.clip(0.12 + 0.03 * mw + 0.025 * e[_NOISE["lip_id"]], 0.0, 0.3)
+    rounding = np.clip(0.16 + 0.06 * mw + 0.05 * e[_NOISE["lip_id"]], 0.0, 0.4)
     return {"nasal_pole_hz": pole, "nasal_zero_hz": zero, "nasal_pole2_hz": pole2, "nasal_bw_hz": bw,
             "lip_rounding": rounding}
 
