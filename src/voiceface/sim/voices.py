@@ -87,6 +87,14 @@ _TRAIT_MIX = np.linalg.qr(np.random.default_rng(20230517).standard_normal((N_TRA
 _TRAIT_MIX = _TRAIT_MIX / np.linalg.norm(_TRAIT_MIX, axis=1, keepdims=True)
 """(N_TRAITS, 19) fixed mixing (constant seed): extended identity traits = unit-variance linear mixes of the
 identity draws, so a person's many habits (vowel-space table, prosody habits, ...) follow from ``voice_noise``."""
+N_ENVELOPE = 6
+_ENV_MIX = np.random.default_rng(20240611).standard_normal((N_ENVELOPE, len(_TRAIT_DIMS)))
+_ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
+"""(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
+long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
+values."""
+ENVELOPE_SD_DB = 3.0
+"""Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 LINK_GAIN = {"m": (0.0, 0.8, 0.8), "f": (0.45, 0.9, 0.9)}
 """Gender-dependent strength of the face link per linked feature (``LINKED_FEATURES`` order; multiplies the per-sd
 effect sizes in ``_face_linked_params``): women's nose and mouth are more predictable from voice, as the thesis
@@ -179,6 +187,8 @@ class VoiceParams:
         accent_peak: position of the pitch-accent peak within the stressed vowel (-1 early .. 1 late).
         creak: strength of phrase-final vocal fry in [0, 1].
         pause_scale: multiplier of pause durations.  vowel_share: vowel share of a syllable's duration.
+        envelope_db: (N_ENVELOPE,) coefficients (dB) of the speaker's smooth long-term spectral envelope offset
+            (resonance and voice-quality habits; cosine basis over log frequency 100 Hz - 8 kHz).
     """
 
     f0_hz: float
@@ -212,6 +222,7 @@ class VoiceParams:
     creak: float = 0.0
     pause_scale: float = 1.0
     vowel_share: float = 0.45
+    envelope_db: tuple[float, ...] = field(default=(0.0,) * N_ENVELOPE)
 
     def to_dict(self) -> dict[str, float]:
         """Flat dict for tables (people.csv): tuples become ``name_i`` columns."""
@@ -375,6 +386,10 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         "creak": np.clip(0.3 * t[51] + 0.1, 0.0, 1.0),
         "pause_scale": lognorm(1.0, 0.3, t[52]),
         "vowel_share": np.clip(0.45 + 0.06 * t[53], 0.3, 0.6),
+        # long-term average spectra of speakers of one gender differ by a few dB per band beyond F0 and formants
+        # (voice quality, "speaker's formant" near 3-4 kHz, resonance habits; e.g. Kitzing 1986, Leino 2009):
+        # a smooth per-speaker envelope, rms ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) dB across frequency
+        "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
 
 
@@ -637,6 +652,15 @@ def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, o
     return h
 
 
+def _envelope_gain(envelope_db) -> np.ndarray:
+    """(257,) linear gain of a smooth spectral envelope: sum_k c_k cos(k pi u) dB, u = log-frequency position in
+    [0, 1] between 100 Hz and 8 kHz, for coefficients c (K,) (``VoiceParams.envelope_db``)."""
+    c = np.asarray(envelope_db, dtype=np.float64)
+    u = (np.log2(np.clip(_FREQS, 100.0, 8000.0) / 100.0) / np.log2(80.0))[:, None]          # (257, 1)
+    db = np.cos(np.pi * u * np.arange(1, len(c) + 1)[None, :]) @ c                        # (257,)
+    return (10.0 ** (db / 20.0)).astype(np.float32)
+
+
 def _bandpass_response(cf: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """(T, 257) Gaussian-shaped magnitude responses (frication noise spectra) with centre cf and bandwidth bw."""
     f = _FREQS[None, :]
@@ -716,6 +740,7 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
     nasal = np.clip(_smooth(tr.nasal, 25)[frame_ms] * (1.0 - params.nasality) + params.nasality, 0.0, 1.0)
     h = _tract_response(form, _smooth(tr.damp, 25)[frame_ms], nasal, tr.oral_zero[frame_ms], params)
     tilt = 10.0 ** (params.tilt_db_oct * np.log2(np.maximum(_FREQS, 100.0) / 500.0) / 20.0)   # (257,)
+    tilt = tilt * _envelope_gain(params.envelope_db)
     hf = _bandpass_response(_smooth(tr.fric_cf, 9)[frame_ms], _smooth(tr.fric_bw, 9)[frame_ms])
     z = z_tract * (h * tilt[None, :]).T + z_fric * hf.T
     y = _istft(z, n)
