@@ -87,13 +87,13 @@ _TRAIT_MIX = np.linalg.qr(np.random.default_rng(20230517).standard_normal((N_TRA
 _TRAIT_MIX = _TRAIT_MIX / np.linalg.norm(_TRAIT_MIX, axis=1, keepdims=True)
 """(N_TRAITS, 19) fixed mixing (constant seed): extended identity traits = unit-variance linear mixes of the
 identity draws, so a person's many habits (vowel-space table, prosody habits, ...) follow from ``voice_noise``."""
-N_ENVELOPE = 6
+N_ENVELOPE = 10
 _ENV_MIX = np.random.default_rng(20240611).standard_normal((N_ENVELOPE, len(_TRAIT_DIMS)))
 _ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
 """(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
 long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
 values."""
-ENVELOPE_SD_DB = 3.0
+ENVELOPE_SD_DB = 2.5
 """Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 LINK_GAIN = {"m": (0.0, 0.8, 0.8), "f": (0.45, 0.9, 0.9)}
 """Gender-dependent strength of the face link per linked feature (``LINKED_FEATURES`` order; multiplies the per-sd
@@ -386,9 +386,10 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         "creak": np.clip(0.3 * t[51] + 0.1, 0.0, 1.0),
         "pause_scale": lognorm(1.0, 0.3, t[52]),
         "vowel_share": np.clip(0.45 + 0.06 * t[53], 0.3, 0.6),
-        # long-term average spectra of speakers of one gender differ by a few dB per band beyond F0 and formants
-        # (voice quality, "speaker's formant" near 3-4 kHz, resonance habits; e.g. Kitzing 1986, Leino 2009):
-        # a smooth per-speaker envelope, rms ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) dB across frequency
+        # long-term average speech spectra differ between talkers by a few dB per third-octave band (between-talker
+        # sd ~3-6 dB, largest above 2 kHz: Byrne et al. 1994, J. Acoust. Soc. Am. 96, 2108), from voice quality,
+        # the "speaker's formant" near 3-4 kHz and resonance habits: a smooth per-speaker envelope offset, fixed
+        # over sessions, rms ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) ~ 5.6 dB across frequency
         "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
 
