@@ -36,7 +36,8 @@ such as overall size, and ``coupling`` c in [0, 1]::
     effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
     identity traits (no face info): formant dispersion, a per-vowel formant table, formant bandwidths, F5,
     piriform and subglottal resonances, tilt, open quotient, breathiness, vocal fry, jitter, shimmer, nasality,
-    rate, vowel share, pause habit, preferred vowels, declination, final rise/fall, accent timing
+    rate, vowel share, pause habit, preferred vowels, declination, final rise/fall, accent timing, a smooth
+    long-term spectral envelope offset above 2 kHz
 
     each face z used by the voice is  z_eff = c * z + sqrt(1 - c^2) * e,  e ~ N(0, 1) independent of the face,
 
@@ -87,13 +88,15 @@ _TRAIT_MIX = np.linalg.qr(np.random.default_rng(20230517).standard_normal((N_TRA
 _TRAIT_MIX = _TRAIT_MIX / np.linalg.norm(_TRAIT_MIX, axis=1, keepdims=True)
 """(N_TRAITS, 19) fixed mixing (constant seed): extended identity traits = unit-variance linear mixes of the
 identity draws, so a person's many habits (vowel-space table, prosody habits, ...) follow from ``voice_noise``."""
-N_ENVELOPE = 10
+N_ENVELOPE = 6
 _ENV_MIX = np.random.default_rng(20240611).standard_normal((N_ENVELOPE, len(_TRAIT_DIMS)))
 _ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
 """(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
 long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
 values."""
 ENVELOPE_SD_DB = 2.5
+ENV_LO_HZ = 2000.0
+"""Lower edge (Hz) of the speaker's spectral envelope offset (``_envelope_gain``)."""
 """Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 LINK_GAIN = {"m": (0.0, 0.8, 0.8), "f": (0.45, 0.9, 0.9)}
 """Gender-dependent strength of the face link per linked feature (``LINKED_FEATURES`` order; multiplies the per-sd
@@ -188,7 +191,7 @@ class VoiceParams:
         creak: strength of phrase-final vocal fry in [0, 1].
         pause_scale: multiplier of pause durations.  vowel_share: vowel share of a syllable's duration.
         envelope_db: (N_ENVELOPE,) coefficients (dB) of the speaker's smooth long-term spectral envelope offset
-            (resonance and voice-quality habits; cosine basis over log frequency 100 Hz - 8 kHz).
+            (resonance and voice-quality habits; cosine basis over log frequency ``ENV_LO_HZ`` - 8 kHz).
     """
 
     f0_hz: float
@@ -389,7 +392,9 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         # long-term average speech spectra differ between talkers by a few dB per third-octave band (between-talker
         # sd ~3-6 dB, largest above 2 kHz: Byrne et al. 1994, J. Acoust. Soc. Am. 96, 2108), from voice quality,
         # the "speaker's formant" near 3-4 kHz and resonance habits: a smooth per-speaker envelope offset, fixed
-        # over sessions, rms ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) ~ 5.6 dB across frequency
+        # over sessions, ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) ~ 4.3 dB rms per band above ENV_LO_HZ (2 kHz), none
+        # below: a full-band envelope of this size hides the nasal/lip cues (tests/sim/test_sim_link.py's ridge R^2
+        # of the linked AMs fell from 0.08 to 0.00; with the 2 kHz edge it is 0.065)
         "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
 
@@ -654,11 +659,15 @@ def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, o
 
 
 def _envelope_gain(envelope_db) -> np.ndarray:
-    """(257,) linear gain of a smooth spectral envelope: sum_k c_k cos(k pi u) dB, u = log-frequency position in
-    [0, 1] between 100 Hz and 8 kHz, for coefficients c (K,) (``VoiceParams.envelope_db``)."""
+    """(257,) linear gain of a smooth high-frequency spectral envelope: w(f) sum_k c_k cos(k pi u) dB for
+    coefficients c (K,) (``VoiceParams.envelope_db``), u = log-frequency position in [0, 1] between ``ENV_LO_HZ``
+    and 8 kHz, w a smooth ramp from 0 at ``ENV_LO_HZ`` / 1.5 to 1 at ``ENV_LO_HZ``: the nasal and lip cues (the face
+    link, below ~2 kHz) are left alone."""
     c = np.asarray(envelope_db, dtype=np.float64)
-    u = (np.log2(np.clip(_FREQS, 100.0, 8000.0) / 100.0) / np.log2(80.0))[:, None]          # (257, 1)
-    db = np.cos(np.pi * u * np.arange(1, len(c) + 1)[None, :]) @ c                        # (257,)
+    f = np.clip(_FREQS, ENV_LO_HZ / 1.5, 8000.0)
+    u = (np.log2(np.maximum(f, ENV_LO_HZ) / ENV_LO_HZ) / np.log2(8000.0 / ENV_LO_HZ))[:, None]   # (257, 1)
+    w = np.sin(0.5 * np.pi * np.clip(np.log(f / (ENV_LO_HZ / 1.5)) / np.log(1.5), 0.0, 1.0)) ** 2  # (257,)
+    db = w * (np.cos(np.pi * u * np.arange(len(c))[None, :]) @ c)                                # (257,)
     return (10.0 ** (db / 20.0)).astype(np.float32)
 
 
