@@ -75,7 +75,7 @@ def test_world_json_ground_truth(tiny_world):
         assert linked and unlinked and not set(linked) & set(unlinked)
         r2 = gt[g]["r2_voice"]
         assert r2[linked[0]] > 0.5 and all(r2[a] < 0.02 for a in unlinked)
-        # the nose is among the most voice-linked regions (nasal branch <- nose width / height / protrusion)
+        # the nose is among the most voice-linked regions (nasal branch <- nose width, protrusion)
         assert any(a in linked[:5] for a in ("32-38", "33-37", "34-36"))
     row = w.person(w.people[0]["identity"])
     assert {"voice_f0_hz", "voice_vtl_cm", "ctrl_nose_width", "split"} <= set(row)

@@ -54,7 +54,6 @@ GROUP_FACE_SHIFT = {
     "latin": {"face_width": 0.1},
 }
 FEATURE_CONTROLS = {   # voices.LINKED_FEATURES -> built-in model control name
-    "face_height": "face_height", "jaw_width": "mandible_width", "nose_height": "nose_height",
     "nose_protrusion": "nose_protrusion", "nose_width": "nose_width", "mouth_width": "mouth_width",
 }
 AGE_RANGE = (18.0, 80.0)
@@ -170,7 +169,7 @@ class Population:
         rng = np.random.default_rng(POPULATION_SEED + 1)
         for g, smp in self.sample.items():
             n = len(smp["age"])
-            z = smp["z"][:, self.linked]
+            z = linked_face_z(smp["z"])
             x = _age_design(smp["age"])
             va = voices.voice_param_arrays(np.full(n, g), smp["age"], z,
                                            rng.standard_normal((n, voices.N_VOICE_NOISE)), coupling)
@@ -207,6 +206,32 @@ def _r2(pred: np.ndarray, y: np.ndarray, var: np.ndarray) -> np.ndarray:
 def _age_design(age: np.ndarray) -> np.ndarray:
     a = (np.asarray(age, dtype=float) - 45.0) / 20.0
     return np.stack([np.ones_like(a), a, a ** 2], -1)                         # (n, 3)
+
+
+@lru_cache(maxsize=1)
+def _specific_map() -> np.ndarray:
+    """(C, 3) map from all controls' z-scores to the *specific* parts of the linked controls: each linked z minus
+    its regression on all other controls (under the model's factor correlation ``builtin.control_correlation``),
+    rescaled to unit variance. The shared factors (overall size, vertical / horizontal proportions) load on most
+    AMs; linking the voice to the specific parts keeps the voice-predictable AMs to the nose and mouth ones."""
+    from ..face3d import builtin
+
+    r = builtin.control_correlation()
+    names, linked = _linked_controls()
+    out = np.zeros((len(names), len(linked)))
+    for j, k in enumerate(linked):
+        rest = np.delete(np.arange(len(names)), k)
+        beta = np.linalg.solve(r[np.ix_(rest, rest)], r[rest, k])                    # (C-1,)
+        out[k, j] = 1.0
+        out[rest, j] = -beta
+        out[:, j] /= np.sqrt(1.0 - r[k, rest] @ beta)
+    return out
+
+
+def linked_face_z(z: np.ndarray) -> np.ndarray:
+    """(n, C) within-covariate z-scores of all controls -> (n, 3) the voice-linked features (``FEATURE_CONTROLS``,
+    specific parts: ``_specific_map``), unit variance and independent of the shared face factors."""
+    return np.atleast_2d(z) @ _specific_map()
 
 
 def _resolve_linked(names: tuple[str, ...]) -> np.ndarray:
@@ -362,7 +387,7 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str |
     voice_noise = rng.standard_normal(voices.N_VOICE_NOISE)
     look = looks.sample_look(rng, gender, age, group)
     return Person(identity=identity, gender=gender, age=age, nationality=nationality, group=group, controls=ctrl,
-                  face_z=z[linked], voice_noise=voice_noise,
+                  face_z=linked_face_z(z)[0], voice_noise=voice_noise,
                   id_coeffs=controls_to_coeffs(ctrl[None])[0], skin_rgb=np.clip(skin, 0.03, 1.0),
                   albedo_coeffs=alb, expressions=expr, seed=int(ss.generate_state(1)[0]), look=look)
 

@@ -6,8 +6,9 @@ ground truth). This module produces babbled speech (no words) whose acoustics fo
 face, by the classic source-filter model of speech production:
 
 * **Source**: a Rosenberg glottal pulse train (its time derivative, which folds in lip radiation) driven by an F0
-  contour with phrase declination, pitch accents on stressed syllables and final lowering; cycle-to-cycle jitter
-  (period) and shimmer (amplitude); aspiration noise gated by the glottal flow (breathiness).
+  contour with the speaker's phrase declination, pitch accents on stressed syllables and phrase-final fall or rise;
+  cycle-to-cycle jitter (period) and shimmer (amplitude); aspiration noise gated by the glottal flow (breathiness);
+  vocal fry (irregular, alternating low-F0 pulses) at phrase ends.
 * **Vocal tract**: five cascaded formant resonators (second-order digital resonators, Klatt 1980) whose frequencies
   are the phone's vowel targets scaled by the speaker's vocal tract length L (a uniform tube closed at the glottis has
   F_n = (2n - 1) c / 4L, so all formants scale as 1/L), times the speaker's formant dispersion offsets; rounded phones
@@ -24,19 +25,26 @@ as per-frame complex frequency responses in the STFT domain (``scipy.signal.stft
 8 ms hop), so there is no Python loop over samples or frames; the only loop is over phones when building targets.
 
 The face -> voice link (``voice_params_from_person``), with z-scores of facial controls taken *within* the person's
-gender and age (covariate-conditional), and ``coupling`` c in [0, 1]::
+gender and age (covariate-conditional) and reduced to their *specific* parts (each control's z minus its regression
+on all other controls, rescaled: ``voiceface.sim.people.linked_face_z``), so the voice carries no shared face factor
+such as overall size, and ``coupling`` c in [0, 1]::
 
-    F0               <- gender, age (+ identity noise)                     [no facial information]
-    vocal tract L    <- gender, age, face height (z_fh), jaw width (z_jw)   [+ identity noise]
-    nasal pole/zero  <- nose height (z_nh), nose protrusion (z_np), nose width (z_nw)  [+ identity noise]
-    lip rounding     <- mouth width (z_mw)                                 [+ identity noise]
-    tilt, rate, F0 range, formant dispersion offsets, jitter, shimmer, breathiness: identity traits, no face info
+    F0 level, range, contour habits   <- gender, age (+ identity traits)   [no facial information]
+    vocal tract L                     <- gender, age (+ identity traits)   [no facial information]
+    nasal pole/zero/bandwidth         <- nose protrusion (women only), nose width  [+ identity noise]
+    lip rounding                      <- mouth width                               [+ identity noise]
+    effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
+    identity traits (no face info): formant dispersion, a per-vowel formant table, formant bandwidths, F5,
+    piriform and subglottal resonances, tilt, open quotient, breathiness, vocal fry, jitter, shimmer, nasality,
+    rate, vowel share, pause habit, preferred vowels, declination, final rise/fall, accent timing, a smooth
+    long-term spectral envelope offset above 2 kHz
 
     each face z used by the voice is  z_eff = c * z + sqrt(1 - c^2) * e,  e ~ N(0, 1) independent of the face,
 
 so at c = 0 the voice depends on gender and age only (the face-derived parts are their covariate-conditional means
 plus independent noise of the same variance) and at c = 1 the link is as strong as the mapping allows. The effect
-sizes (per sd of each z) are in ``voice_param_arrays``; "jaw width" is the built-in model's ``mandible_width``.
+sizes (per sd of each z) are in ``_face_linked_params``. The identity traits are strong enough that a pretrained
+speaker encoder (GE2E) recognises a voice across recording sessions.
 """
 from __future__ import annotations
 
@@ -59,20 +67,42 @@ _FREQS = np.fft.rfftfreq(NPERSEG, 1.0 / SAMPLE_RATE)            # (257,)
 _ZINV = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE).astype(np.complex64)   # (257,) z^-1 on the unit circle
 _ZINV2 = _ZINV ** 2
 
-LINKED_FEATURES = ("face_height", "jaw_width", "nose_height", "nose_protrusion", "nose_width", "mouth_width")
-"""Facial features (within-covariate z-scores) the voice depends on, in the order of ``VoiceParams.face_z``."""
+LINKED_FEATURES = ("nose_protrusion", "nose_width", "mouth_width")
+"""Facial features (within-covariate z-scores, specific parts: see ``voiceface.sim.people.FEATURE_CONTROLS``) the
+voice depends on, in the order of ``VoiceParams.face_z``."""
 
 # Standard-normal draws a person carries for the voice (``Person.voice_noise``); indices into that vector.
 N_VOICE_NOISE = 28
 _NOISE = {
     "f0": 0, "vtl": 1, "tilt": 2, "rate": 3, "f0_range": 4, "jitter": 5, "shimmer": 6, "breath": 7,
     "disp1": 8, "disp2": 9, "disp3": 10, "disp4": 11, "nasality": 12, "oq": 13,
-    # 14..19: independent replacements e for the six linked face z-scores (used when coupling < 1)
+    # 14..16: independent replacements e for the three linked face z-scores (used when coupling < 1)
     "replace": 14,
     # 20..24: identity-specific (non-facial) parts of the nasal and lip parameters (internal nasal cavity, habits)
     "pole_id": 20, "zero_id": 21, "pole2_id": 22, "bw_id": 23, "lip_id": 24,
 }
-FACE_LINKED_PARAMS = ("vtl_cm", "nasal_pole_hz", "nasal_zero_hz", "nasal_pole2_hz", "nasal_bw_hz", "lip_rounding")
+_TRAIT_DIMS = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 18, 19, 25, 26, 27])
+"""The purely identity-level draws (never face-linked, never a face replacement) that seed the extended traits."""
+N_TRAITS = 57
+_TRAIT_MIX = np.linalg.qr(np.random.default_rng(20230517).standard_normal((N_TRAITS, N_TRAITS)))[0][:, :len(_TRAIT_DIMS)]
+_TRAIT_MIX = _TRAIT_MIX / np.linalg.norm(_TRAIT_MIX, axis=1, keepdims=True)
+"""(N_TRAITS, 19) fixed mixing (constant seed): extended identity traits = unit-variance linear mixes of the
+identity draws, so a person's many habits (vowel-space table, prosody habits, ...) follow from ``voice_noise``."""
+N_ENVELOPE = 6
+_ENV_MIX = np.random.default_rng(20240611).standard_normal((N_ENVELOPE, len(_TRAIT_DIMS)))
+_ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
+"""(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
+long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
+values."""
+ENVELOPE_SD_DB = 2.5
+ENV_LO_HZ = 2000.0
+"""Lower edge (Hz) of the speaker's spectral envelope offset (``_envelope_gain``)."""
+"""Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
+LINK_GAIN = {"m": (0.0, 0.8, 0.8), "f": (0.45, 0.9, 0.9)}
+"""Gender-dependent strength of the face link per linked feature (``LINKED_FEATURES`` order; multiplies the per-sd
+effect sizes in ``_face_linked_params``): women's nose and mouth are more predictable from voice, as the thesis
+finds; men's nose protrusion does not reach the voice."""
+FACE_LINKED_PARAMS = ("nasal_pole_hz", "nasal_zero_hz", "nasal_pole2_hz", "nasal_bw_hz", "lip_rounding")
 """The ``VoiceParams`` fields that depend on the face (and, except lip rounding, also on non-facial traits)."""
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -146,7 +176,22 @@ class VoiceParams:
         shimmer: cycle-to-cycle relative amplitude perturbation (sd).
         breathiness: aspiration noise level relative to voicing.
         open_quotient: glottal open quotient in (0.3, 0.9).
-        face_z: (6,) effective face z-scores used (``LINKED_FEATURES`` order), for the record.
+        face_z: (3,) effective face z-scores used (``LINKED_FEATURES`` order), for the record.
+        formant_bw_scale: multiplier of the formant bandwidths (wall losses, glottal damping).
+        f5_offset: multiplier of the fifth formant (hypopharynx / laryngeal cavity, a stable speaker cue).
+        piriform_hz, piriform_depth: anti-resonance of the piriform fossae (Hz) and its depth in [0, 1].
+        subglottal_hz, subglottal_depth: (3,) subglottal resonances (Hz), coupled to the tract as fixed pole-zero
+            pairs of the given strength in [0, 1].
+        vowel_offsets: (33,) per-vowel multipliers of F1-F3 (the speaker's own vowel space; vowel-major order of
+            the phone inventory's vowels).
+        vowel_pref: (11,) log-weight offsets of the vowels' frequencies (an accent's preferred vowels).
+        decl_st_s: F0 declination within a phrase (semitones per second, negative = falling).
+        final_st: phrase-final F0 movement (semitones; negative = fall, positive = rise).
+        accent_peak: position of the pitch-accent peak within the stressed vowel (-1 early .. 1 late).
+        creak: strength of phrase-final vocal fry in [0, 1].
+        pause_scale: multiplier of pause durations.  vowel_share: vowel share of a syllable's duration.
+        envelope_db: (N_ENVELOPE,) coefficients (dB) of the speaker's smooth long-term spectral envelope offset
+            (resonance and voice-quality habits; cosine basis over log frequency ``ENV_LO_HZ`` - 8 kHz).
     """
 
     f0_hz: float
@@ -166,6 +211,21 @@ class VoiceParams:
     breathiness: float
     open_quotient: float
     face_z: tuple[float, ...] = field(default=(0.0,) * len(LINKED_FEATURES))
+    formant_bw_scale: float = 1.0
+    f5_offset: float = 1.0
+    piriform_hz: float = 4800.0
+    piriform_depth: float = 0.0
+    subglottal_hz: tuple[float, ...] = field(default=(600.0, 1450.0, 2300.0))
+    subglottal_depth: float = 0.0
+    vowel_offsets: tuple[float, ...] = field(default=(1.0,) * 33)
+    vowel_pref: tuple[float, ...] = field(default=(0.0,) * 11)
+    decl_st_s: float = -1.8
+    final_st: float = -2.5
+    accent_peak: float = 0.0
+    creak: float = 0.0
+    pause_scale: float = 1.0
+    vowel_share: float = 0.45
+    envelope_db: tuple[float, ...] = field(default=(0.0,) * N_ENVELOPE)
 
     def to_dict(self) -> dict[str, float]:
         """Flat dict for tables (people.csv): tuples become ``name_i`` columns."""
@@ -204,14 +264,14 @@ class SessionParams:
 
 
 def sample_session(rng: np.random.Generator, snr_db: tuple[float, float] = (15.0, 40.0),
-                   rt60_s: tuple[float, float] = (0.0, 0.6), eq_sd_db: float = 2.5) -> SessionParams:
+                   rt60_s: tuple[float, float] = (0.0, 0.6), eq_sd_db: float = 1.0) -> SessionParams:
     """Draw a random recording session (uniform SNR and RT60 in the given ranges, Gaussian EQ gains)."""
     rt60 = float(rng.uniform(*rt60_s))
     return SessionParams(
         level_dbfs=float(rng.uniform(-32.0, -20.0)),
         snr_db=float(rng.uniform(*snr_db)),
         rt60_s=rt60,
-        wet=float(rng.uniform(0.05, 0.5)) if rt60 > 0.05 else 0.0,
+        wet=float(rng.uniform(0.02, 0.2)) if rt60 > 0.05 else 0.0,
         eq_db=tuple(float(g) for g in rng.normal(0.0, eq_sd_db, 8)),
         highpass_hz=float(rng.uniform(40.0, 150.0)),
         lowpass_hz=float(rng.uniform(6000.0, 7900.0)),
@@ -263,42 +323,79 @@ def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
 
 def voice_param_arrays(gender: np.ndarray, age: np.ndarray, face_z: np.ndarray, voice_noise: np.ndarray,
                        coupling: float) -> dict[str, np.ndarray]:
-    """``voice_params_from_person`` for n people at once: gender (n,) 'm'|'f', age (n,), face_z (n, 6),
+    """``voice_params_from_person`` for n people at once: gender (n,) 'm'|'f', age (n,), face_z (n, 3),
     voice_noise (n, N_VOICE_NOISE) -> {VoiceParams field: (n,) or (n, k) array}."""
     if not 0.0 <= coupling <= 1.0:
         raise ValueError(f"coupling must be in [0, 1], got {coupling}")
     e = np.asarray(voice_noise, dtype=np.float64).T                               # (N_VOICE_NOISE, n)
+    k = len(LINKED_FEATURES)
     r = _NOISE["replace"]
-    ze = coupling * np.asarray(face_z, dtype=np.float64).T + np.sqrt(max(1.0 - coupling ** 2, 0.0)) * e[r:r + 6]
-    fh, jw, nh, npr, nw, mw = ze
+    ze = coupling * np.asarray(face_z, dtype=np.float64).T + np.sqrt(max(1.0 - coupling ** 2, 0.0)) * e[r:r + k]
     female = (np.asarray(gender) == "f").astype(np.float64)
-    f0 = f0_mean_hz(gender, age) * np.exp(0.11 * e[_NOISE["f0"]])
-    # vocal tract: ~5.5 % sd in all, 4.5 % from the face (height, jaw), the rest identity-specific
-    vtl = vtl_mean_cm(gender, age) * (1.0 + 0.036 * fh + 0.027 * jw + 0.02 * e[_NOISE["vtl"]])
-    # nasal branch: a longer / more protruding nose lowers the nasal resonances, wider nostrils move the
-    # anti-resonance up and broaden the resonances (more open, more damped); the internal nasal cavity adds
-    # identity-specific variation
-    pole = 280.0 * (1.0 - 0.09 * nh - 0.06 * npr + 0.05 * e[_NOISE["pole_id"]])
-    pole2 = 1050.0 * (1.0 - 0.08 * nh - 0.05 * npr + 0.05 * nw + 0.05 * e[_NOISE["pole2_id"]])
-    zero = 720.0 * (1.0 + 0.2 * nw - 0.03 * nh + 0.1 * e[_NOISE["zero_id"]])
-    bw = 110.0 * (1.0 + 0.2 * nw + 0.12 * e[_NOISE["bw_id"]])
+    out = _face_linked_params(ze, e, female)
+    out.update(_identity_params(gender, age, e, female))
+    out["face_z"] = ze.T
+    return out
+
+
+def _face_linked_params(ze: np.ndarray, e: np.ndarray, female: np.ndarray) -> dict[str, np.ndarray]:
+    """Nasal branch and lip rounding from the linked face z-scores ze (3, n) (``LINKED_FEATURES`` order) and the
+    identity draws e (N_VOICE_NOISE, n), with the gender-dependent link strengths ``LINK_GAIN``."""
+    gain = np.where(female[:, None] > 0, np.asarray(LINK_GAIN["f"]), np.asarray(LINK_GAIN["m"])).T     # (3, n)
+    npr, nw, mw = ze * gain
+    # a more protruding nose (longer nasal passage) lowers the nasal resonances, wider nostrils move the
+    # anti-resonance and second resonance up and broaden the resonances (more open, more damped); the internal
+    # nasal cavity adds identity-specific variation
+    pole = 280.0 * np.exp(-0.14 * npr + 0.1 * e[_NOISE["pole_id"]])
+    pole2 = 1050.0 * np.exp(-0.09 * npr + 0.09 * nw + 0.1 * e[_NOISE["pole2_id"]])
+    zero = 720.0 * np.exp(0.22 * nw + 0.18 * e[_NOISE["zero_id"]])
+    bw = 110.0 * np.exp(0.22 * nw + 0.22 * e[_NOISE["bw_id"]])
     # lip rounding range: a wider mouth rounds/protrudes further, lowering rounded phones' formants more
-    rounding = np.clip(0.12 + 0.05 * mw + 0.025 * e[_NOISE["lip_id"]], 0.0, 0.3)
+    rounding = np.clip(0.16 + 0.06 * mw + 0.05 * e[_NOISE["lip_id"]], 0.0, 0.4)
+    return {"nasal_pole_hz": pole, "nasal_zero_hz": zero, "nasal_pole2_hz": pole2, "nasal_bw_hz": bw,
+            "lip_rounding": rounding}
+
+
+def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str, np.ndarray]:
+    """Everything but the face link: gender, age and the person's identity draws e (N_VOICE_NOISE, n), expanded
+    by ``_TRAIT_MIX`` into N_TRAITS unit-variance habits t (N_TRAITS, n). No facial information."""
+    t = _TRAIT_MIX @ e[_TRAIT_DIMS]                                                 # (N_TRAITS, n)
+    lognorm = lambda mean, sd, x: mean * np.exp(sd * x)  # noqa: E731
+    vow = np.exp(0.1 * t[:33]).T                                                   # (n, 33) F1-F3 per vowel
     return {
-        "f0_hz": f0,
-        "f0_range_st": np.clip(2.5 + 0.8 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.0),
-        "vtl_cm": vtl,
-        "formant_offsets": np.stack([1.0 + 0.025 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1),
-        "nasal_pole_hz": pole, "nasal_zero_hz": zero, "nasal_pole2_hz": pole2, "nasal_bw_hz": bw,
-        "nasality": np.clip(0.15 + 0.06 * e[_NOISE["nasality"]] + 0.05 * female, 0.02, 0.4),
-        "lip_rounding": rounding,
-        "tilt_db_oct": -1.0 * female + 1.5 * e[_NOISE["tilt"]],
-        "rate_syl_s": np.clip(4.6 * np.exp(0.12 * e[_NOISE["rate"]]), 3.0, 7.0),
-        "jitter": np.clip(0.008 * np.exp(0.35 * e[_NOISE["jitter"]]), 0.002, 0.03),
-        "shimmer": np.clip(0.05 * np.exp(0.3 * e[_NOISE["shimmer"]]), 0.01, 0.15),
-        "breathiness": np.clip(0.06 * np.exp(0.45 * e[_NOISE["breath"]]) * (1.0 + 0.5 * female), 0.01, 0.4),
-        "open_quotient": np.clip(0.6 + 0.06 * e[_NOISE["oq"]] + 0.06 * female, 0.35, 0.85),
-        "face_z": ze.T,
+        "f0_hz": f0_mean_hz(gender, age) * np.exp(0.19 * e[_NOISE["f0"]]),
+        "f0_range_st": np.clip(2.5 + 1.0 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.5),
+        "vtl_cm": vtl_mean_cm(gender, age) * (1.0 + 0.06 * e[_NOISE["vtl"]]),
+        "formant_offsets": np.stack([1.0 + 0.06 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1),
+        "nasality": np.clip(0.15 + 0.08 * e[_NOISE["nasality"]] + 0.05 * female, 0.02, 0.45),
+        "tilt_db_oct": -1.0 * female + 3.0 * e[_NOISE["tilt"]],
+        "rate_syl_s": np.clip(lognorm(4.6, 0.16, e[_NOISE["rate"]]), 3.0, 7.0),
+        "jitter": np.clip(lognorm(0.008, 0.45, e[_NOISE["jitter"]]), 0.002, 0.04),
+        "shimmer": np.clip(lognorm(0.05, 0.4, e[_NOISE["shimmer"]]), 0.01, 0.18),
+        "breathiness": np.clip(lognorm(0.07, 0.6, e[_NOISE["breath"]]) * (1.0 + 0.5 * female), 0.01, 0.5),
+        "open_quotient": np.clip(0.6 + 0.11 * e[_NOISE["oq"]] + 0.06 * female, 0.3, 0.9),
+        "formant_bw_scale": lognorm(1.0, 0.3, t[33]),
+        "f5_offset": lognorm(1.0, 0.08, t[34]),
+        "subglottal_hz": (np.array([600.0, 1450.0, 2300.0])[:, None] * (1.0 + 0.12 * female)
+                          * np.exp(0.1 * t[54:57])).T,
+        "subglottal_depth": np.clip(0.5 + 0.2 * t[55], 0.1, 0.9),
+        "piriform_hz": lognorm(4800.0, 0.08, t[35]) * np.where(female, 1.12, 1.0),
+        "piriform_depth": np.clip(0.55 + 0.2 * t[36], 0.0, 0.95),
+        "vowel_offsets": vow,
+        "vowel_pref": 0.5 * t[37:48].T,
+        "decl_st_s": -1.8 + 0.8 * t[48],
+        "final_st": -2.0 + 2.0 * t[49],
+        "accent_peak": np.clip(0.5 * t[50], -1.0, 1.0),
+        "creak": np.clip(0.3 * t[51] + 0.1, 0.0, 1.0),
+        "pause_scale": lognorm(1.0, 0.3, t[52]),
+        "vowel_share": np.clip(0.45 + 0.06 * t[53], 0.3, 0.6),
+        # long-term average speech spectra differ between talkers by a few dB per third-octave band (between-talker
+        # sd ~3-6 dB, largest above 2 kHz: Byrne et al. 1994, J. Acoust. Soc. Am. 96, 2108), from voice quality,
+        # the "speaker's formant" near 3-4 kHz and resonance habits: a smooth per-speaker envelope offset, fixed
+        # over sessions, ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) ~ 4.3 dB rms per band above ENV_LO_HZ (2 kHz), none
+        # below: a full-band envelope of this size hides the nasal/lip cues (tests/sim/test_sim_link.py's ridge R^2
+        # of the linked AMs fell from 0.08 to 0.00; with the 2 kHz edge it is 0.065)
+        "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
 
 
@@ -325,14 +422,18 @@ class _Tracks:
     phones: list = field(default_factory=list)   # [(name, start_ms, dur_ms)]
 
 
-def _phone_sequence(rng: np.random.Generator, n_ms: int, rate: float) -> list[tuple]:
-    """Random babble: phrases of (C)(C)V(C) syllables separated by pauses, totalling ``n_ms`` ms.
+def _phone_sequence(rng: np.random.Generator, n_ms: int, p: VoiceParams) -> list[tuple]:
+    """Random babble: phrases of (C)(C)V(C) syllables separated by pauses, totalling ``n_ms`` ms, with the
+    speaker's rate, vowel preferences, vowel share of the syllable and pause habit.
 
     Returns a list of (name, kind, dur_ms, stressed) with kind in vowel|approx|nasal|fric|stop|pause.
     """
     seq: list[tuple] = [("_", "pause", int(rng.uniform(80, 200)), False)]
     total = seq[0][2]
-    syl_ms = 1000.0 / rate
+    syl_ms = 1000.0 / p.rate_syl_s
+    vp = _VOWEL_P * np.exp(np.asarray(p.vowel_pref))
+    vp = vp / vp.sum()
+    share = p.vowel_share
     while total < n_ms:
         phrase_ms = rng.uniform(900, 2800)
         p_total = 0
@@ -344,7 +445,7 @@ def _phone_sequence(rng: np.random.Generator, n_ms: int, rate: float) -> list[tu
                 parts.append(c)
                 if c in _STOPS and rng.random() < 0.15:
                     parts.append(["l", "r"][rng.integers(2)])
-            v = _VOWEL_NAMES[rng.choice(len(_VOWEL_NAMES), p=_VOWEL_P / _VOWEL_P.sum())]
+            v = _VOWEL_NAMES[rng.choice(len(_VOWEL_NAMES), p=vp)]
             parts.append(v)
             if rng.random() < 0.4:
                 parts.append(_CODAS[rng.choice(len(_CODAS), p=_CODA_P / _CODA_P.sum())])
@@ -353,23 +454,26 @@ def _phone_sequence(rng: np.random.Generator, n_ms: int, rate: float) -> list[tu
             n_c = len(parts) - 1
             for ph in parts:
                 if ph in _VOWELS:
-                    d, kind = dur * (0.45 if n_c else 0.8), "vowel"
+                    d, kind = dur * (share if n_c else 0.8), "vowel"
                 else:
                     kind = ("stop" if ph in _STOPS else "nasal" if ph in _NASALS else
                             "fric" if ph in _FRICATIVES else "approx")
-                    d = dur * (0.55 if n_c else 0.2) / max(n_c, 1)
+                    d = dur * (1.0 - share if n_c else 0.2) / max(n_c, 1)
                     d = max(d, 55.0 if kind == "stop" else 40.0)
                 seq.append((ph, kind, int(round(d)), stressed and kind == "vowel"))
                 p_total += int(round(d))
         total += p_total
-        seq.append(("_", "pause", int(rng.uniform(150, 450)), False))
+        seq.append(("_", "pause", int(rng.uniform(150, 450) * p.pause_scale), False))
         total += seq[-1][2]
     return seq
 
 
-def _build_tracks(rng: np.random.Generator, n_ms: int, rate: float) -> _Tracks:
-    """Phone sequence -> per-ms tracks (targets held per phone; smoothed later for coarticulation)."""
-    seq = _phone_sequence(rng, n_ms, rate)
+def _build_tracks(rng: np.random.Generator, n_ms: int, p: VoiceParams) -> _Tracks:
+    """Phone sequence -> per-ms tracks (targets held per phone; smoothed later for coarticulation). Vowel targets
+    carry the speaker's vowel-space table (``p.vowel_offsets``); accents peak where the speaker's habit puts them."""
+    seq = _phone_sequence(rng, n_ms, p)
+    table = np.asarray(p.vowel_offsets).reshape(len(_VOWELS), 3)
+    vowels = {v: tuple(np.asarray(f[:3]) * table[i]) + tuple(f[3:]) for i, (v, f) in enumerate(_VOWELS.items())}
     T = sum(d for _, _, d, _ in seq)
     tr = _Tracks(formants=np.zeros((T, 4)), rounded=np.zeros(T), voice=np.zeros(T), asp=np.zeros(T),
                  fric=np.zeros(T), fric_cf=np.full(T, 5000.0), fric_bw=np.full(T, 4000.0), nasal=np.zeros(T),
@@ -395,14 +499,14 @@ def _build_tracks(rng: np.random.Generator, n_ms: int, rate: float) -> _Tracks:
             phrase_start = t
         tr.phrase_pos[s] = (np.arange(t, t + d) - phrase_start) / 1000.0
         nv = next_vowel.get(i)
-        vt = _VOWELS[seq[nv][0]] if nv is not None else _VOWELS["@"]
+        vt = vowels[seq[nv][0]] if nv is not None else vowels["@"]
         if kind == "vowel":
-            f = _VOWELS[ph]
+            f = vowels[ph]
             tr.formants[s] = f[:4]
             tr.rounded[s] = f[4]
             tr.voice[s] = 1.0 if stressed else 0.8
             if stressed:   # pitch accent: a rise-fall over the stressed vowel
-                x = np.linspace(-1.2, 1.2, d)
+                x = np.linspace(-1.2, 1.2, d) - 0.8 * p.accent_peak
                 tr.accent[s] = np.exp(-x ** 2) * rng.uniform(0.6, 1.4)
         elif kind == "approx":
             f = _APPROX[ph]
@@ -476,11 +580,13 @@ def _ms_to_samples(x: np.ndarray, n: int) -> np.ndarray:
 # Source and filters
 # ---------------------------------------------------------------------------------------------------------------
 
-def _glottal_source(rng: np.random.Generator, f0: np.ndarray, p: VoiceParams) -> tuple[np.ndarray, np.ndarray]:
-    """Rosenberg pulse train with jitter and shimmer.
+def _glottal_source(rng: np.random.Generator, f0: np.ndarray, p: VoiceParams,
+                    fry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rosenberg pulse train with jitter and shimmer, and vocal fry where ``fry`` > 0 (irregular, alternating
+    pulse amplitudes and a shorter open phase).
 
     Args:
-        f0: (N,) instantaneous F0 (Hz).
+        f0: (N,) instantaneous F0 (Hz).  fry: (N,) vocal fry strength in [0, 1].
     Returns:
         (dflow (N,), flow (N,)): glottal flow derivative (the excitation, lip radiation included) and flow.
     """
@@ -492,11 +598,12 @@ def _glottal_source(rng: np.random.Generator, f0: np.ndarray, p: VoiceParams) ->
     phase = np.cumsum(f0 * jit[cyc0]) / SAMPLE_RATE          # period jitter per cycle
     cyc = np.minimum(phase.astype(np.int64), n_cyc - 1)
     frac = phase - np.floor(phase)
-    oq = p.open_quotient
+    oq = p.open_quotient * (1.0 - 0.45 * fry)
     tp, tn = 0.75 * oq, 0.25 * oq
     flow = np.where(frac < tp, 0.5 * (1.0 - np.cos(np.pi * frac / tp)),
                     np.where(frac < tp + tn, np.cos(0.5 * np.pi * (frac - tp) / tn), 0.0))
-    flow = flow * shim[cyc]
+    irregular = np.exp(0.8 * rng.standard_normal(n_cyc))[cyc] * (1.0 - 0.5 * (cyc % 2))
+    flow = flow * shim[cyc] * (1.0 + fry * (irregular - 1.0))
     dflow = np.diff(flow, prepend=flow[0])
     return dflow, flow
 
@@ -525,10 +632,10 @@ def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, o
         (T, 257) complex.
     """
     T = formants.shape[0]
-    f5 = np.full((T, 1), 4500.0 * REF_VTL_CM / p.vtl_cm)
+    f5 = np.full((T, 1), 4500.0 * p.f5_offset * REF_VTL_CM / p.vtl_cm)
     freqs = np.concatenate([formants, f5], axis=1).clip(90.0, 7600.0)           # (T, 5)
     base_bw = np.array([60.0, 90.0, 140.0, 200.0, 280.0])
-    bws = base_bw * (1.0 + 2.0 * damp[:, None]) + 0.04 * freqs                   # (T, 5)
+    bws = (base_bw * (1.0 + 2.0 * damp[:, None]) + 0.04 * freqs) * p.formant_bw_scale   # (T, 5)
     bws[:, 0] += 120.0 * nasal                                                   # F1 broadens when nasalised
     h = _resonator(freqs, bws).prod(axis=1)                                      # (T, 257)
     # nasal branch: pole-zero pair + second pole; strength -> pole and zero converge when coupling is 0
@@ -537,12 +644,31 @@ def _tract_response(formants: np.ndarray, damp: np.ndarray, nasal: np.ndarray, o
     h = h * pole / _resonator(zero_f, np.full(T, p.nasal_bw_hz * 1.2))
     pole2 = np.abs(_resonator(np.full(T, p.nasal_pole2_hz), np.full(T, 1.4 * p.nasal_bw_hz)))   # (T, 257)
     h = h * (1.0 + 0.8 * nasal[:, None] * (pole2 - 1.0))
+    # piriform fossae: a fixed speaker-specific spectral dip at 4-5.5 kHz
+    dip = 1.0 - p.piriform_depth * np.exp(-0.5 * ((_FREQS - p.piriform_hz) / 350.0) ** 2)   # (257,)
+    h = h * dip.astype(np.float32)[None]
+    sg = np.asarray(p.subglottal_hz)
+    pz = np.abs(_resonator(sg, np.full(3, 180.0)) / _resonator(sg * 1.1, np.full(3, 200.0))).prod(0)   # (257,)
+    h = h * (pz ** p.subglottal_depth).astype(np.float32)[None]
     # oral anti-resonance of the closed mouth cavity during nasal murmurs
     has_z = oral_zero > 0
     if has_z.any():
         zr = _resonator(np.where(has_z, oral_zero, 1000.0), np.full(T, 250.0))
         h = h / np.where(has_z[:, None], zr, 1.0)
     return h
+
+
+def _envelope_gain(envelope_db) -> np.ndarray:
+    """(257,) linear gain of a smooth high-frequency spectral envelope: w(f) sum_k c_k cos(k pi u) dB for
+    coefficients c (K,) (``VoiceParams.envelope_db``), u = log-frequency position in [0, 1] between ``ENV_LO_HZ``
+    and 8 kHz, w a smooth ramp from 0 at ``ENV_LO_HZ`` / 1.5 to 1 at ``ENV_LO_HZ``: the nasal and lip cues (the face
+    link, below ~2 kHz) are left alone."""
+    c = np.asarray(envelope_db, dtype=np.float64)
+    f = np.clip(_FREQS, ENV_LO_HZ / 1.5, 8000.0)
+    u = (np.log2(np.maximum(f, ENV_LO_HZ) / ENV_LO_HZ) / np.log2(8000.0 / ENV_LO_HZ))[:, None]   # (257, 1)
+    w = np.sin(0.5 * np.pi * np.clip(np.log(f / (ENV_LO_HZ / 1.5)) / np.log(1.5), 0.0, 1.0)) ** 2  # (257,)
+    db = w * (np.cos(np.pi * u * np.arange(len(c))[None, :]) @ c)                                # (257,)
+    return (10.0 ** (db / 20.0)).astype(np.float32)
 
 
 def _bandpass_response(cf: np.ndarray, bw: np.ndarray) -> np.ndarray:
@@ -579,26 +705,28 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
     if n < SAMPLE_RATE // 10:
         raise ValueError(f"duration must be at least 0.1 s, got {duration_s}")
     n_ms = n * 1000 // SAMPLE_RATE + 1
-    tr = _build_tracks(rng, n_ms, params.rate_syl_s)
+    tr = _build_tracks(rng, n_ms, params)
 
     # --- prosody: F0 in semitones around the speaker's median
     pos = tr.phrase_pos
     in_phrase = pos >= 0
-    decl = np.where(in_phrase, -1.8 * pos, 0.0)                                  # declination (st/s)
+    decl = np.where(in_phrase, params.decl_st_s * pos, 0.0)                      # declination (st/s)
     accent = _smooth(tr.accent, 41) * params.f0_range_st
-    # phrase-final lowering over the last 300 ms of each phrase
+    # the speaker's phrase-final fall or rise over the last 300 ms of each phrase, vocal fry over the last 200 ms
     ends = np.flatnonzero(np.diff(in_phrase.astype(int)) == -1)
-    final = np.zeros_like(pos)
+    final, fry = np.zeros_like(pos), np.zeros_like(pos)
     for e_ in ends:
         lo = max(e_ - 300, 0)
-        final[lo:e_ + 1] = -np.linspace(0.0, 2.5, e_ + 1 - lo)
+        final[lo:e_ + 1] = np.linspace(0.0, params.final_st, e_ + 1 - lo)
+        fry[max(e_ - 200, 0):e_ + 1] = params.creak
     wander = _smooth(rng.standard_normal(len(pos)), 301) * 12.0                 # slow drift (~0.7 st sd)
     st = 1.5 + decl + accent + final + wander
-    f0_ms = params.f0_hz * 2.0 ** (st / 12.0)
-    f0 = _ms_to_samples(f0_ms, n).clip(50.0, 500.0)
+    fry = _smooth(fry, 41)
+    f0_ms = params.f0_hz * 2.0 ** (st / 12.0) * (1.0 - 0.45 * fry)
+    f0 = _ms_to_samples(f0_ms, n).clip(30.0, 500.0)
 
     # --- sources at the sample rate
-    dflow, flow = _glottal_source(rng, f0, params)
+    dflow, flow = _glottal_source(rng, f0, params, _ms_to_samples(fry, n))
     voice = _ms_to_samples(_smooth(tr.voice, 15), n)
     asp = _ms_to_samples(_smooth(tr.asp, 9), n)
     fric = _ms_to_samples(_smooth(tr.fric, 5), n)
@@ -622,6 +750,7 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
     nasal = np.clip(_smooth(tr.nasal, 25)[frame_ms] * (1.0 - params.nasality) + params.nasality, 0.0, 1.0)
     h = _tract_response(form, _smooth(tr.damp, 25)[frame_ms], nasal, tr.oral_zero[frame_ms], params)
     tilt = 10.0 ** (params.tilt_db_oct * np.log2(np.maximum(_FREQS, 100.0) / 500.0) / 20.0)   # (257,)
+    tilt = tilt * _envelope_gain(params.envelope_db)
     hf = _bandpass_response(_smooth(tr.fric_cf, 9)[frame_ms], _smooth(tr.fric_bw, 9)[frame_ms])
     z = z_tract * (h * tilt[None, :]).T + z_fric * hf.T
     y = _istft(z, n)

@@ -344,11 +344,14 @@ def _model_info() -> dict:
 
 LINK_DOC = {
     "f0": "gender, age (+ identity noise): no facial information",
-    "vocal_tract_length": "gender, age, face_height, jaw_width (+ identity noise)",
-    "nasal_pole_zero": "nose_height, nose_protrusion, nose_width",
-    "lip_rounding": "mouth_width",
-    "identity_traits": "spectral tilt, speaking rate, F0 range, formant dispersion, jitter, shimmer, breathiness, "
-                       "open quotient, nasality: no facial information",
+    "vocal_tract_length": "gender, age (+ identity noise): no facial information",
+    "nasal_pole_zero": "nose_protrusion (women only), nose_width: their specific parts (control z minus its "
+                       "regression on all other controls), stronger for women (voices.LINK_GAIN)",
+    "lip_rounding": "mouth_width (specific part), stronger for women",
+    "identity_traits": "F0 level/range/declination/final rise-fall/accent timing, formant dispersion, per-vowel "
+                       "formant table, formant bandwidths, F5, piriform and subglottal resonances, spectral tilt, "
+                       "open quotient, breathiness, vocal fry, jitter, shimmer, nasality, speaking rate, vowel "
+                       "share, pause habit, preferred vowels: no facial information",
     "coupling": "each face z used by the voice is c*z + sqrt(1-c^2)*e, e independent N(0,1)",
 }
 def ground_truth(pop, coupling: float) -> dict:
