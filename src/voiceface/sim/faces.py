@@ -101,6 +101,14 @@ def sample_rotations(rng: np.random.Generator, n: int, scale: float = 1.0) -> np
     return euler_to_rotvec(yaw, pitch, roll)
 
 
+def sample_photo_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(N, 3) head rotations of still photos: like real photo collections, mostly near-frontal: yaw, pitch and
+    roll normal with sd 0.4 x the MAX_*_DEG limits, truncated at the limits."""
+    lim = np.array([MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG])
+    a = np.deg2rad(np.clip(0.4 * lim * rng.standard_normal((n, 3)), -lim, lim))
+    return euler_to_rotvec(a[:, 0], a[:, 1], a[:, 2])
+
+
 def sample_lights(rng: np.random.Generator, n: int) -> np.ndarray:
     """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant light from the
     front hemisphere (its SH projection, as ``geometry.sh_light``)."""
@@ -182,7 +190,7 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
         ``pose`` (7,), ``light`` (3, 9), ``photo_landmarks`` (68, 2) (front end convention, photo pixels).
     """
     b = shapes.shape[0]
-    rot = sample_rotations(rng, b)
+    rot = sample_photo_rotations(rng, b)
     frac = rng.uniform(0.17, 0.2, b)
     shift = rng.uniform(-0.04, 0.04, (b, 2))
     poses = viewpoints(kit, rot, render_size, frac, shift)
