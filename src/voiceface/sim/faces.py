@@ -103,18 +103,19 @@ def sample_rotations(rng: np.random.Generator, n: int, scale: float = 1.0) -> np
 
 def sample_photo_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
     """(N, 3) head rotations of still photos: like real photo collections, mostly near-frontal: yaw, pitch and
-    roll normal with sd 0.4 x the MAX_*_DEG limits, truncated at the limits."""
+    roll normal with sd 1/3 of the MAX_*_DEG limits, truncated at the limits."""
     lim = np.array([MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG])
-    a = np.deg2rad(np.clip(0.4 * lim * rng.standard_normal((n, 3)), -lim, lim))
+    a = np.deg2rad(np.clip(lim / 3.0 * rng.standard_normal((n, 3)), -lim, lim))
     return euler_to_rotvec(a[:, 0], a[:, 1], a[:, 2])
 
 
 def sample_lights(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant light from the
-    front hemisphere (its SH projection, as ``geometry.sh_light``)."""
-    ambient = rng.uniform(0.55, 0.95, n)
-    intensity = rng.uniform(0.15, 0.7, n)
-    d = np.stack([rng.uniform(-0.9, 0.9, n), rng.uniform(-0.5, 0.9, n), rng.uniform(0.4, 1.0, n)], -1)
+    """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant key light from in
+    front (up to ~30 deg to the side, from slightly below to well above; its SH projection, as
+    ``geometry.sh_light``)."""
+    ambient = rng.uniform(0.6, 0.95, n)
+    intensity = rng.uniform(0.1, 0.45, n)
+    d = np.stack([rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.7, n), rng.uniform(0.6, 1.0, n)], -1)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     basis = geometry.sh_basis(torch.as_tensor(d, dtype=torch.float64)).numpy()          # (N, 9)
     coef = intensity[:, None] * np.pi * basis
@@ -151,6 +152,26 @@ def camera_noise(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------------------------
+
+AUTO_EXPOSURE = 0.85
+"""How far a still camera's automatic exposure and white balance cancel the light falling on the face (0: not
+at all, 1: fully)."""
+
+
+def auto_expose(rng: np.random.Generator, shapes: torch.Tensor, faces_: torch.Tensor, poses: np.ndarray,
+                lights: np.ndarray) -> np.ndarray:
+    """Lights (B, 3, 9) rescaled per colour channel as a camera's automatic exposure and white balance would: the
+    mean Lambertian shading of the front of the face is brought towards 1 (by ``AUTO_EXPOSURE``), with a residual
+    exposure error of +/-7 %. shapes: (B, V, 3); faces_: (F, 3); poses: (B, 7)."""
+    front = torch.as_tensor(looks.face_vertices())
+    with torch.no_grad():
+        normals = geometry.rotate(geometry.vertex_normals(shapes.float(), faces_)[:, front],
+                                  torch.as_tensor(poses, dtype=torch.float32))
+        shading = geometry.sh_shading(normals, torch.as_tensor(lights, dtype=torch.float32))   # (B, Vf, 3)
+    level = np.clip(shading.mean(1).double().numpy(), 0.05, None)                              # (B, 3)
+    gain = level ** -AUTO_EXPOSURE * rng.uniform(0.93, 1.07, (len(level), 1))
+    return lights * gain[:, :, None]
+
 
 def render_batch(kit: RenderKit, shapes: torch.Tensor, albedo: torch.Tensor, poses: np.ndarray, lights: np.ndarray,
                  backgrounds: np.ndarray, size: int) -> dict[str, np.ndarray]:
@@ -191,10 +212,10 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
     """
     b = shapes.shape[0]
     rot = sample_photo_rotations(rng, b)
-    frac = rng.uniform(0.17, 0.2, b)
+    frac = rng.uniform(0.19, 0.22, b)
     shift = rng.uniform(-0.04, 0.04, (b, 2))
     poses = viewpoints(kit, rot, render_size, frac, shift)
-    lights = sample_lights(rng, b)
+    lights = auto_expose(rng, shapes, kit.faces, poses, sample_lights(rng, b))
     bg = looks.paint_hair(sample_backgrounds(rng, b, render_size), poses, lights, look, rng)
     out = render_batch(kit, shapes, albedo, poses, lights, bg, render_size)
     photos = camera_noise(rng, out["image"])

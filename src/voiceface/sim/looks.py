@@ -235,6 +235,12 @@ def _regions() -> dict[str, np.ndarray]:
             "y_tr": np.float64(builtin.Y_TR)}
 
 
+def face_vertices() -> np.ndarray:
+    """Indices of the vertices of the front of the face (forehead to chin, cheek to cheek), (Vf,) int64."""
+    r = _regions()
+    return np.flatnonzero((r["front"] > 0.7) & (np.abs(r["y"] - 10.0) < 60.0))
+
+
 def _eye_regions(m, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     """Eye geometry of the mean face, read off the model's albedo (white sclera, iris, pupil) and its 68 landmarks:
     ``lens`` (V,) eye-opening weight, ``eye_r`` (V,) distance (mm) to the iris centre of the same side, ``eye_dy``
@@ -347,7 +353,8 @@ def _skin_marks(t: Traits, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     fold = np.exp(-0.5 * (fold_d / 1.5) ** 2) * (y < -3.0) * (y > -32.0) * front
     f *= (1.0 - 0.18 * t.wrinkle * np.maximum(lines, fold))[:, None]
     face = front * (np.abs(y - 10.0) < 75.0) * (1.0 - r["lens"]) * (1.0 - r["lips"])
-    fr = t.freckles * np.exp(-0.5 * ((ax - 20.0) / 18.0) ** 2 - 0.5 * ((y - 15.0) / 14.0) ** 2) * face
+    fr = (t.freckles * np.exp(-0.5 * ((ax - 14.0) / 16.0) ** 2 - 0.5 * ((y - 8.0) / 12.0) ** 2) * face
+          * _ramp(r["eye_r"], 9.0, 12.0))
     spots = fr * (rng.random(len(x)) < 0.35 * fr) * rng.uniform(0.5, 1.0, len(x))
     idx = np.flatnonzero(face > 0.8)
     moles = np.zeros(len(x))
@@ -355,6 +362,17 @@ def _skin_marks(t: Traits, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         moles = np.maximum(moles, np.exp(-0.5 * ((x - x[v]) ** 2 + (y - y[v]) ** 2) / rng.uniform(1.0, 2.2) ** 2))
     mark = np.clip(0.45 * spots + 0.8 * moles, 0.0, 0.85)
     return f, mark
+
+
+def _hair_texture(t: Traits) -> np.ndarray:
+    """(V,) brightness of the person's scalp hair: strands combed from the parting (or straight back), waves
+    with ``curl``, highlights from their fixed pattern."""
+    r = _regions()
+    x, y = r["x"], r["y"]
+    rng = np.random.default_rng(t.pattern + 1)
+    along = x - 28.0 * t.part
+    comb = np.sin(along / (2.0 + 2.0 * t.curl) + 4.0 * t.curl * np.sin(y / 7.0 + t.hair_phase) + t.hair_phase)
+    return np.clip(1.0 + 0.12 * comb + 0.12 * np.tanh(_blobs(rng, x, y + 80.0, 8, (8.0, 20.0))), 0.6, 1.4)
 
 
 def _paint_eyes(a: np.ndarray, t: Traits) -> np.ndarray:
@@ -393,7 +411,7 @@ def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.
         a = a * shade
         a = a * (1 - mark[:, None]) + mark[:, None] * skin * np.array([0.42, 0.30, 0.24])
     h = hair_weight(look)[:, None]
-    a = a * (1 - h) + h * hair_rgb
+    a = a * (1 - h) + h * hair_rgb * (1.0 if t is None else _hair_texture(t)[:, None])
     b = (0.85 * look.beard ** 0.7) * beard_weight(look)[:, None] * (1 - h)
     a = a * (1 - b) + b * (0.7 * hair_rgb + 0.3 * skin * 0.35)
     bw = np.clip((0.35 + 0.6 * look.brow) * brow_weight(look)[:, None], 0, 1)

@@ -124,7 +124,7 @@ def _write_mesh(root: Path, person, neutral, albedo) -> dict:
     return {"path": f"meshes/{person.identity}.npz", "modality": "mesh"}
 
 
-STILL_EXPRESSION = 0.6
+STILL_EXPRESSION = 0.5
 """Still photos show a person's expressions at this fraction of their strength (posed photos are mostly calm;
 clips keep the full range)."""
 
