@@ -13,6 +13,11 @@ not a trivial cue. Two renderings use it:
   (so the head occludes it): a curtain framing the face down to ``hair_length``, with strand texture and
   lit by the photo's ambient light.
 
+Beyond gender, ``Traits`` carries what tells one person from another in every photo of them (a face
+recogniser's cues besides the face's shape): a fixed skin pattern (moles, freckles, mottling, blush, darker lower
+lids, age lines), iris colour and lash line, the brows' arch, tilt, height, length and gap, a widow's peak and hair
+parting, the hairdo's strand pattern and waviness, the facial-hair style (glasses are drawn per person but not rendered yet).
+
 ``gender_probe``: the check that this works: a ridge linear classifier on pixels, trained and tested on disjoint
 people.
 """
@@ -52,7 +57,7 @@ class Traits:
         widow: 0..1 widow's peak.  part: -1..1 side of the hair parting (|part| < 0.3: none).
         hair_phase: phase of the person's hairdo (strand pattern, ragged edge).  curl: 0..1 waviness.
         moustache, goatee, cheek_beard: 0..1 weights of the facial-hair style's parts (with ``Look.beard``).
-        glasses: 0..1 share of the person's photos taken with their glasses (0 for most people).
+        glasses: 0..1 share of the person's photos with their glasses (0 for most; drawn, not rendered yet).
         glasses_shape: 0 (round) .. 1 (rectangular).  glasses_rgb: (3,) frame colour.
     """
 
