@@ -1,12 +1,12 @@
 """Rendered faces of the simulated world: aligned still photos and short video clips with full ground truth.
 
 Stills (DIMNet Sec. 2.3.2, GAN Sec. 3.3.1 inputs): a person's 3D face (identity shape plus one of their expressions)
-is rendered with the pure-PyTorch rasteriser (``voiceface.face3d.render.render_face``, Sec. 4.3.1) under a random,
-mostly near-frontal viewpoint (Eq. 4.7: log-scale, rotation vector, translation), random coloured 9-coefficient SH
-light (Sec. 4.3.2; ambient plus a key light from in front) that the camera's automatic exposure and white balance
-partly compensate, over a random textured background, with camera noise; then its 68 projected landmarks go through the *same*
-alignment as real photos (``voiceface.face.align``: 68 -> 5 points, similarity to the template) to give 128x128 and
-64x64 crops.
+is rendered with the pure-PyTorch rasteriser (``voiceface.face3d.render.render_face``, Sec. 4.3.1) under a
+random, mostly near-frontal viewpoint (Eq. 4.7: log-scale, rotation vector, translation), random coloured
+9-coefficient SH light (Sec. 4.3.2; ambient plus a key light from in front) that the camera's automatic exposure
+and white balance partly compensate, over a random textured background, with camera noise; then its 68 projected
+landmarks go through the *same* alignment as real photos (``voiceface.face.align``: 68 -> 5 points, similarity to
+the template) to give 128x128 and 64x64 crops.
 
 Clips (CEST, Ch. 4): F frames of one person with pose, light and expression varying smoothly (cosine interpolation
 between random key states), rendered unaligned at the preset's clip size, with per-frame ground truth.

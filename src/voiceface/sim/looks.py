@@ -16,7 +16,8 @@ not a trivial cue. Two renderings use it:
 Beyond gender, ``Traits`` carries what tells one person from another in every photo of them (a face
 recogniser's cues besides the face's shape): a fixed skin pattern (moles, freckles, mottling, blush, darker lower
 lids, age lines), iris colour and lash line, the brows' arch, tilt, height, length and gap, a widow's peak and hair
-parting, the hairdo's strand pattern and waviness, the facial-hair style (glasses are drawn per person but not rendered yet).
+parting, the hairdo's strand pattern and waviness, the facial-hair style (glasses: drawn per person, not yet
+rendered).
 
 ``gender_probe``: the check that this works: a ridge linear classifier on pixels, trained and tested on disjoint
 people.
@@ -253,7 +254,8 @@ def _eye_regions(m, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
     alb = m.albedo_mean.double().numpy()
     lm = m.mean.double().numpy()[m.landmarks68.numpy()]
     eye_y = lm[36:48, 1].mean()
-    near = (np.abs(y - eye_y) < 9.0) & (np.abs(np.abs(x) - np.abs(lm[36:42, 0]).mean()) < 20.0) & (m.mean[:, 2].numpy() > 0)
+    eye_x = np.abs(lm[36:42, 0]).mean()
+    near = (np.abs(y - eye_y) < 9.0) & (np.abs(np.abs(x) - eye_x) < 20.0) & (m.mean[:, 2].numpy() > 0)
     white = alb.min(1) > 0.8
     iris = np.abs(alb - np.array([0.33, 0.24, 0.16])).max(1) < 0.04
     pupil = alb.max(1) < 0.08
@@ -289,8 +291,8 @@ def hair_weight(look: Look) -> np.ndarray:
     line = front_line - drop * side
     w = _ramp(r["y"], line - 3.0, line + 5.0)
     if t is not None and abs(t.part) >= 0.3:
-        w = w * (1.0 - 0.8 * np.exp(-0.5 * ((r["x"] - 28.0 * t.part) / 1.5) ** 2) * _ramp(r["y"], line + 4.0, line + 8.0)
-                 * (r["y"] < r["y_tr"] + 60.0))
+        gap = np.exp(-0.5 * ((r["x"] - 28.0 * t.part) / 1.5) ** 2) * _ramp(r["y"], line + 4.0, line + 8.0)
+        w = w * (1.0 - 0.8 * gap * (r["y"] < r["y_tr"] + 60.0))
     return w
 
 
