@@ -112,32 +112,37 @@ def sample_photo_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def sample_lights(rng: np.random.Generator, n: int) -> np.ndarray:
     """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant key light from in
-    front (up to ~30 deg to the side, from slightly below to well above; its SH projection, as
+    front (up to ~20 deg to the side, from level to well above; its SH projection, as
     ``geometry.sh_light``)."""
     ambient = rng.uniform(0.6, 0.95, n)
     intensity = rng.uniform(0.1, 0.45, n)
-    d = np.stack([rng.uniform(-0.5, 0.5, n), rng.uniform(-0.2, 0.7, n), rng.uniform(0.6, 1.0, n)], -1)
+    d = np.stack([rng.uniform(-0.3, 0.3, n), rng.uniform(0.0, 0.6, n), rng.uniform(0.7, 1.0, n)], -1)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     basis = geometry.sh_basis(torch.as_tensor(d, dtype=torch.float64)).numpy()          # (N, 9)
     coef = intensity[:, None] * np.pi * basis
     coef[:, 0] += ambient / geometry.SH_C0
-    warm = rng.uniform(-1.0, 1.0, n)
-    tint = np.stack([1.0 + 0.08 * warm, np.ones(n), 1.0 - 0.1 * warm], -1) * rng.uniform(0.95, 1.05, (n, 3))
+    warm = rng.uniform(-0.6, 0.6, n)
+    tint = np.stack([1.0 + 0.08 * warm, np.ones(n), 1.0 - 0.1 * warm], -1) * rng.uniform(0.97, 1.03, (n, 3))
     return coef[:, None, :] * tint[:, :, None]
 
 
 def sample_backgrounds(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """(N, 3, S, S) float backgrounds in [0, 1]: a random base colour, a linear gradient and smooth blob texture
-    (bilinearly upsampled random grids)."""
-    base = rng.uniform(0.05, 0.95, (n, 3, 1, 1))
+    """(N, 3, S, S) float backgrounds in [0, 1], muted as real photo backgrounds are: a grey level tinted towards
+    one of a few everyday hues (grey, beige/brown, blue, green, warm white) at low saturation, a linear
+    brightness gradient and a smooth, mostly achromatic blob texture (bilinearly upsampled random grids)."""
+    hues = np.array([[1.0, 1.0, 1.0], [1.18, 1.0, 0.78], [0.82, 0.95, 1.2], [0.9, 1.06, 0.9], [1.06, 1.02, 0.94]])
+    level = rng.uniform(0.12, 0.85, (n, 1))
+    sat = rng.uniform(0.2, 1.0, (n, 1))
+    base = (level * (1.0 + sat * (hues[rng.integers(0, len(hues), n)] - 1.0)))[:, :, None, None]
     yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1) - 0.5
     ang = rng.uniform(0, 2 * np.pi, n)
     grad = (np.cos(ang)[:, None, None] * xx + np.sin(ang)[:, None, None] * yy)[:, None]     # (N, 1, S, S)
     cells = int(rng.integers(3, 8))
-    grid = torch.as_tensor(rng.uniform(-1, 1, (n, 3, cells, cells)), dtype=torch.float32)
-    tex = torch.nn.functional.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True).numpy()
-    amp = rng.uniform(0.0, 0.25, (n, 1, 1, 1))
-    return np.clip(base + rng.uniform(0, 0.4, (n, 1, 1, 1)) * grad + amp * tex, 0.0, 1.0)
+    grid = rng.uniform(-1, 1, (n, 1, cells, cells)) + 0.2 * rng.uniform(-1, 1, (n, 3, cells, cells))
+    tex = torch.nn.functional.interpolate(torch.as_tensor(grid, dtype=torch.float32), size=(size, size),
+                                          mode="bicubic", align_corners=True).numpy()
+    amp = rng.uniform(0.0, 0.2, (n, 1, 1, 1))
+    return np.clip(base + rng.uniform(0, 0.3, (n, 1, 1, 1)) * grad + amp * tex, 0.0, 1.0)
 
 
 def camera_noise(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
@@ -206,7 +211,8 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
     Args:
         shapes: (B, V, 3) (identity + expression) shapes of one or more people.  albedo: (B, V, 3) or (V, 3).
         render_size: side of the rendered "photo" before alignment.  look: the person's ``looks.Look`` (long
-        hair is painted behind the head, ``looks.paint_hair``) or None.
+        hair is painted behind the head, ``looks.paint_hair``; glasses over the face, ``looks.paint_glasses``) or
+        None.
     Returns:
         B dicts: ``crops`` {size: (size, size, 3) uint8}, ``landmarks`` {size: (68, 2) crop pixels},
         ``pose`` (7,), ``light`` (3, 9), ``photo_landmarks`` (68, 2) (front end convention, photo pixels).
@@ -219,7 +225,7 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
     lights = auto_expose(rng, shapes, kit.faces, poses, sample_lights(rng, b))
     bg = looks.paint_hair(sample_backgrounds(rng, b, render_size), poses, lights, look, rng)
     out = render_batch(kit, shapes, albedo, poses, lights, bg, render_size)
-    photos = camera_noise(rng, out["image"])
+    photos = camera_noise(rng, looks.paint_glasses(out["image"], poses, look, rng))
     lm_photo = out["landmarks"] - 0.5                       # renderer centre (j + 0.5) -> front end centre (j)
     results = []
     for i in range(b):

@@ -16,8 +16,7 @@ not a trivial cue. Two renderings use it:
 Beyond gender, ``Traits`` carries what tells one person from another in every photo of them (a face
 recogniser's cues besides the face's shape): a fixed skin pattern (moles, freckles, mottling, blush, darker lower
 lids, age lines), iris colour and lash line, the brows' arch, tilt, height, length and gap, a widow's peak and hair
-parting, the hairdo's strand pattern and waviness, the facial-hair style (glasses: drawn per person, not yet
-rendered).
+parting, the hairdo's strand pattern and waviness, the facial-hair style, glasses (``paint_glasses``).
 
 ``gender_probe``: the check that this works: a ridge linear classifier on pixels, trained and tested on disjoint
 people.
@@ -58,7 +57,7 @@ class Traits:
         widow: 0..1 widow's peak.  part: -1..1 side of the hair parting (|part| < 0.3: none).
         hair_phase: phase of the person's hairdo (strand pattern, ragged edge).  curl: 0..1 waviness.
         moustache, goatee, cheek_beard: 0..1 weights of the facial-hair style's parts (with ``Look.beard``).
-        glasses: 0..1 share of the person's photos with their glasses (0 for most; drawn, not rendered yet).
+        glasses: 0..1 share of the person's photos with their glasses (0 for most).
         glasses_shape: 0 (round) .. 1 (rectangular).  glasses_rgb: (3,) frame colour.
     """
 
@@ -94,7 +93,7 @@ _IRIS_P = {"european": (0.15, 0.25, 0.15, 0.1, 0.25, 0.1), "african": (0.8, 0.2,
            "east_asian": (0.75, 0.25, 0, 0, 0, 0), "south_asian": (0.6, 0.35, 0.05, 0, 0, 0),
            "latin": (0.4, 0.4, 0.12, 0.04, 0.04, 0)}
 FRECKLE_P = {"european": 0.3, "african": 0.03, "east_asian": 0.08, "south_asian": 0.05, "latin": 0.12}
-P_GLASSES = 0.2
+P_GLASSES = 0.25
 """Share of people who wear glasses in some of their photos."""
 
 
@@ -121,7 +120,7 @@ def sample_traits(rng: np.random.Generator, male: bool, age: float, group: str) 
         hair_phase=float(rng.uniform(0, 2 * np.pi)), curl=float(rng.uniform(0, 1) ** 2),
         moustache=float(np.clip(style[0], 0, 1)), goatee=float(np.clip(style[1], 0, 1)),
         cheek_beard=float(np.clip(style[2], 0, 1)),
-        glasses=float(rng.uniform(0.3, 1.0) if u[3] < P_GLASSES else 0.0), glasses_shape=float(u[4]),
+        glasses=float(1.0 if u[3] < P_GLASSES else 0.0), glasses_shape=float(u[4]),
         glasses_rgb=tuple(float(c) for c in np.clip(frame, 0.02, 0.9)))
 
 
@@ -434,14 +433,50 @@ def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.
 # Long hair behind the head (image space)
 # ---------------------------------------------------------------------------------------------------------------
 
+def _plane_coords(poses: np.ndarray, size: int, z: float, y0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Model-frame (u, v) mm coordinates of every photo pixel on the frontal plane at depth ``z`` (the affine part
+    of each image's viewpoint, Eq. 4.7). poses: (B, 7). Returns u, v: (B, S, S)."""
+    from ..face3d import geometry
+
+    b = len(poses)
+    pts = torch.tensor([[0.0, y0, z], [10.0, y0, z], [0.0, y0 + 10.0, z]], dtype=torch.float64)
+    q = geometry.project(pts.expand(b, 3, 3).contiguous(), torch.as_tensor(poses, dtype=torch.float64))
+    q = q[..., :2].numpy()                                                      # (B, 3, 2)
+    o, ex, ey = q[:, 0], (q[:, 1] - q[:, 0]) / 10.0, (q[:, 2] - q[:, 0]) / 10.0
+    inv = np.linalg.inv(np.stack([ex, ey], -1))                                 # screen -> (u, v)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    d = np.stack([xx, yy], -1)[None] - o[:, None, None]                         # (B, S, S, 2)
+    uv = np.einsum("bij,bhwj->bhwi", inv, d)
+    return uv[..., 0], uv[..., 1] + y0
+
+
+def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.ndarray:
+    """(B, S, S) 0..1 coverage of the person's hair silhouette in the head's frontal plane (u, v mm): a
+    super-elliptic dome over the skull (the head is 74 mm wide each side and 160 mm high), its width, height and
+    squareness the person's (``hair_volume``, hair phase), with sides falling to ``y = 40 - 230 * hair_length``
+    and a ragged lower edge. Short hair is a close cap whose outline still differs from person to person."""
+    t = look.traits
+    curl = 0.0 if t is None else t.curl
+    short = look.hair_length < 0.3
+    half_w = (77.0 + 14.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
+    top = (164.0 + 18.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
+    square = 2.0 + 1.6 * (0.5 + 0.5 * np.sin(3.0 * phase))                      # 2 round .. 3.6 boxy
+    bottom = 40.0 - 230.0 * look.hair_length
+    ragged = (8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+    flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
+    au = np.abs(u / flare)
+    dome = np.where(v > 40.0, au ** square + np.abs((v - 40.0) / (top - 40.0)) ** square, au ** square)
+    inside = (dome < 1.0) & (v > bottom + ragged)
+    return np.clip((1.0 - dome) * 8.0, 0, 1) * np.clip((v - bottom - ragged) / 6.0, 0, 1) * inside
+
+
 def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, look: Look | None,
                rng: np.random.Generator) -> np.ndarray:
-    """Paint the hair curtain behind the head into backgrounds, before the face is rendered over them.
+    """Paint the hair behind and around the head into backgrounds, before the face is rendered over them.
 
-    The curtain is a shape in the head's frontal plane (model mm: x across, y up), projected with each image's
-    viewpoint (Eq. 4.7, affine part): a dome over the skull widened by ``hair_volume``, straight sides falling to
-    ``y = 40 - 230 * hair_length`` (the chin is at -70), with a ragged lower edge and strand texture; its colour is
-    ``hair_rgb`` lit by the image's ambient SH term.
+    The hair is the person's ``hair_outline`` in the head's frontal plane, projected with each image's viewpoint
+    (for long hair a curtain framing the face, for short hair the part of a cap that stands out of the skull),
+    with strand texture; its colour is ``hair_rgb`` lit by the image's ambient SH term.
 
     Args:
         backgrounds: (B, 3, S, S) float in [0, 1].  poses: (B, 7) viewpoints.  lights: (B, 3, 9) SH.
@@ -449,40 +484,63 @@ def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, l
     Returns:
         (B, 3, S, S) backgrounds with hair.
     """
-    if look is None or look.hair_length < 0.2:
+    if look is None or (look.hair_length < 0.3 and look.recession > 15.0):     # bald men: no cap
         return backgrounds
-    from ..face3d import geometry
+    from ..face3d.geometry import SH_C0
 
-    b, _, s, _ = backgrounds.shape
-    pts = torch.tensor([[0.0, 40.0, -40.0], [10.0, 40.0, -40.0], [0.0, 50.0, -40.0]], dtype=torch.float64)
-    q = geometry.project(pts.expand(b, 3, 3).contiguous(), torch.as_tensor(poses, dtype=torch.float64))
-    q = q[..., :2].numpy()                                                      # (B, 3, 2)
-    o, ex, ey = q[:, 0], (q[:, 1] - q[:, 0]) / 10.0, (q[:, 2] - q[:, 0]) / 10.0
-    jac = np.stack([ex, ey], -1)                                                # (B, 2, 2): (u, v) -> screen
-    inv = np.linalg.inv(jac)
-    yy, xx = np.mgrid[0:s, 0:s] + 0.5
-    d = np.stack([xx, yy], -1)[None] - o[:, None, None]                         # (B, S, S, 2)
-    uv = np.einsum("bij,bhwj->bhwi", inv, d)
-    u, v = uv[..., 0], uv[..., 1] + 40.0                                         # model mm
-    half_w = 88.0 + 30.0 * look.hair_volume
-    top = 120.0 + 40.0 * look.hair_volume
-    bottom = 40.0 - 230.0 * look.hair_length
+    u, v = _plane_coords(poses, backgrounds.shape[-1], -40.0, 40.0)
     t = look.traits
     phase = rng.uniform(0, 2 * np.pi) if t is None else t.hair_phase          # the person's hairdo
     curl = 0.0 if t is None else t.curl
-    ragged = (8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
-    flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
-    dome = np.where(v > 40.0, (u / flare) ** 2 + ((v - 40.0) / (top - 40.0)) ** 2, (u / flare) ** 2)
-    inside = (dome < 1.0) & (v > bottom + ragged)
-    edge = np.clip((1.0 - dome) * 8.0, 0, 1) * np.clip((v - bottom - ragged) / 6.0, 0, 1) * inside
+    edge = hair_outline(look, u, v, phase)
     wave = u + 6.0 * curl * np.sin(v / (6.0 - 3.0 * curl) + phase)
     strands = 0.82 + 0.12 * np.sin(wave / 1.7 + 3 * phase) + 0.08 * np.sin(wave / 0.9 + 5 * phase)
-    from ..face3d.geometry import SH_C0
-
     amb = np.clip(lights[:, :, 0] * SH_C0, 0.3, 1.5)                            # (B, 3)
     colour = np.asarray(look.hair_rgb)[None, :, None, None] * amb[:, :, None, None] * strands[:, None]
     w = edge[:, None]
     return backgrounds * (1 - w) + w * colour
+
+
+EYE_CENTRE = (31.9, 36.7)
+"""Mean face's iris centres (|x|, y) in model mm (its 68 landmarks)."""
+
+
+def paint_glasses(images: np.ndarray, poses: np.ndarray, look: Look | None, rng: np.random.Generator
+                  ) -> np.ndarray:
+    """Draw the person's glasses over rendered photos (in the photos where they wear them: a share
+    ``traits.glasses``): two super-elliptic rims (round .. rectangular with ``glasses_shape``) around the eyes
+    and a bridge, in the frontal plane 15 mm in front of the eyes projected with each photo's viewpoint, in the
+    frame colour, the lenses faintly darkening.
+
+    Args:
+        images: (B, S, S, 3) float [0, 1] rendered photos.  poses: (B, 7).  look: the person's look.
+        rng: which photos show the glasses.
+    Returns:
+        (B, S, S, 3) photos.
+    """
+    t = None if look is None else look.traits
+    if t is None or t.glasses <= 0.0:
+        return images
+    wear = rng.random(len(images)) < t.glasses
+    if not wear.any():
+        return images
+    ex, ey = EYE_CENTRE
+    u, v = _plane_coords(poses[wear], images.shape[1], 30.0, ey)
+    a, b = 21.0 + 3.0 * t.glasses_shape, 17.0 - 3.0 * t.glasses_shape
+    p = 2.0 + 4.0 * t.glasses_shape
+    cx = ex + 1.0
+    du, dv = np.abs(np.abs(u) - cx), np.abs(v - ey - 1.0)
+    rad = ((du / a) ** p + (dv / b) ** p) ** (1.0 / p)                          # 1 on the rim
+    dist = (rad - 1.0) * min(a, b)                                              # ~mm from the rim
+    thick = 1.6 + 1.6 * (0.5 + 0.5 * np.cos(t.pattern % 7))
+    rim = np.clip(thick - np.abs(dist), 0.0, 1.0)
+    bridge = (np.abs(u) < cx - a + 1.0) * np.clip(thick - np.abs(v - ey - 6.0), 0.0, 1.0)
+    w = np.maximum(rim, bridge)[..., None]
+    lens = (rad < 1.0)[..., None] * 0.08
+    out = images.copy()
+    sel = images[wear] * (1.0 - lens)
+    out[wear] = sel * (1.0 - w) + w * np.asarray(t.glasses_rgb)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
