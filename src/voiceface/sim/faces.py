@@ -104,9 +104,9 @@ def sample_rotations(rng: np.random.Generator, n: int, scale: float = 1.0) -> np
 
 def sample_photo_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
     """(N, 3) head rotations of still photos: like real photo collections, mostly near-frontal: yaw, pitch and
-    roll normal with sd 1/3 of the MAX_*_DEG limits, truncated at the limits."""
+    roll normal with sd 1/4 of the MAX_*_DEG limits, truncated at the limits."""
     lim = np.array([MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG])
-    a = np.deg2rad(np.clip(lim / 3.0 * rng.standard_normal((n, 3)), -lim, lim))
+    a = np.deg2rad(np.clip(lim / 4.0 * rng.standard_normal((n, 3)), -lim, lim))
     return euler_to_rotvec(a[:, 0], a[:, 1], a[:, 2])
 
 

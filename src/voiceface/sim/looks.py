@@ -175,7 +175,7 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     names = list(HAIR_COLOURS)
     p = np.array(_HAIR_P[group])
     rgb = np.array(HAIR_COLOURS[names[int(rng.choice(len(names), p=p / p.sum()))]])
-    rgb = rgb * np.exp(0.15 * rng.standard_normal())
+    rgb = rgb * np.exp(0.25 * rng.standard_normal())
     grey = np.clip((age - 35.0) / 40.0, 0.0, 1.0) * rng.uniform(0.2, 1.0)
     rgb = (1 - grey) * rgb + grey * GREY
     recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
@@ -424,8 +424,11 @@ def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.
     a = a * (1 - bw) + bw * np.minimum(hair_rgb, 0.6 * skin) * 0.8
     if t is not None:
         a = _paint_eyes(a, t)
+    lip_rgb = np.array([0.62, 0.12, 0.16])
+    if t is not None:       # the person's own lip colour (pinker .. browner)
+        lip_rgb = np.clip(lip_rgb * np.exp(0.1 * np.random.default_rng(t.pattern + 2).standard_normal(3)), 0.02, 1)
     lw = look.lip_tint * r["lips"][:, None]
-    a = a * (1 - lw) + lw * np.array([0.62, 0.12, 0.16])
+    a = a * (1 - lw) + lw * lip_rgb
     return torch.as_tensor(np.clip(a, 0.02, 1.0), dtype=torch.float32)
 
 

@@ -45,7 +45,7 @@ SKIN_TONES = {    # mean skin albedo (linear RGB in [0, 1]) and individual sd of
     "east_asian": ((0.84, 0.66, 0.52), 0.10), "south_asian": ((0.64, 0.46, 0.34), 0.14),
     "latin": ((0.74, 0.54, 0.41), 0.13),
 }
-SKIN_HUE_SD = 0.05
+SKIN_HUE_SD = 0.08
 """Individual sd of each channel's log reflectance around the brightness (pinkish .. olive undertones)."""
 # Mild population-group shifts of face controls, in conditional sd units (keys: substrings of control names).
 GROUP_FACE_SHIFT = {
