@@ -38,3 +38,25 @@ def test_hairdo_is_the_same_in_every_photo():
     one = looks.paint_hair(bg, poses, lights, look, np.random.default_rng(1))
     two = looks.paint_hair(bg, poses, lights, look, np.random.default_rng(2))
     assert np.allclose(one, two) and not np.allclose(one, bg)
+
+
+def test_short_hair_has_a_per_person_outline_and_glasses_are_drawn_for_wearers():
+    p = people.make_person("s", 8, "m")
+    bg = np.full((1, 3, 96, 96), 0.5)
+    poses = np.array([[np.log(0.3), 0, 0, 0, 48, 60, 0]], dtype=float)
+    lights = faces.sample_lights(np.random.default_rng(0), 1)
+    short = dataclasses.replace(p.look, hair_length=0.1, recession=0.0, hair_volume=0.2)
+    fuller = dataclasses.replace(short, hair_volume=0.9)
+    a = looks.paint_hair(bg, poses, lights, short, np.random.default_rng(1))
+    b = looks.paint_hair(bg, poses, lights, fuller, np.random.default_rng(1))
+    assert not np.allclose(a, bg) and (np.abs(b - bg).max(1) > 0.05).sum() > (np.abs(a - bg).max(1) > 0.05).sum()
+    img = np.full((1, 96, 96, 3), 0.5)
+    wearer = dataclasses.replace(p.look, traits=dataclasses.replace(p.look.traits, glasses=1.0,
+                                                                     glasses_rgb=(0.05, 0.05, 0.05)))
+    plain = dataclasses.replace(p.look, traits=dataclasses.replace(p.look.traits, glasses=0.0))
+    g = looks.paint_glasses(img, poses, wearer, np.random.default_rng(0))
+    assert np.array_equal(looks.paint_glasses(img, poses, plain, np.random.default_rng(0)), img)
+    dark = g[0].max(-1) < 0.3
+    rows, cols = np.nonzero(dark)
+    assert dark.sum() > 20 and (cols < 48).any() and (cols > 48).any()      # two rims, either side of the nose
+    assert rows.mean() < 60                                                  # above the face's centre (eyes)
