@@ -1,11 +1,12 @@
 """Rendered faces of the simulated world: aligned still photos and short video clips with full ground truth.
 
 Stills (DIMNet Sec. 2.3.2, GAN Sec. 3.3.1 inputs): a person's 3D face (identity shape plus one of their expressions)
-is rendered with the pure-PyTorch rasteriser (``voiceface.face3d.render.render_face``, Sec. 4.3.1) under a random
-viewpoint (Eq. 4.7: log-scale, rotation vector, translation), random coloured 9-coefficient SH light (Sec. 4.3.2),
-over a random textured background, with camera noise; then its 68 projected landmarks go through the *same*
-alignment as real photos (``voiceface.face.align``: 68 -> 5 points, similarity to the template) to give 128x128 and
-64x64 crops.
+is rendered with the pure-PyTorch rasteriser (``voiceface.face3d.render.render_face``, Sec. 4.3.1) under a
+random, mostly near-frontal viewpoint (Eq. 4.7: log-scale, rotation vector, translation), random coloured
+9-coefficient SH light (Sec. 4.3.2; ambient plus a key light from in front) that the camera's automatic exposure
+and white balance partly compensate, over a random textured background, with camera noise; then its 68 projected
+landmarks go through the *same* alignment as real photos (``voiceface.face.align``: 68 -> 5 points, similarity to
+the template) to give 128x128 and 64x64 crops.
 
 Clips (CEST, Ch. 4): F frames of one person with pose, light and expression varying smoothly (cosine interpolation
 between random key states), rendered unaligned at the preset's clip size, with per-frame ground truth.
@@ -101,33 +102,47 @@ def sample_rotations(rng: np.random.Generator, n: int, scale: float = 1.0) -> np
     return euler_to_rotvec(yaw, pitch, roll)
 
 
+def sample_photo_rotations(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(N, 3) head rotations of still photos: like real photo collections, mostly near-frontal: yaw, pitch and
+    roll normal with sd 1/4 of the MAX_*_DEG limits, truncated at the limits."""
+    lim = np.array([MAX_YAW_DEG, MAX_PITCH_DEG, MAX_ROLL_DEG])
+    a = np.deg2rad(np.clip(lim / 4.0 * rng.standard_normal((n, 3)), -lim, lim))
+    return euler_to_rotvec(a[:, 0], a[:, 1], a[:, 2])
+
+
 def sample_lights(rng: np.random.Generator, n: int) -> np.ndarray:
-    """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant light from the
-    front hemisphere (its SH projection, as ``geometry.sh_light``)."""
-    ambient = rng.uniform(0.55, 0.95, n)
-    intensity = rng.uniform(0.15, 0.7, n)
-    d = np.stack([rng.uniform(-0.9, 0.9, n), rng.uniform(-0.5, 0.9, n), rng.uniform(0.4, 1.0, n)], -1)
+    """(N, 3, 9) coloured SH lights: ambient (tinted by a colour temperature) plus one distant key light from in
+    front (up to ~20 deg to the side, from level to well above; its SH projection, as
+    ``geometry.sh_light``)."""
+    ambient = rng.uniform(0.6, 0.95, n)
+    intensity = rng.uniform(0.1, 0.45, n)
+    d = np.stack([rng.uniform(-0.3, 0.3, n), rng.uniform(0.0, 0.6, n), rng.uniform(0.7, 1.0, n)], -1)
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     basis = geometry.sh_basis(torch.as_tensor(d, dtype=torch.float64)).numpy()          # (N, 9)
     coef = intensity[:, None] * np.pi * basis
     coef[:, 0] += ambient / geometry.SH_C0
-    warm = rng.uniform(-1.0, 1.0, n)
-    tint = np.stack([1.0 + 0.08 * warm, np.ones(n), 1.0 - 0.1 * warm], -1) * rng.uniform(0.95, 1.05, (n, 3))
+    warm = rng.uniform(-0.6, 0.6, n)
+    tint = np.stack([1.0 + 0.08 * warm, np.ones(n), 1.0 - 0.1 * warm], -1) * rng.uniform(0.97, 1.03, (n, 3))
     return coef[:, None, :] * tint[:, :, None]
 
 
 def sample_backgrounds(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
-    """(N, 3, S, S) float backgrounds in [0, 1]: a random base colour, a linear gradient and smooth blob texture
-    (bilinearly upsampled random grids)."""
-    base = rng.uniform(0.05, 0.95, (n, 3, 1, 1))
+    """(N, 3, S, S) float backgrounds in [0, 1], muted as real photo backgrounds are: a grey level tinted towards
+    one of a few everyday hues (grey, beige/brown, blue, green, warm white) at low saturation, a linear
+    brightness gradient and a smooth, mostly achromatic blob texture (bilinearly upsampled random grids)."""
+    hues = np.array([[1.0, 1.0, 1.0], [1.18, 1.0, 0.78], [0.82, 0.95, 1.2], [0.9, 1.06, 0.9], [1.06, 1.02, 0.94]])
+    level = rng.uniform(0.12, 0.85, (n, 1))
+    sat = rng.uniform(0.2, 1.0, (n, 1))
+    base = (level * (1.0 + sat * (hues[rng.integers(0, len(hues), n)] - 1.0)))[:, :, None, None]
     yy, xx = np.mgrid[0:size, 0:size] / max(size - 1, 1) - 0.5
     ang = rng.uniform(0, 2 * np.pi, n)
     grad = (np.cos(ang)[:, None, None] * xx + np.sin(ang)[:, None, None] * yy)[:, None]     # (N, 1, S, S)
     cells = int(rng.integers(3, 8))
-    grid = torch.as_tensor(rng.uniform(-1, 1, (n, 3, cells, cells)), dtype=torch.float32)
-    tex = torch.nn.functional.interpolate(grid, size=(size, size), mode="bicubic", align_corners=True).numpy()
-    amp = rng.uniform(0.0, 0.25, (n, 1, 1, 1))
-    return np.clip(base + rng.uniform(0, 0.4, (n, 1, 1, 1)) * grad + amp * tex, 0.0, 1.0)
+    grid = rng.uniform(-1, 1, (n, 1, cells, cells)) + 0.2 * rng.uniform(-1, 1, (n, 3, cells, cells))
+    tex = torch.nn.functional.interpolate(torch.as_tensor(grid, dtype=torch.float32), size=(size, size),
+                                          mode="bicubic", align_corners=True).numpy()
+    amp = rng.uniform(0.0, 0.2, (n, 1, 1, 1))
+    return np.clip(base + rng.uniform(0, 0.3, (n, 1, 1, 1)) * grad + amp * tex, 0.0, 1.0)
 
 
 def camera_noise(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
@@ -143,6 +158,26 @@ def camera_noise(rng: np.random.Generator, images: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # Rendering
 # ---------------------------------------------------------------------------------------------------------------
+
+AUTO_EXPOSURE = 0.85
+"""How far a still camera's automatic exposure and white balance cancel the light falling on the face (0: not
+at all, 1: fully)."""
+
+
+def auto_expose(rng: np.random.Generator, shapes: torch.Tensor, faces_: torch.Tensor, poses: np.ndarray,
+                lights: np.ndarray) -> np.ndarray:
+    """Lights (B, 3, 9) rescaled per colour channel as a camera's automatic exposure and white balance would: the
+    mean Lambertian shading of the front of the face is brought towards 1 (by ``AUTO_EXPOSURE``), with a residual
+    exposure error of +/-7 %. shapes: (B, V, 3); faces_: (F, 3); poses: (B, 7)."""
+    front = torch.as_tensor(looks.face_vertices())
+    with torch.no_grad():
+        normals = geometry.rotate(geometry.vertex_normals(shapes.float(), faces_)[:, front],
+                                  torch.as_tensor(poses, dtype=torch.float32))
+        shading = geometry.sh_shading(normals, torch.as_tensor(lights, dtype=torch.float32))   # (B, Vf, 3)
+    level = np.clip(shading.mean(1).double().numpy(), 0.05, None)                              # (B, 3)
+    gain = level ** -AUTO_EXPOSURE * rng.uniform(0.93, 1.07, (len(level), 1))
+    return lights * gain[:, :, None]
+
 
 def render_batch(kit: RenderKit, shapes: torch.Tensor, albedo: torch.Tensor, poses: np.ndarray, lights: np.ndarray,
                  backgrounds: np.ndarray, size: int) -> dict[str, np.ndarray]:
@@ -176,20 +211,21 @@ def aligned_stills(kit: RenderKit, rng: np.random.Generator, shapes: torch.Tenso
     Args:
         shapes: (B, V, 3) (identity + expression) shapes of one or more people.  albedo: (B, V, 3) or (V, 3).
         render_size: side of the rendered "photo" before alignment.  look: the person's ``looks.Look`` (long
-        hair is painted behind the head, ``looks.paint_hair``) or None.
+        hair is painted behind the head, ``looks.paint_hair``; glasses over the face, ``looks.paint_glasses``) or
+        None.
     Returns:
         B dicts: ``crops`` {size: (size, size, 3) uint8}, ``landmarks`` {size: (68, 2) crop pixels},
         ``pose`` (7,), ``light`` (3, 9), ``photo_landmarks`` (68, 2) (front end convention, photo pixels).
     """
     b = shapes.shape[0]
-    rot = sample_rotations(rng, b)
-    frac = rng.uniform(0.17, 0.2, b)
+    rot = sample_photo_rotations(rng, b)
+    frac = rng.uniform(0.19, 0.22, b)
     shift = rng.uniform(-0.04, 0.04, (b, 2))
     poses = viewpoints(kit, rot, render_size, frac, shift)
-    lights = sample_lights(rng, b)
+    lights = auto_expose(rng, shapes, kit.faces, poses, sample_lights(rng, b))
     bg = looks.paint_hair(sample_backgrounds(rng, b, render_size), poses, lights, look, rng)
     out = render_batch(kit, shapes, albedo, poses, lights, bg, render_size)
-    photos = camera_noise(rng, out["image"])
+    photos = camera_noise(rng, looks.paint_glasses(out["image"], poses, look, rng))
     lm_photo = out["landmarks"] - 0.5                       # renderer centre (j + 0.5) -> front end centre (j)
     results = []
     for i in range(b):

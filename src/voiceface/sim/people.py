@@ -41,10 +41,12 @@ _NAT_GROUPS = {   # P(group | nationality), in GROUPS order
     "Japan": (0.0, 0.0, 1.0, 0.0, 0.0),
 }
 SKIN_TONES = {    # mean skin albedo (linear RGB in [0, 1]) and individual sd of the log brightness
-    "european": ((0.86, 0.66, 0.55), 0.08), "african": ((0.46, 0.31, 0.23), 0.14),
-    "east_asian": ((0.84, 0.66, 0.52), 0.07), "south_asian": ((0.64, 0.46, 0.34), 0.11),
-    "latin": ((0.74, 0.54, 0.41), 0.10),
+    "european": ((0.84, 0.64, 0.53), 0.13), "african": ((0.46, 0.31, 0.23), 0.18),
+    "east_asian": ((0.84, 0.66, 0.52), 0.10), "south_asian": ((0.64, 0.46, 0.34), 0.14),
+    "latin": ((0.74, 0.54, 0.41), 0.13),
 }
+SKIN_HUE_SD = 0.08
+"""Individual sd of each channel's log reflectance around the brightness (pinkish .. olive undertones)."""
 # Mild population-group shifts of face controls, in conditional sd units (keys: substrings of control names).
 GROUP_FACE_SHIFT = {
     "european": {"nose_protrusion": 0.15, "nose_width": -0.1},
@@ -374,7 +376,7 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str |
     z = control_zscores(ctrl, gender, age)[0]
     m = face_model()
     tone, sd = SKIN_TONES[group]
-    skin = np.asarray(tone) * np.exp(sd * rng.standard_normal() + 0.03 * rng.standard_normal(3))
+    skin = np.asarray(tone) * np.exp(sd * rng.standard_normal() + SKIN_HUE_SD * rng.standard_normal(3))
     alb = rng.standard_normal(m.num_albedo) * 0.8 if m.num_albedo else np.zeros(0)
     names_a = _albedo_names()[:m.num_albedo]
     if "skin_lightness" in names_a:

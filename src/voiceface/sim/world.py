@@ -124,22 +124,40 @@ def _write_mesh(root: Path, person, neutral, albedo) -> dict:
     return {"path": f"meshes/{person.identity}.npz", "modality": "mesh"}
 
 
-def _write_stills(root: Path, person, albedo, preset: Preset, rng: np.random.Generator) -> list[dict]:
-    """faces/<id>/<n>.png (128), faces64/<id>/<n>.png (64) and faces/<id>/<n>.json for ``preset.images`` photos,
-    each with one of the person's expressions (plus a little variation)."""
+STILL_EXPRESSION = 0.5
+"""Still photos show a person's expressions at this fraction of their strength (posed photos are mostly calm;
+clips keep the full range)."""
+
+
+def render_stills(person, albedo, images: int, render_size: int, rng: np.random.Generator
+                  ) -> tuple[list[dict], np.ndarray]:
+    """A person's ``images`` aligned still photos, each with one of their expressions (plus a little variation).
+
+    Args:
+        person: ``people.Person``.  albedo: (V, 3) their ``person.albedo()``.  render_size: photo side before
+        alignment.  rng: the stills' generator.
+    Returns:
+        (``faces.aligned_stills``'s list of B dicts, expressions (B, Ke)).
+    """
     import torch
 
     from . import faces
 
-    if not preset.images:
-        return []
     model = ppl.face_model()
     ke = model.num_expression
-    pick = rng.integers(0, len(person.expressions), preset.images)
-    expr = person.expressions[pick] + 0.2 * rng.standard_normal((preset.images, ke))
-    ident_c = torch.as_tensor(np.repeat(person.id_coeffs[None], preset.images, 0), dtype=torch.float32)
+    pick = rng.integers(0, len(person.expressions), images)
+    expr = STILL_EXPRESSION * person.expressions[pick] + 0.15 * rng.standard_normal((images, ke))
+    ident_c = torch.as_tensor(np.repeat(person.id_coeffs[None], images, 0), dtype=torch.float32)
     shapes = model.shape(ident_c, torch.as_tensor(expr, dtype=torch.float32) if ke else None)
-    stills = faces.aligned_stills(_render_kit(), rng, shapes, albedo, preset.render_size, look=person.look)
+    return faces.aligned_stills(_render_kit(), rng, shapes, albedo, render_size, look=person.look), expr
+
+
+def _write_stills(root: Path, person, albedo, preset: Preset, rng: np.random.Generator) -> list[dict]:
+    """faces/<id>/<n>.png (128), faces64/<id>/<n>.png (64) and faces/<id>/<n>.json for ``preset.images`` photos
+    (``render_stills``)."""
+    if not preset.images:
+        return []
+    stills, expr = render_stills(person, albedo, preset.images, preset.render_size, rng)
     ident = person.identity
     fdir, f64dir = root / "faces" / ident, root / "faces64" / ident
     fdir.mkdir(parents=True, exist_ok=True)
