@@ -21,13 +21,15 @@ DEMO_STEPS = 600  # per variant: ~2 min each on a free CPU core (the cpu preset'
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, variants=DEMO_VARIANTS,
-         steps: int | None = DEMO_STEPS) -> DemoSection:
+         steps: int | None = DEMO_STEPS, progress: bool = False) -> DemoSection:
     """Train DIMNet-G, -I and -IG (CPU preset) on the simulated world and report the thesis's findings (Sec. 2.3)
     on the unseen identities of the val and test splits (no model selection uses val):
     gender-only matching near 75% unstratified and at chance when gender-stratified; identity supervision well
     above chance under stratification; identity + gender slightly better than identity alone.
-    ``steps``: training steps per variant (None: the cpu preset's 2,000; the step schedule is rescaled)."""
+    ``steps``: training steps per variant (None: the cpu preset's 2,000; the step schedule is rescaled);
+    ``progress``: training bars and stage lines on stderr."""
     from ... import config as cfglib
+    from ...engine import announce
     from .report import plot_curve, tables_markdown
 
     out = Path(out)
@@ -38,7 +40,8 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
             changes["optim"] = {"steps": steps, "milestones": [int(0.7 * steps), int(0.9 * steps)]}
         cfg = cfglib.replace(PRESETS["cpu"], changes)
         run = out / f"dimnet_{v}"
-        train(world, run, config=cfg, progress=False)
+        train(world, run, config=cfg, progress=progress)
+        announce(f"dimnet: evaluating DIMNet-{v} (1:2 / 1:N matching, verification, retrieval)", progress)
         rows[f"DIMNet-{v}"] = evaluate(run, label=f"DIMNet-{v}")
     curve = plot_curve(rows, out / "dimnet_curve.png")
     metrics = {f"{name}/{k}": rows[name][k] for name in rows for k in
