@@ -46,3 +46,19 @@ def orl_faces() -> Path:
 @pytest.fixture(scope="session")
 def eval_lists() -> Path:
     return _shared("voxceleb1_eval_lists")
+
+
+@pytest.fixture(scope="session")
+def learn_world(tmp_path_factory) -> Path:
+    """A small simulated world for the "does it learn" tests (``tests/*/test_*_learns.py``), built once per test
+    process (~15 s): 64 people split 40 / 12 / 12, three utterances and two photos each, no clips. The tiny preset's
+    4 + 4 unseen identities are too few to tell a learned gender link from chance; 24 unseen identities are enough."""
+    from voiceface.sim import build_world
+    from voiceface.sim.presets import Preset
+
+    preset = Preset("learn", identities=64, split=(40, 12, 12), utterances=3, sessions=1, duration_s=(2.0, 2.5),
+                    snr_db=(25.0, 40.0), rt60_s=(0.0, 0.2), images=2, render_size=112, clips=0, clip_frames=(4, 4),
+                    clip_size=64)
+    root = tmp_path_factory.mktemp("learn_world")
+    build_world(root, preset, seed=0, coupling=1.0, workers=1, progress=False)
+    return root

@@ -20,11 +20,50 @@ from .report.html import write_report
 log = logging.getLogger(__name__)
 
 
+# per method, the metrics the terminal summary shows (label, key of the method's DemoSection.metrics); missing
+# keys are skipped, so a method whose metrics change shows what it still has
+HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
+    "world check": (("GE2E EER across sessions", "world.voice_eer"), ("GE2E 1-NN", "world.voice_1nn"),
+                    ("dlib 1-NN", "world.face_1nn"), ("dlib EER", "world.face_eer")),
+    "dimnet": (("v->f 1:2 (U)", "DIMNet-IG/match_v2f_U"), ("v->f 1:2 (G)", "DIMNet-IG/match_v2f_G"),
+               ("DIMNet-G v->f (U)", "DIMNet-G/match_v2f_U"),
+               ("DIMNet-G gender, real speech", "DIMNet-G/real_acc_gender_voice_librispeech")),
+    "gan": (("gender of generated faces", "gen_gender_acc"), ("v->f 1:2 via generated (U)", "gen_match_v2f_U"),
+            ("D(speech)", "d_speech_mean")),
+    "cest": (("NME %", "cest_a/nme"), ("NME mean shape %", "cest/nme_mean_shape"),
+             ("photometric error", "cest_a/photometric_error")),
+    "sfv": (("AMs selected (m)", "sfv_selected_male"), ("recall", "sfv_recall"),
+            ("vertex error", "sfv_vertex_error"), ("vertex error mean shape", "sfv_vertex_error_mean_shape")),
+}
+
+
 @dataclass(frozen=True)
 class DemoResult:
+    """``report``: the HTML page; ``results``: every method's flat metrics + timings (results.json);
+    ``summary``: one row per stage (stage, wall time in s, status, headline metrics as "label: value" strings)."""
+
     report: Path
     results: dict
     failures: dict[str, str] = field(default_factory=dict)
+    summary: list[dict] = field(default_factory=list)
+
+
+def headline(method: str, metrics: dict) -> list[str]:
+    """The method's ``HEADLINES`` present in ``metrics``, as "label value" strings (fractions with 3 digits)."""
+    out = []
+    for label, key in HEADLINES.get(method, ()):
+        v = metrics.get(key)
+        if isinstance(v, (int, float)) and v == v:
+            out.append(f"{label} {v:.3g}" if isinstance(v, float) else f"{label} {v}")
+    return out
+
+
+def format_summary(summary: list[dict]) -> str:
+    """The terminal table of a demo: stage, wall time, status, headline metrics (plain text, aligned)."""
+    rows = [("stage", "time", "status", "headline metrics")]
+    rows += [(r["stage"], f"{r['seconds']:.0f} s", r["status"], "; ".join(r["metrics"]) or "-") for r in summary]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:3], widths)) + "  " + r[3] for r in rows)
 
 
 def world_check(world) -> tuple[dict, str]:
@@ -90,7 +129,12 @@ def world_section(world, out: Path, check: dict | None = None, check_note: str =
 
 def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int = 2,
              methods: Sequence[str] | None = None, progress: bool = True) -> DemoResult:
-    """Run the whole system on a simulated world of ``preset`` and write ``out/report.html``."""
+    """Run the whole system on a simulated world of ``preset`` and write ``out/report.html``.
+
+    ``progress``: the world's bar, each training's bar (step, losses, ETA) and a line per stage on stderr (bars
+    hide themselves when stderr is not a terminal). The returned ``summary`` is for the caller to print
+    (``format_summary``)."""
+    from .engine import announce
     from .sim import build_world, load_world
 
     out = Path(out)
@@ -99,9 +143,14 @@ def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int
     t0 = time.perf_counter()
     world = load_world(build_world(out / "world", preset=preset, seed=seed, workers=workers, progress=progress))
     timings["world"] = time.perf_counter() - t0
+    summary = [{"stage": "world", "seconds": timings["world"], "status": "ok",
+                "metrics": [f"{len(world.manifest.identities())} people", f"{len(world.manifest)} items"]}]
     t0 = time.perf_counter()
+    announce("demo: realism check of the world (GE2E voices, dlib faces)", progress)
     check, check_note = world_check(world)
     timings["world check"] = time.perf_counter() - t0
+    summary.append({"stage": "world check", "seconds": timings["world check"], "status": "ok" if check else "skipped",
+                    "metrics": headline("world check", check)})
     sections: list[DemoSection] = [world_section(world, out / "world_figures", check, check_note)]
     results: dict = dict(sections[0].metrics)        # the world check's figures (check.world.*, check.real.*)
     failures: dict[str, str] = {}
@@ -109,17 +158,19 @@ def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int
     unknown = sorted(set(methods or ()) - set(available))
     if unknown:
         raise VoicefaceError(f"unknown method(s): {', '.join(unknown)} (known: {', '.join(available)})")
-    for name, method in available.items():
-        if methods and name not in methods:
-            continue
+    todo = [name for name in available if not methods or name in methods]
+    for k, name in enumerate(todo, 1):
         t = time.perf_counter()
-        log.info("demo: %s", name)
+        announce(f"demo [{k}/{len(todo)}]: {name} ({available[name].summary})", progress)
         try:
-            section = method.demo(out / "world", out / name, seed=seed)
+            section = available[name].demo(out / "world", out / name, seed=seed, progress=progress)
         except VoicefaceError as e:
             failures[name] = str(e)
             section = DemoSection(title=f"{name}: failed", markdown=f"<p class='failed'>{e}</p>")
         timings[name] = time.perf_counter() - t
+        summary.append({"stage": name, "seconds": timings[name], "status": "failed" if name in failures else "ok",
+                        "metrics": headline(name, dict(section.metrics))})
+        announce(f"demo [{k}/{len(todo)}]: {name} done in {timings[name]:.0f} s", progress)
         results.update(section.metrics)
         sections.append(section)
     timing_md = "\n".join(f"| {k} | {v:.0f} s |" for k, v in timings.items())
@@ -131,4 +182,4 @@ def run_demo(out: str | Path, preset: str = "small", seed: int = 0, workers: int
     md = "\n\n".join([f"# voiceface demo\n\n{intro}"] + [f"## {s.title}\n\n{s.markdown}" for s in sections])
     (out / "report.md").write_text(md, encoding="utf-8")
     report = write_report(sections, out / "report.html", "voiceface demo", intro)
-    return DemoResult(report, results, failures)
+    return DemoResult(report, results, failures, summary)

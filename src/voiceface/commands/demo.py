@@ -13,13 +13,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the world and every model (default 0)")
     p.add_argument("--workers", type=int, default=2, help="processes for building the world (default 2)")
     p.add_argument("--methods", nargs="+", metavar="NAME", help="run only these methods (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or stage lines (the summary still prints)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..demo import run_demo
+    from ..demo import format_summary, run_demo
 
-    result = run_demo(args.out, preset=args.preset, seed=args.seed, workers=args.workers, methods=args.methods)
+    result = run_demo(args.out, preset=args.preset, seed=args.seed, workers=args.workers, methods=args.methods,
+                      progress=not args.quiet)
+    print(format_summary(result.summary))
     for name, problem in result.failures.items():
         print(f"voiceface demo: {name} failed: {problem}")
     print(f"wrote {result.report}")

@@ -15,6 +15,7 @@ most ``checkpoint_every`` steps of work.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -67,6 +68,28 @@ def checkpoint(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any]
                     optimizers=parts.optimizers, metrics=metrics, extra=extra)
 
 
+def progress_bar(total: int, initial: int, desc: str, enabled: bool) -> tqdm:
+    """The training bar: ``desc`` (method and run folder), step / total, rate, ETA and the last logged losses.
+
+    On stderr; ``enabled=False`` hides it, and otherwise it still hides itself when stderr is not a terminal
+    (``disable=None``), so CI logs and pipes get no carriage-return spam; at most one redraw per second."""
+    return tqdm(total=total, initial=initial, desc=desc, disable=None if enabled else True, leave=True,
+                dynamic_ncols=True, mininterval=1.0, unit="step")
+
+
+def announce(message: str, enabled: bool = True) -> None:
+    """One line on stderr naming a stage that has no bar of its own (an evaluation, a figure); written through
+    ``tqdm.write`` so an open bar is not torn. Silent when ``enabled`` is false and on DDP ranks other than 0."""
+    if enabled and dist.is_main():
+        tqdm.write(message, file=sys.stderr)
+
+
+def loss_postfix(values: Mapping[str, float], limit: int = 4) -> dict[str, str]:
+    """The bar's postfix: up to ``limit`` logged scalars, losses first (names containing "loss"), 3 digits."""
+    keys = sorted(values, key=lambda k: ("loss" not in k, k == "lr"))[:limit]
+    return {k.replace("loss/", ""): f"{values[k]:.3g}" for k in keys}
+
+
 def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
         batch_fn: Callable[[int], Any], step_fn: Callable[[Any, int], Mapping[str, float]],
         total_steps: int, log_every: int = 50, checkpoint_every: int = 500,
@@ -86,8 +109,7 @@ def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
     count = 0
     last: dict[str, float] = {}
     t0 = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=start, desc=method, disable=not (progress and dist.is_main()),
-               leave=False, dynamic_ncols=True)
+    bar = progress_bar(total_steps, start, f"{method} {run.path.name}", progress and dist.is_main())
     step = start
     done = 0
     while step < total_steps:
@@ -105,7 +127,7 @@ def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
             elapsed = time.perf_counter() - t0
             if dist.is_main():
                 run.log(step, **last, steps_per_s=done / max(elapsed, 1e-9))
-            bar.set_postfix({k: f"{v:.3g}" for k, v in list(last.items())[:3]})
+            bar.set_postfix(loss_postfix(last), refresh=False)
             sums.clear()
             count = 0
         if step % checkpoint_every == 0 and step < total_steps:

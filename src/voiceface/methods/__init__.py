@@ -4,7 +4,7 @@ Every method package exposes ``METHOD``, a ``Method`` record the CLI and the dem
 
     train(data, out, config_file=None, overrides=(), seed=0) -> Path      # trains into the run folder ``out``
     evaluate(run, data=None) -> dict[str, float]                          # writes RUN/results.json, RUN/report.md
-    demo(world, out, seed=0) -> DemoSection                               # trains + evaluates on the simulated world
+    demo(world, out, seed=0, progress=False) -> DemoSection               # trains + evaluates on the simulated world
 """
 from __future__ import annotations
 

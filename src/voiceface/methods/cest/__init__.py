@@ -38,11 +38,12 @@ def _clip_size(world) -> int:
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, variants=DEMO_VARIANTS,
-         steps: int | None = DEMO_STEPS) -> DemoSection:
+         steps: int | None = DEMO_STEPS, progress: bool = False) -> DemoSection:
     """Train CEST (a) and the ablations of Fig. 4.4 with the CPU preset on the world's training clips, evaluate on
     the test clips (with the mean-shape, IEST and per-image-fitting baselines), draw Fig. 4.4, 4.8 and 4.9 and
     check the thesis's findings on our numbers."""
     from ... import config as cfglib
+    from ...engine import announce
     from .data import load_sim_clips
     from .evaluate import ablation_figure, ablation_table, ced_figure, frame_metrics, predict, relight_figure, \
         test_indices, mean_shape_nme
@@ -55,10 +56,12 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
     runs = {}
     for v in variants:
         runs[v] = out / f"cest_{v}"
-        train(world, runs[v], config=cfglib.replace(base, ABLATIONS[v]), progress=False)
+        train(world, runs[v], config=cfglib.replace(base, ABLATIONS[v]), progress=progress)
     results = {}
     for v in variants:
         iest = str(runs["b"]) if v == "a" and "b" in runs else None
+        announce(f"cest: evaluating ({v}) {ABLATION_NAMES[v]} on the test clips"
+                 + (" + the per-image fitting baseline" if v == "a" else ""), progress)
         results[v] = evaluate(runs[v], world, iest_run=iest, label=f"CEST ({v}) {ABLATION_NAMES[v]}",
                               fit_baseline=(v == "a"))
     ra = results["a"]
@@ -66,7 +69,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
     rows["mean shape (no image)"] = {"nme": ra["nme_mean_shape"]}
     rows["per-image fit (first frames)"] = {k[:-4]: ra[k] for k in ra if k.endswith("_fit")}
     table = ablation_table(rows, out)
-    # figures
+    announce("cest: figures (Fig. 4.4, 4.8, 4.9)", progress)
     bank = load_sim_clips(world, base.data.test_splits)
     idx = test_indices(bank, base.data.max_test_frames)
     figs = [ablation_figure({f"({v})": runs[v] for v in variants}, bank, int(idx[0]), out / "cest_fig4_4.png"),

@@ -15,9 +15,10 @@ from .evaluate import RESULT_KEYS, evaluate
 from .train import train
 
 
-def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> DemoSection:
+def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, progress: bool = False) -> DemoSection:
     """Train (own F_e pretraining + GAN, CPU preset) on the world, evaluate, and run the 10 real VoxCeleb1 voices."""
     from ...data.samples import shared_data_dir
+    from ...engine import announce
     from .generate import generate, save_faces
     from .train import load_run
 
@@ -26,7 +27,9 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0) -> Dem
     # face embedding for matching through the generated face
     changes = {f"dimnet_{v.lower()}_run": str(out.parent / "dimnet" / f"dimnet_{v}") for v in ("I", "G")
                if (out.parent / "dimnet" / f"dimnet_{v}" / "checkpoint.pt").is_file()}
-    run = train(world, out / "gan_run", seed=seed, progress=False, config=cfglib.replace(PRESETS["cpu"], changes))
+    run = train(world, out / "gan_run", seed=seed, progress=progress, config=cfglib.replace(PRESETS["cpu"], changes))
+    announce("gan: evaluating (discriminator on speech / noise, gender, matching through generated faces, "
+             "landmarks)", progress)
     results = evaluate(run, seed=seed)
     figures = [str(Path(run) / f) for f in results["figures"]]
     md = (Path(run) / "report.md").read_text(encoding="utf-8")

@@ -28,20 +28,22 @@ def evaluate(run, data=None) -> dict:
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_world: bool = False,
-         overrides=()) -> DemoSection:
+         overrides=(), progress: bool = False) -> DemoSection:
     """Train + evaluate SfV on ``world`` with the CPU preset; with ``null_world`` also on a coupling-0 twin of the
     world (same preset and seed, built into OUT/world_coupling0) to show how many AMs are selected by chance (off
     by default: it doubles the demo's time)."""
     import json
 
     from ... import config as cfgmod
+    from ...engine import announce
     from .config import PRESETS, SfVConfig
     from .evaluate import evaluate as _evaluate
     from .train import train as _train
 
     out = Path(out)
     cfg = cfgmod.load_config(SfVConfig, None, overrides, base=PRESETS["cpu"])
-    run = _train(world, out / "sfv_run", seed=seed, progress=False, config=cfg)
+    run = _train(world, out / "sfv_run", seed=seed, progress=progress, config=cfg)
+    announce("sfv: evaluating (AM selection, Eq. 5.7 fits of the test faces, figures)", progress)
     res = _evaluate(run)
     metrics = dict(res)
     report = (Path(run) / "report.md").read_text(encoding="utf-8").replace("# SfV: shape from voice", "")
@@ -57,7 +59,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, null_w
             **{k: tuple(v) if isinstance(v, list) else v for k, v in pr.items()}))
         null = out / "world_coupling0"
         build_world(null, preset, seed=int(info["seed"]), coupling=0.0, progress=False)
-        run0 = _train(null, out / "sfv_run_coupling0", seed=seed, progress=False, config=cfg)
+        run0 = _train(null, out / "sfv_run_coupling0", seed=seed, progress=progress, config=cfg)
         res0 = _evaluate(run0, figures=False)
         metrics.update({f"coupling0_{k}": v for k, v in res0.items()
                         if k in ("sfv_selected_male", "sfv_selected_female", "sfv_false_positive_rate")})
