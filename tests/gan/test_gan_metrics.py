@@ -113,3 +113,52 @@ def test_diversity_ratio_is_one_for_one_distribution_and_small_for_collapse():
     assert res["gen_diversity_ratio"] == pytest.approx(1.0, abs=0.03)
     collapsed = diversity(0.05 * rng.standard_normal((200, 16)), ids, rng.standard_normal((200, 16)), ids)
     assert collapsed["gen_diversity_ratio"] < 0.1
+
+
+def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((10, 32)), rng.standard_normal((12, 32)) + 1
+    assert np.isfinite(frechet_from_samples(a, b)) and frechet_from_samples(a, b) > 32 * 0.5
+
+
+class _FakeDescriber:
+    """describe_aligned_batch: (N, S, S, 3) uint8 -> (N, 128): channel means tiled (counts the images it sees)."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def describe_aligned_batch(self, crops):
+        self.seen += len(crops)
+        return np.repeat(crops.reshape(len(crops), -1, 3).mean(1), 43, axis=1)[:, :128].astype(np.float64)
+
+
+def test_cached_describer_describes_each_image_once():
+    import torch
+
+    from voiceface.methods.gan.metrics import CachedDescriber
+
+    fake = _FakeDescriber()
+    cached = CachedDescriber(fake)
+    faces = torch.rand(6, 3, 64, 64) * 2 - 1
+    first = cached(faces)
+    again = cached(torch.cat([faces[3:], faces[:1], torch.zeros(1, 3, 64, 64)]))
+    assert fake.seen == 7 and first.shape == (6, 128)
+    np.testing.assert_array_equal(again[:3], first[3:])
+    np.testing.assert_array_equal(again[3], first[0])
+
+
+def test_real_voice_gender_reads_the_metadata(tmp_path):
+    import torch
+
+    from voiceface.methods.gan.metrics import real_voice_gender
+
+    (tmp_path / "meta.csv").write_text("VoxCeleb1 ID\tVGGFace1 ID\tGender\tNationality\tSet\n"
+                                       "id1\tAnn_A\tf\tUK\tdev\nid2\tBob_B\tm\tUK\ttest\n")
+    # classifier: female iff the red channel mean of the (fake) descriptor is high
+    GenderLogReg(np.r_[1.0, np.zeros(127)], 0.0, np.full(128, 127.5), np.ones(128)).save(tmp_path / "g.json")
+    faces = torch.stack([torch.ones(3, 64, 64), -torch.ones(3, 64, 64), torch.ones(3, 64, 64)])
+    res = real_voice_gender(lambda f: _FakeDescriber().describe_aligned_batch(
+        ((f + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()), faces,
+        ["x/Ann_A.wav", "y/Bob_B.wav", "z/Nobody.wav"], tmp_path / "meta.csv", tmp_path / "g.json")
+    assert res["per_file"] == [("Ann_A", "f", "f"), ("Bob_B", "m", "m"), ("Nobody", "", "f")]
+    assert res["vox_gender_dlib_acc"] == 1.0 and res["vox_gender_n"] == 2

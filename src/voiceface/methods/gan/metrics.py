@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -153,10 +154,17 @@ def identity_retrieval(probe: np.ndarray, probe_ids: Sequence[str], gallery: np.
 # ------------------------------------------------------------------------------------------------ quality, diversity
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """||mu1 - mu2||^2 + tr(C1 + C2 - 2 (C1 C2)^{1/2}) between two Gaussians (means (D,), covariances (D, D))."""
-    covmean = linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():                    # singular product: regularise both, as FID code does
-        eps = 1e-6 * np.eye(len(mu1))
-        covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linalg.LinAlgWarning)
+        try:
+            covmean = linalg.sqrtm(cov1 @ cov2)
+        except linalg.LinAlgWarning:                      # singular product (fewer samples than dimensions)
+            covmean = np.full_like(cov1, np.nan)
+    if not np.isfinite(covmean).all():                    # regularise both, as FID implementations do
+        eps = 1e-6 * np.eye(len(mu1)) * max(np.trace(cov1), np.trace(cov2)) / len(mu1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            covmean = linalg.sqrtm((cov1 + eps) @ (cov2 + eps))
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * np.trace(covmean.real))
 
