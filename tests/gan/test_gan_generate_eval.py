@@ -50,6 +50,11 @@ def test_evaluate_writes_named_fractions(gan_run):
         assert key in results, key
         assert 0.0 <= results[key] <= 1.0, (key, results[key])
     assert results["d_speech_std"] >= 0 and results["gen_id_n"] > 0
+    if (gan_run / "gender_dlib.json").is_file():   # dlib available: its metrics of generated faces too
+        from voiceface.methods.gan.metrics import DLIB_KEYS
+        for key in DLIB_KEYS:
+            assert np.isfinite(results[key]), key
+        assert "recall@1 / 5 / 10" in (gan_run / "report.md").read_text()
     assert (gan_run / "report.md").read_text().count("|") > 10
     for fig in results["figures"]:
         assert (gan_run / fig).is_file()

@@ -17,6 +17,9 @@ Metrics written to ``RUN/results.json`` (fractions in [0, 1]):
 * ``sim_pixel_*``: pixel-space distance of each generated face to the mean real face of the speaker vs to that of a
   random other identity; ``sim_landmark_*``: the same with 68-point landmark shapes (dlib's predictor placed in the
   fixed aligned-face box, no detector, on 192 px upsamplings; Procrustes distance to the identity's mean shape).
+* ``dlib_recall_at_*``, ``dlib_cos_*``, ``gender_dlib_real_acc``, ``gen_gender_dlib_acc``, ``dlib_frechet``,
+  ``gen_diversity_ratio``, ...: generated faces judged by dlib's descriptor (``metrics.dlib_face_metrics``; the
+  gender classifier is saved as ``RUN/gender_dlib.json``).
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ from ...errors import VoicefaceError
 from ...metrics.matching import encode_labels, make_trials, stratum_codes, trial_scores
 from .. import resolve_data
 from .generate import contact_sheet, faces_from_features
+from .metrics import CachedDescriber, dlib_face_metrics, dlib_table
 from .model import FaceClassifier
 from .train import (TrainedGAN, feature_fn, load_faces64, load_run, make_voice_bank,
                     seeded, split_data, to_unit, voice_features)
@@ -137,6 +141,7 @@ class _Embedders:
             from ...face.descriptors import FaceDescriber
             self.dlib = FaceDescriber()
             self.dlib._load()
+            self.dlib_cached = CachedDescriber(self.dlib)
         except (ImportError, VoicefaceError, OSError, RuntimeError) as e:
             log.warning("dlib face descriptor unavailable: %s", e)
             self.dlib = None
@@ -146,8 +151,8 @@ class _Embedders:
         return np.concatenate([self._primary(faces[i:i + 256]) for i in range(0, len(faces), 256)])
 
     def dlib_desc(self, faces: torch.Tensor) -> np.ndarray:
-        u8 = ((faces.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return self.dlib.describe_aligned_batch(u8)
+        """(B, 3, 64, 64) in [-1, 1] -> (B, 128); memoised by image (the dlib metrics reuse matching's faces)."""
+        return self.dlib_cached(faces)
 
 
 def landmarks68(faces: torch.Tensor, size: int = 192) -> np.ndarray | None:
@@ -320,9 +325,10 @@ def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
-def _matching_metrics(model: TrainedGAN, sets: dict[str, tuple], seed: int) -> dict[str, Any]:
+def _matching_metrics(model: TrainedGAN, sets: dict[str, tuple], seed: int, emb: _Embedders | None = None
+                      ) -> dict[str, Any]:
     """1:2 v->f matching through generated faces, U and G, for each face embedding and each probe/gallery set."""
-    emb = _Embedders(model)
+    emb = emb or _Embedders(model)
     out: dict[str, Any] = {"gen_match_embedding": emb.primary_name}
     embedders = [("", emb.primary)] + ([("_dlib", emb.dlib_desc)] if emb.dlib is not None else [])
     for suffix_e, fn in embedders:
@@ -406,7 +412,13 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed
     tr_feats, tr_items = _bank(model, [gd.train_voice[i] for i in pick], manifest, run)
     sets = {"": (test_faces, test_items, to_unit(gal_u8), gal_items),
             "_train": (faces_from_features(model, tr_feats), tr_items, to_unit(train_u8), train_face_items)}
-    results.update(_matching_metrics(model, sets, seed))
+    emb = _Embedders(model)
+    results.update(_matching_metrics(model, sets, seed, emb))
+    if emb.dlib is not None:    # the same dlib descriptors (memoised): identity, gender, Frechet, diversity
+        results.update(dlib_face_metrics(
+            emb.dlib_desc, test_faces, [it.identity for it in test_items], [it.gender for it in test_items],
+            (to_unit(gal_u8), [it.identity for it in gal_items], [it.gender for it in gal_items]),
+            (to_unit(train_u8), [it.gender for it in train_face_items]), seed, run.path))
 
     if test_feats:
         d_res, d_figs = _d_stats(model, test_feats, seed)
@@ -460,4 +472,4 @@ def report_markdown(r: dict[str, Any], cfg) -> str:
             lines += ["68-point landmark shapes (dlib predictor in the fixed aligned-face box, no detection; Procrustes "
                       f"RMS distance): to own identity {f(r['sim_landmark_dist_true'])} vs random identity "
                       f"{f(r['sim_landmark_dist_random'])}; closer to own in {f(r['sim_landmark_closer_frac'])}.", ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ("\n" + dlib_table(r) if "dlib_recall_at_1" in r else "")
