@@ -369,9 +369,12 @@ LINK_DOC = {
     "identity_traits": "F0 level/range/declination/final rise-fall/accent timing, formant dispersion, per-vowel "
                        "formant table, formant bandwidths, F5, piriform and subglottal resonances, spectral tilt, "
                        "open quotient, breathiness, vocal fry, jitter, shimmer, nasality, speaking rate, vowel "
-                       "share, pause habit, preferred vowels: no facial information",
+                       "share, pause habit, preferred vowels, long-term spectral envelope above 2 kHz: no facial "
+                       "information",
     "coupling": "each face z used by the voice is c*z + sqrt(1-c^2)*e, e independent N(0,1)",
 }
+
+
 def ground_truth(pop, coupling: float) -> dict:
     """The voice-face link written to world.json: the mapping, the linked controls and, per gender ('m', 'f'),
     ``Population.ground_truth``: linked / unlinked AMs and the R^2 of every AM given the voice."""
