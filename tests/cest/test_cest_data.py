@@ -113,3 +113,17 @@ def test_micc_adapter(tmp_path):
     assert nme(moved, s["vertices"], outer_interocular(lm), true_mask=crop, init_points=(moved[li], lm)) < 0.05
     other = m.shape(np.full((1, m.num_identity), 2.0))[0].numpy()
     assert nme(other, s["vertices"], outer_interocular(lm), true_mask=crop, init_points=(other[li], lm)) > 0.3
+
+
+def test_partner_frames_pair_every_frame_with_another_person_of_its_group():
+    from voiceface.methods.cest.evaluate import partner_frames
+
+    person = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3, 4, 4])
+    group = np.array(["m", "m", "f", "f", "m"])[person]                 # people 0, 1, 4 male; 2, 3 female
+    for seed in range(5):
+        partners = partner_frames(person, np.random.default_rng(seed), group)
+        assert (person[partners] != person).all() and (group[partners] == group).all()
+        for p in range(5):                                               # one partner person, distinct frames
+            mine = partners[person == p]
+            assert len(set(person[mine])) == 1
+            assert len(set(mine)) == min(len(mine), int((person == person[mine[0]]).sum()))

@@ -44,6 +44,14 @@ def trained_run(clip_world, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def iest_run(clip_world, tmp_path_factory):
+    """A tiny IEST run (``net.conditional=false``, ablation (b)) on the same clips, as the IEST baseline."""
+    run = tmp_path_factory.mktemp("iest_run") / "run"
+    train(clip_world, run, config=tiny_cfg(net={"conditional": False}), progress=False)
+    return run
+
+
 def test_resume_equals_uninterrupted(clip_world, trained_run, tmp_path):
     run = tmp_path / "killed"
     train(clip_world, run, config=tiny_cfg(), progress=False, stop_after=3)     # checkpoint at step 2, killed at 3
@@ -54,12 +62,14 @@ def test_resume_equals_uninterrupted(clip_world, trained_run, tmp_path):
         assert torch.allclose(p, q, atol=1e-5), k
 
 
-def test_results_json_names(clip_world, trained_run):
-    res = evaluate(trained_run, clip_world, iest_run=str(trained_run))
+def test_results_json_names(clip_world, trained_run, iest_run):
+    res = evaluate(trained_run, clip_world, iest_run=str(iest_run))
     saved = json.loads((trained_run / "results.json").read_text())
     for name in RESULT_NAMES:
         assert name in saved and saved[name] is not None and np.isfinite(saved[name]), name
-    assert saved["nme_iest"] == pytest.approx(res["nme"])           # same run as its own IEST baseline
+    alone = evaluate(iest_run, clip_world, fit_baseline=False)       # the baseline columns are the IEST run's own
+    assert saved["nme_iest"] == pytest.approx(alone["nme"]) and saved["nme_iest"] != pytest.approx(res["nme"])
+    assert saved["photometric_error_iest"] == pytest.approx(alone["photometric_error"])
     assert 0 <= saved["photometric_error"] <= 255 and saved["pose_error_deg"] >= 0
     assert (trained_run / "report.md").is_file() and (trained_run / "ced.csv").is_file()
 

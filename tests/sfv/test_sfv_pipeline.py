@@ -144,3 +144,25 @@ def test_predict_fuses_exactly_each_persons_segments():
             want_m, want_w = fuse_segments(mu[:, m], var[:, m])
             assert np.allclose(m_hat[m, j], want_m.numpy(), atol=1e-5)
             assert np.allclose(w_hat[m, j], want_w.numpy(), atol=1e-5)
+
+
+def test_out_of_bag_predictions_and_linked_correlation(tmp_path, tiny_overrides, synth_source):
+    """Out-of-bag AMs come only from networks that did not train on the person, of the person's gender; the
+    linked-AM correlation is 1 for perfect predictions and ~0 for shuffled ones."""
+    from voiceface.methods.sfv.evaluate import linked_am_correlation, load_run, out_of_bag_ams
+
+    run = train(synth_source, tmp_path / "run", overrides=[*tiny_overrides, "train.steps=8"], seed=0,
+                progress=False)
+    lo = load_run(run)
+    pred, covered = out_of_bag_ams(lo)
+    d, lay = lo.data, lo.layout
+    assert pred.shape == d.ams.shape and np.isfinite(pred[covered]).all() and np.isnan(pred[~covered]).all()
+    for g in lay.genders:
+        trained_on = set(np.concatenate([lay.splits[g].train[r] for r in range(len(lay.nets_of(g)))]).tolist())
+        every = set.intersection(*[set(lay.splits[g].train[r].tolist()) for r in range(len(lay.nets_of(g)))])
+        mine = set(np.nonzero(d.gender == g)[0].tolist())
+        assert {p for p in mine if not covered[p]} == every and set(lay.splits[g].test) <= {
+            p for p in mine if covered[p]} and trained_on <= mine
+    assert all(v == pytest.approx(1.0) for v in linked_am_correlation(d, d.ams, np.ones(len(d.ams), bool)).values())
+    shuffled = d.ams[np.random.default_rng(0).permutation(len(d.ams))]
+    assert all(abs(v) < 0.5 for v in linked_am_correlation(d, shuffled, np.ones(len(d.ams), bool)).values())

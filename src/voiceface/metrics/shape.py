@@ -115,3 +115,22 @@ def rotation_error_deg(r_pred: np.ndarray, r_true: np.ndarray) -> np.ndarray:
     rel = np.einsum("bji,bjk->bik", np.asarray(r_pred), np.asarray(r_true))
     cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
     return np.degrees(np.arccos(cos))
+
+
+def similarity_vertex_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Per-vertex errors (n, V) of shapes ``pred`` (n, V, 3) against ``true`` (n, V, 3) in the same topology, each
+    pred first aligned to its true shape by the least-squares similarity (rotation, isotropic scale, translation;
+    Umeyama), batched over n. Scale is removed, so a uniformly larger copy of the true shape scores 0."""
+    p = np.asarray(pred, np.float64)
+    t = np.asarray(true, np.float64)
+    p0 = p - p.mean(1, keepdims=True)                                        # (n, V, 3)
+    t0 = t - t.mean(1, keepdims=True)
+    h = np.einsum("nvi,nvj->nij", p0, t0)                                    # (n, 3, 3)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.einsum("nji,nkj->nik", vt, u)))             # det(V U^T), no reflections
+    fix = np.ones((len(p), 3))
+    fix[:, 2] = d
+    r = np.einsum("nji,nj,nkj->nik", vt, fix, u)                             # R = V diag(1, 1, d) U^T
+    rotated = np.einsum("nij,nvj->nvi", r, p0)
+    scale = (rotated * t0).sum((1, 2)) / np.maximum((rotated ** 2).sum((1, 2)), 1e-12)
+    return np.linalg.norm(scale[:, None, None] * rotated - t0, axis=-1)

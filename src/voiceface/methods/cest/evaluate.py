@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...data.controls import derangement
 from ...engine import Run
 from ...face3d import geometry
 from ...metrics import shape as shape_metrics
@@ -186,6 +187,55 @@ def fit_per_image(model: CEST, batch: dict[str, torch.Tensor], steps: int, lr: f
     return {"viewpoint": v.detach().numpy(), "coeffs": coeffs.detach().numpy(), "shape": shp.numpy(),
             "reflectance": alb.numpy(), "light": light.detach().numpy(), "render": r["image"][:, 0].numpy(),
             "render_mask": r["mask"].numpy()}
+
+
+def partner_frames(person: np.ndarray, rng: np.random.Generator, group: np.ndarray | None = None) -> np.ndarray:
+    """(n,) for each frame ``i`` a frame of another person: the people (ids in ``person`` (n,)) are deranged
+    within their ``group`` (optional (n,) labels, e.g. gender; constant per person), and the k-th frame of a person
+    is paired with frame k modulo the partner's count. A control for "the prediction depends on this image"."""
+    person = np.asarray(person)
+    people = np.unique(person)
+    label = np.zeros(len(person), int) if group is None else np.unique(np.asarray(group), return_inverse=True)[1]
+    label_of = np.zeros(people.max() + 1, int)
+    label_of[person] = label
+    partner = np.arange(people.max() + 1)
+    for g in np.unique(label_of[people]):
+        members = people[label_of[people] == g]
+        partner[members] = members[derangement(len(members), rng)]
+    order = np.argsort(person, kind="stable")                                 # frames grouped by person
+    counts = np.bincount(person, minlength=len(partner))
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(person), int)
+    rank[order] = np.arange(len(person)) - start[person[order]]
+    other = partner[person]
+    return order[start[other] + rank % np.maximum(counts[other], 1)]
+
+
+@torch.no_grad()
+def specificity_errors(model: CEST, bank: ClipBank, idx: np.ndarray, partners: np.ndarray) -> dict[str, np.ndarray]:
+    """Errors of the predictions for frames ``idx`` (n,) against their own frame's truth and against the truth of
+    the ``partners`` (n,) frames (other people, :func:`partner_frames`), each (n,) per key ``<name>_own`` /
+    ``<name>_partner``: ``landmark_px`` (mean 2D distance of the 68 projected model landmarks to the frame's
+    landmarks, pixels), ``photometric`` (mean |I - I_hat| on 0-255 over the frame's true mask) and ``shape``
+    (mean per-vertex error of the predicted neutral identity shape to the person's true neutral shape after a
+    similarity alignment, model units). A model that ignores the image scores own ~ partner on every key."""
+    pred = predict(model, bank, idx)
+    face = model.face
+    coeffs = torch.as_tensor(pred["coeffs"][:, :face.num_identity])
+    true_id = torch.as_tensor(bank.truth["coeffs"])
+    neutral = face.shape(coeffs).numpy()                                                  # (n, V, 3)
+    screen = geometry.project(torch.as_tensor(pred["shape"]), torch.as_tensor(pred["viewpoint"])).numpy()
+    lm = screen[:, face.landmarks68.numpy(), :2]                                          # (n, 68, 2)
+    img = bank.frames.transpose(0, 3, 1, 2).astype(np.float64) / 255.0                   # (N, 3, S, S)
+    out = {}
+    for name, frames in (("own", idx), ("partner", partners)):
+        m = bank.masks[frames][:, None].astype(np.float64)
+        out[f"photometric_{name}"] = 255.0 * (np.abs(pred["render"] - img[frames]) * m).sum((1, 2, 3)) / \
+            np.maximum(3.0 * m.sum((1, 2, 3)), 1.0)
+        out[f"landmark_px_{name}"] = np.linalg.norm(lm - bank.landmarks[frames], axis=-1).mean(1)
+        true = face.shape(true_id[frames]).numpy()
+        out[f"shape_{name}"] = shape_metrics.similarity_vertex_errors(neutral, true).mean(1)
+    return out
 
 
 def _mean(d: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:

@@ -193,6 +193,48 @@ def v2v_predict(lo: Loaded, people: np.ndarray) -> np.ndarray:
     return flat.reshape(len(coeff), len(people), -1, 3)
 
 
+def out_of_bag_ams(lo: Loaded) -> tuple[np.ndarray, np.ndarray]:
+    """Every person's AMs predicted by the networks of their gender that did not train on them (not in that
+    repeat's D_t: its D_v1, D_v2 or D_e), averaged over those networks (raw AM units), from whole recordings
+    (Eq. 5.3). More unseen people per run than D_e alone, for checks of how well the voice predicts the AMs.
+
+    Returns pred (P, A) (NaN rows for people every network trained on) and covered (P,) bool."""
+    cfg, d, lay = lo.cfg, lo.data, lo.layout
+    fps = cfg.data.frames_per_s
+    table = np.tile(np.arange(len(d.identity))[None], (lay.n_nets, 1))                  # (M, P) everyone
+    m_hat, _ = predict(lo.model, d, table, int(cfg.data.segment_s * fps), int(cfg.data.max_test_s * fps),
+                       cfg.model.per_am)                                                 # (M, P, A)
+    raw = m_hat * lay.am_std[:, None] + lay.am_mean[:, None]
+    train, lens = lay.tables["train"]
+    seen = np.zeros((lay.n_nets, len(d.identity)), bool)
+    rows = np.repeat(np.arange(lay.n_nets), lens)
+    seen[rows, np.concatenate([train[m, :n] for m, n in enumerate(lens)])] = True
+    use = ~seen & (lay.gender[:, None] == d.gender[None, :])                            # (M, P)
+    count = use.sum(0)
+    pred = (raw * use[..., None]).sum(0) / np.maximum(count, 1)[:, None]
+    pred[count == 0] = np.nan
+    return pred, count > 0
+
+
+def linked_am_correlation(d: Triplets, pred: np.ndarray, covered: np.ndarray) -> dict[str, float]:
+    """Per gender g, the mean over the AMs the world marks voice-linked for g (``d.truth[g] == 1``) of the Pearson
+    correlation, across the covered people of g, between predicted (P, A) and true AMs; NaN for a gender without
+    ground truth, linked AMs or 3 covered people. ~0 when the voice carries no information on the AMs."""
+    out = {}
+    for g in sorted(set(d.gender.tolist())):
+        people = covered & (d.gender == g)
+        linked = d.truth.get(g, np.zeros(d.n_ams)) == 1
+        if people.sum() < 3 or not linked.any():
+            out[g] = float("nan")
+            continue
+        p = pred[people][:, linked]
+        t = d.ams[people][:, linked]
+        p, t = p - p.mean(0), t - t.mean(0)
+        r = (p * t).sum(0) / np.sqrt(np.maximum((p ** 2).sum(0) * (t ** 2).sum(0), 1e-30))
+        out[g] = float(r.mean())
+    return out
+
+
 def truth_scores(data: Triplets, sel: Selection, genders) -> dict[str, float]:
     """Recall over the truly predictable AMs and false-positive rate over the truly unpredictable ones (pooled over
     genders), against the generator's ground truth; NaN where the data has none."""
