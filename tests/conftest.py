@@ -48,6 +48,17 @@ def eval_lists() -> Path:
     return _shared("voxceleb1_eval_lists")
 
 
+LEARN_SEEDS = [int(s) for s in os.environ.get("VOICEFACE_LEARN_SEEDS", "0").split(",") if s.strip()]
+"""Seeds of the "does it learn" tests: 0 by default; ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns -rP``
+reruns each over several seeds and prints its measured metric and control (how their margins were chosen)."""
+
+
+@pytest.fixture(params=LEARN_SEEDS, ids=lambda s: f"seed{s}")
+def learn_seed(request) -> int:
+    """The seed of one run of a learning test and of its control (``LEARN_SEEDS``)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
 def learn_world(tmp_path_factory) -> Path:
     """A small simulated world for the "does it learn" tests (``tests/*/test_*_learns.py``), built once per test
