@@ -26,6 +26,7 @@ class ModelConfig:
     face_kernel: int = 3                     # Table 3.2: 3x3/2,1 (the authors' code used 4x4/2,1)
     face_embed: int = 64                     # trunk output 64x1x1
     share_trunk: bool = True                 # Sec. 3.3: D and C share their convolutional layers
+    gen_pixel_norm: bool = False             # stable: PixelNorm after each hidden layer of the generator
     spectral_norm: bool = False              # stable: spectral normalisation of every conv / linear of D and C
     mbstd: bool = False                      # stable: minibatch-std feature appended before D's head
     mbstd_group: int = 4                     # group size of the minibatch std (a divisor of the batch is used)
@@ -109,7 +110,7 @@ PRESETS: dict[str, GANConfig] = {
     # narrower generator / critics than Table 3.2, batch 32; unseen identities from val and test; the stable recipe
     "cpu": GANConfig(
         model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64),
-                          spectral_norm=True, mbstd=True, projection=True),
+                          gen_pixel_norm=True, spectral_norm=True, mbstd=True, projection=True),
         data=DataConfig(min_frames=100, max_frames=300, test_frames=500, test_splits=("val", "test")),
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32),
         batch_size=32, steps=1200, log_every=25, checkpoint_every=200, eval_noise_trials=40, gender_steps=400,
