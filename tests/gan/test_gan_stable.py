@@ -12,12 +12,13 @@ from voiceface import config as cfglib
 from voiceface.engine import load_checkpoint
 from voiceface.methods.gan.config import PRESETS, GANConfig, StableConfig
 from voiceface.methods.gan.loss import StableGANLoss, d_adv_loss, g_adv_loss, r1_penalty
-from voiceface.methods.gan.model import FaceCritics, Generator, GeneratorEMA, MinibatchStd, diff_augment
+from voiceface.methods.gan.model import (FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm, dcgan_init,
+                                         diff_augment)
 from voiceface.methods.gan.train import load_run, train, uses_stable_loss
 
 from fakeworld import TINY
 
-STABLE = ["model.spectral_norm=true", "model.mbstd=true", "model.projection=true", "stable.loss=hinge",
+STABLE = ["model.gen_pixel_norm=true", "model.spectral_norm=true", "model.mbstd=true", "model.projection=true", "stable.loss=hinge",
           "stable.r1_gamma=1", "stable.r1_every=2", "stable.ema_beta=0.9", "stable.mismatch_weight=0.5",
           "stable.paired_batches=true", "stable.augment=translation,color,cutout", "stable.sample_every=3",
           "stable.sample_probes=3"]
@@ -37,6 +38,17 @@ def test_spectral_norm_present_only_when_on(on):
         for _ in range(50):
             lin(torch.randn(2, 16))
         assert torch.linalg.matrix_norm(lin.weight.detach(), ord=2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_pixel_norm_keeps_the_generator_signal_alive():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4, 4) * 7
+    torch.testing.assert_close(PixelNorm()(x).square().mean(1), torch.ones(3, 4, 4), rtol=1e-4, atol=1e-4)
+    e = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    plain = dcgan_init(Generator(8, (16, 8, 8, 8, 8)))
+    normed = dcgan_init(Generator(8, (16, 8, 8, 8, 8), pixel_norm=True))
+    assert not any(isinstance(m, PixelNorm) for m in plain.modules())
+    assert plain(e).std() < 1e-4 < 1e-2 < normed(e).std()          # DCGAN init alone: a vanishing output
 
 
 def test_r1_matches_naive_jacobian():
