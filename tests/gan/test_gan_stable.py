@@ -31,10 +31,11 @@ def _critics(**kw) -> FaceCritics:
 @pytest.mark.parametrize("on", [True, False])
 def test_spectral_norm_present_only_when_on(on):
     c = _critics(spectral_norm=on, embed_dim=6 if on else 0)
-    layers = [m for m in c.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    layers = [m for m in c.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m is not c.head_c]
+    assert not torch.nn.utils.parametrize.is_parametrized(c.head_c)
     assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == on for m in layers)
     if on:   # the normalised weight has spectral norm ~1 after enough power iterations
-        lin = c.head_c
+        lin = c.head_d
         for _ in range(50):
             lin(torch.randn(2, 16))
         assert torch.linalg.matrix_norm(lin.weight.detach(), ord=2) == pytest.approx(1.0, abs=0.05)

@@ -5,7 +5,8 @@
 * ``Generator`` F_g: 6 ConvTranspose2d from a 64x1x1 embedding to a 3x64x64 face in (about) [-1, 1].
 * ``FaceCritics``: the discriminator F_d (real/fake logit) and the identity classifier F_c (k logits), each a
   convolutional trunk (3x64x64 -> 64x1x1) plus a fully connected head; the trunk is shared when ``share_trunk``.
-  Stable-recipe switches (all off = Table 3.2): spectral normalisation of every layer of D / C, a minibatch-std
+  Stable-recipe switches (all off = Table 3.2): spectral normalisation of the trunk(s) and D's head (C's head stays
+  free, so its identity logits can grow confident over many classes), a minibatch-std
   feature before D's head, and a projection term <W e, h> on the voice embedding e (Miyato & Koyama's projection D).
 * ``MinibatchStd``, ``GeneratorEMA``, ``diff_augment``: the remaining stable-recipe parts (no training loop here).
 
@@ -175,7 +176,7 @@ class FaceCritics(nn.Module):
         self.trunk_c = None if share_trunk else FaceTrunk(channels, out_dim, kernel, slope, sn)
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
         self.head_d = maybe_sn(nn.Linear(out_dim + (1 if self.mbstd else 0), 1), sn)
-        self.head_c = maybe_sn(nn.Linear(out_dim, n_identities), sn)
+        self.head_c = nn.Linear(out_dim, n_identities)         # a classifier, not a critic: never normalised
         self.proj = maybe_sn(nn.Linear(embed_dim, out_dim, bias=False), sn) if embed_dim > 0 else None
 
     def _trunk_c(self) -> FaceTrunk:
