@@ -14,6 +14,7 @@ from voiceface.methods.gan.config import PRESETS, GANConfig, StableConfig
 from voiceface.methods.gan.loss import StableGANLoss, d_adv_loss, g_adv_loss, r1_penalty
 from voiceface.methods.gan.model import (FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm, dcgan_init,
                                          diff_augment)
+from voiceface.methods.gan.evaluate import evaluate
 from voiceface.methods.gan.train import load_run, train, uses_stable_loss
 
 from fakeworld import TINY
@@ -163,6 +164,8 @@ def test_stable_tiny_run_samples_ema_and_resumes(gan_world, tmp_path):
     ckpt = load_checkpoint(full / "checkpoint.pt")
     assert ckpt["extra"]["generate_with"] == "generator_ema" and "generator_ema" in ckpt["models"]
     model = load_run(full)
+    results = evaluate(full)                                       # evaluation runs on a stable (projection) run
+    assert 0 <= results["gen_gender_acc"] <= 1 and 0 <= results["d_speech_mean"] <= 1
     for k, v in model.generator.state_dict().items():
         torch.testing.assert_close(v, ckpt["models"]["generator_ema"][k], rtol=0, atol=0)
     killed = tmp_path / "killed"
