@@ -113,7 +113,7 @@ PRESETS: dict[str, GANConfig] = {
                           gen_pixel_norm=True, spectral_norm=True, mbstd=True, projection=True),
         data=DataConfig(min_frames=100, max_frames=300, test_frames=500, test_splits=("val", "test")),
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32),
-        batch_size=32, steps=1200, log_every=25, checkpoint_every=200, eval_noise_trials=40, gender_steps=400,
+        batch_size=32, steps=800, log_every=25, checkpoint_every=200, eval_noise_trials=40, gender_steps=400,
         stable=StableConfig(loss="nonsat", r1_gamma=1.0, r1_every=16, ema_beta=0.99, mismatch_weight=0.25,
                             paired_batches=True, augment="translation", sample_every=100)),
 }
