@@ -2,9 +2,12 @@
 
 Defaults follow the thesis / the authors' released code: Adam lr 2e-4, betas (0.5, 0.999), minibatch 128,
 voice crops of 300-800 frames (3-8 s), 64-d voice embedding, 64x64 RGB faces in [-1, 1]. ``PRESETS`` holds the
-named presets (``configs/gan/NAME.yaml`` are the same values, checked by a test): ``default`` (the thesis settings;
-note its F_e pretraining is 5,000 steps where the bare ``GANConfig()`` uses 2,000) and ``cpu``, the small preset the
-demo trains in a few minutes on one core.
+named presets (``configs/gan/NAME.yaml`` are the same values, checked by a test): ``thesis`` (Algorithm 1 exactly, the
+thesis settings; note its F_e pretraining is 5,000 steps where the bare ``GANConfig()`` uses 2,000) and ``cpu``, the
+small preset the demo trains in minutes on one CPU with the stable recipe (``StableConfig``: spectral norm, hinge
+loss + lazy R1, generator EMA, projection discriminator on the voice embedding, minibatch std, DiffAugment).
+
+The bare ``GANConfig()`` (every ``stable`` switch off) is Algorithm 1; each stable part is a separate switch.
 """
 from __future__ import annotations
 
@@ -23,6 +26,11 @@ class ModelConfig:
     face_kernel: int = 3                     # Table 3.2: 3x3/2,1 (the authors' code used 4x4/2,1)
     face_embed: int = 64                     # trunk output 64x1x1
     share_trunk: bool = True                 # Sec. 3.3: D and C share their convolutional layers
+    gen_pixel_norm: bool = False             # stable: PixelNorm after each hidden layer of the generator
+    spectral_norm: bool = False              # stable: spectral normalisation of every conv / linear of D and C
+    mbstd: bool = False                      # stable: minibatch-std feature appended before D's head
+    mbstd_group: int = 4                     # group size of the minibatch std (a divisor of the batch is used)
+    projection: bool = False                 # stable: projection discriminator D(f, e) = psi(h) + <W e, h>
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,26 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class StableConfig:
+    """Training switches of the stable recipe (all off = Algorithm 1; architecture switches live in ``ModelConfig``).
+
+    Adversarial loss: ``nonsat`` (Algorithm 1's cross-entropy: D minimises softplus(-D(real)) + softplus(D(fake)),
+    G minimises softplus(-D(fake))) or ``hinge`` (D: relu(1 - D(real)) + relu(1 + D(fake)); G: -D(fake)).
+    """
+
+    loss: str = "nonsat"                     # nonsat | hinge
+    r1_gamma: float = 0.0                    # R1 penalty gamma/2 * E||grad_f D(f)||^2 on real faces (0 = off)
+    r1_every: int = 16                       # lazy regularisation: every N steps, scaled by N
+    ema_beta: float = 0.0                    # generator EMA decay per step (0 = off), ramped min(beta, (1+t)/(10+t))
+    mismatch_weight: float = 0.0             # projection D: real faces with another identity's voice as negatives
+    paired_batches: bool = False             # real face j is of the identity of voice j (needed by projection)
+    augment: str = ""                        # DiffAugment policy: comma list of translation, color, cutout
+    c_weight: float = 1.0                    # weight of F_c's identity loss in the generator step
+    sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
+    sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
+
+
+@dataclass(frozen=True)
 class GANConfig:
     """Everything ``voiceface train gan`` needs (Algorithm 1)."""
 
@@ -74,14 +102,18 @@ class GANConfig:
     eval_train_probes: int = 200             # training-set recordings used for the "training set" matching column
     dimnet_i_run: str = ""                   # DIMNet-I run (Table 3.3 row; its face net embeds faces for matching)
     dimnet_g_run: str = ""                   # DIMNet-G run (Table 3.3 row)
+    stable: StableConfig = field(default_factory=StableConfig)
 
 
 PRESETS: dict[str, GANConfig] = {
-    "default": GANConfig(encoder=EncoderConfig(kind="own", pretrain_steps=5000)),
-    # narrower generator / critics than Table 3.2, batch 32, 400 iterations; unseen identities from val and test
+    "thesis": GANConfig(encoder=EncoderConfig(kind="own", pretrain_steps=5000)),
+    # narrower generator / critics than Table 3.2, batch 32; unseen identities from val and test; the stable recipe
     "cpu": GANConfig(
-        model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64)),
+        model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64),
+                          gen_pixel_norm=True, spectral_norm=True, mbstd=True, projection=True),
         data=DataConfig(min_frames=100, max_frames=300, test_frames=500, test_splits=("val", "test")),
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32),
-        batch_size=32, steps=400, log_every=25, checkpoint_every=100, eval_noise_trials=40, gender_steps=400),
+        batch_size=32, steps=800, log_every=25, checkpoint_every=200, eval_noise_trials=40, gender_steps=400,
+        stable=StableConfig(loss="nonsat", r1_gamma=1.0, r1_every=16, ema_beta=0.99, mismatch_weight=0.25,
+                            paired_batches=True, augment="translation", sample_every=100)),
 }

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .model import FaceCritics, Generator
+from .model import FaceCritics, Generator, diff_augment
 
 
 def _set_requires_grad(params, flag: bool) -> None:
@@ -79,4 +79,130 @@ class GANLoss:
         out = self.d_step(real, fake)
         out.update(self.c_step(real, real_id))
         out.update(self.g_step(fake, voice_id))
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ stable recipe
+def d_adv_loss(kind: str, real_logit: torch.Tensor, fake_logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's loss on (B,) real-side and (B,) fake-side logits, as two means: ``nonsat`` softplus(-r), softplus(f)
+    (= Algorithm 1's cross-entropy); ``hinge`` relu(1 - r), relu(1 + f)."""
+    if kind == "hinge":
+        return F.relu(1 - real_logit).mean(), F.relu(1 + fake_logit).mean()
+    if kind == "nonsat":
+        return F.softplus(-real_logit).mean(), F.softplus(fake_logit).mean()
+    raise ValueError(f"adversarial loss '{kind}' is not one of nonsat, hinge")
+
+
+def g_adv_loss(kind: str, fake_logit: torch.Tensor) -> torch.Tensor:
+    """G's loss on (B,) logits of its faces: ``nonsat`` softplus(-f) (Algorithm 1's log D(f^)); ``hinge`` -f."""
+    return -fake_logit.mean() if kind == "hinge" else F.softplus(-fake_logit).mean()
+
+
+def r1_penalty(critics: FaceCritics, real: torch.Tensor, e: torch.Tensor | None = None,
+               create_graph: bool = True) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean over the batch of ||d D(f, e) / d f||^2 at real faces f (B, 3, 64, 64)."""
+    real = real.detach().requires_grad_(True)
+    logit = critics(real, "d", e)                                        # (B,)
+    (grad,) = torch.autograd.grad(logit.sum(), real, create_graph=create_graph)
+    return grad.square().flatten(1).sum(1).mean()
+
+
+def mismatched(e: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (B, q) rolled by one, and the (B,) bool mask of rows whose rolled identity differs from theirs."""
+    return e.roll(1, 0), ids.roll(1, 0) != ids
+
+
+class StableGANLoss:
+    """The stable recipe as named phases over Algorithm 1's three networks (switches in ``GANConfig.stable``):
+
+    * ``d_step``: adversarial loss (nonsat / hinge) on augmented real faces with their identity's voice embedding and
+      on augmented fakes with the embedding they came from; with ``mismatch_weight`` real faces paired with another
+      identity's embedding count as extra fakes (projection D only);
+    * ``d_r1``: every ``r1_every`` steps, r1_gamma / 2 * R1 * r1_every on (augmented) real faces (lazy R1);
+    * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces;
+    * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces;
+    * ``ema``: the generator EMA update (when ``ema`` is given).
+    """
+
+    phases = ("d_step", "d_r1", "c_step", "g_step", "ema")
+
+    def __init__(self, generator: Generator, critics: FaceCritics, opts: dict[str, torch.optim.Optimizer], cfg,
+                 ema=None):
+        self.generator, self.critics, self.opts, self.s, self.ema = generator, critics, opts, cfg, ema
+        self.policy = tuple(p for p in cfg.augment.split(",") if p)
+
+    def aug(self, x: torch.Tensor, gen: torch.Generator, tile: int = 1) -> torch.Tensor:
+        return diff_augment(x, self.policy, gen, tile) if self.policy else x
+
+    def d_step(self, real, fake, e_real, e_fake, real_id, gen) -> dict[str, float]:
+        """real (m, 3, 64, 64) with e_real (m, q); fake (n, ...) detached here, with e_fake (n, q)."""
+        opt = self.opts["d"]
+        opt.zero_grad(set_to_none=True)
+        m = len(real)
+        tile = 2 if len(fake) == m else 1
+        x = self.aug(torch.cat([real, fake.detach()]), gen, tile)
+        logit = self.critics(x, "d", torch.cat([e_real, e_fake]))
+        loss_real, loss_fake = d_adv_loss(self.s.loss, logit[:m], logit[m:])
+        loss = loss_real + loss_fake
+        out = {"loss/d_real": loss_real.item(), "loss/d_fake": loss_fake.item(),
+               "d/real": logit[:m].mean().item(), "d/fake": logit[m:].mean().item()}
+        if self.s.mismatch_weight > 0 and self.critics_has_projection():
+            e_mis, keep = mismatched(e_real, real_id)
+            if keep.any():
+                mis = self.critics(x[:m][keep], "d", e_mis[keep])
+                loss_mis = d_adv_loss(self.s.loss, mis.new_zeros(0), mis)[1]
+                loss = loss + self.s.mismatch_weight * loss_mis
+                out["loss/d_mismatch"] = loss_mis.item()
+        loss.backward()
+        opt.step()
+        return out
+
+    def critics_has_projection(self) -> bool:
+        return getattr(getattr(self.critics, "module", self.critics), "proj", None) is not None
+
+    def d_r1(self, real, e_real, gen, step: int) -> dict[str, float]:
+        if self.s.r1_gamma <= 0 or step % self.s.r1_every:
+            return {}
+        opt = self.opts["d"]
+        opt.zero_grad(set_to_none=True)
+        r1 = r1_penalty(self.critics, self.aug(real, gen), e_real)
+        (0.5 * self.s.r1_gamma * self.s.r1_every * r1).backward()
+        opt.step()
+        return {"loss/r1": r1.item()}
+
+    def c_step(self, real, real_id, gen) -> dict[str, float]:
+        opt = self.opts["c"]
+        opt.zero_grad(set_to_none=True)
+        logits = self.critics(self.aug(real, gen), "c")                   # (m, k)
+        loss = F.cross_entropy(logits, real_id)
+        loss.backward()
+        opt.step()
+        return {"loss/c_real": loss.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}
+
+    def g_step(self, fake, e_fake, voice_id, gen) -> dict[str, float]:
+        params = list(self.critics.parameters())
+        _set_requires_grad(params, False)
+        try:
+            self.opts["g"].zero_grad(set_to_none=True)
+            d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake)
+            loss_d = g_adv_loss(self.s.loss, d_logit)
+            loss_c = F.cross_entropy(c_logit, voice_id)
+            (loss_d + self.s.c_weight * loss_c).backward()
+            self.opts["g"].step()
+        finally:
+            _set_requires_grad(params, True)
+        return {"loss/g_d": loss_d.item(), "loss/g_c": loss_c.item(),
+                "acc/c_fake": (c_logit.argmax(1) == voice_id).float().mean().item()}
+
+    def step(self, e: torch.Tensor, voice_id: torch.Tensor, real: torch.Tensor, real_id: torch.Tensor,
+             e_real: torch.Tensor, step: int, gen: torch.Generator) -> dict[str, float]:
+        """One iteration: e (n, q) voice embeddings, real (m, 3, 64, 64) faces with e_real (m, q) embeddings of
+        their identity; ``gen`` draws the augmentations (derived from the step by the caller)."""
+        fake = self.generator(e)                                          # (n, 3, 64, 64)
+        out = self.d_step(real, fake, e_real, e, real_id, gen)
+        out.update(self.d_r1(real, e_real, gen, step))
+        out.update(self.c_step(real, real_id, gen))
+        out.update(self.g_step(fake, e, voice_id, gen))
+        if self.ema is not None:
+            self.ema.update(step)
         return out

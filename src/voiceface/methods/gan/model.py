@@ -5,6 +5,10 @@
 * ``Generator`` F_g: 6 ConvTranspose2d from a 64x1x1 embedding to a 3x64x64 face in (about) [-1, 1].
 * ``FaceCritics``: the discriminator F_d (real/fake logit) and the identity classifier F_c (k logits), each a
   convolutional trunk (3x64x64 -> 64x1x1) plus a fully connected head; the trunk is shared when ``share_trunk``.
+  Stable-recipe switches (all off = Table 3.2): spectral normalisation of the trunk(s) and D's head (C's head stays
+  free, so its identity logits can grow confident over many classes), a minibatch-std
+  feature before D's head, and a projection term <W e, h> on the voice embedding e (Miyato & Koyama's projection D).
+* ``MinibatchStd``, ``GeneratorEMA``, ``diff_augment``: the remaining stable-recipe parts (no training loop here).
 
 The voice network and the generator keep their layers in an ``nn.Sequential`` called ``net`` with the same layer
 indices as the authors' released checkpoints (``model.<i>``), so ``weights.py`` maps them by renaming the prefix.
@@ -70,18 +74,30 @@ class SpeakerClassifier(nn.Module):
         return self.head(self.voice.pooled(mel))
 
 
+class PixelNorm(nn.Module):
+    """ProGAN's pixelwise feature normalisation: (B, C, H, W) -> x / sqrt(mean_c x^2 + 1e-8), per sample."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
+
+
 class Generator(nn.Module):
     """F_g (Table 3.2, right): (B, embed_dim) or (B, embed_dim, 1, 1) -> (B, 3, 64, 64).
 
     ConvT(64->1024, k4 s1 p0) 4x4, ReLU; ConvT(1024->512, k4 s2 p1) 8x8, ReLU; ->256 16x16, ReLU; ->128 32x32, ReLU;
     ->64 64x64, ReLU; ConvT(64->3, k1 s1 p0) 64x64 (no output non-linearity, as released; clamp to [-1, 1] to view).
+    ``pixel_norm`` (stable recipe) puts a ``PixelNorm`` after every hidden ReLU: without any normalisation the DCGAN
+    init N(0, 0.02) shrinks the signal ~5x per layer (output std ~1e-6 at the start), which stalls short trainings.
     """
 
-    def __init__(self, embed_dim: int = 64, channels: Sequence[int] = (1024, 512, 256, 128, 64), out_channels: int = 3):
+    def __init__(self, embed_dim: int = 64, channels: Sequence[int] = (1024, 512, 256, 128, 64), out_channels: int = 3,
+                 pixel_norm: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, channels[0], 4, 1, 0, bias=True), nn.ReLU(inplace=True)]
+        norm = [PixelNorm()] if pixel_norm else []
+        layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, channels[0], 4, 1, 0, bias=True), nn.ReLU(inplace=True),
+                                   *norm]
         for cin, cout in zip(channels[:-1], channels[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=True), nn.ReLU(inplace=True)]
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=True), nn.ReLU(inplace=True), *norm]
         layers.append(nn.ConvTranspose2d(channels[-1], out_channels, 1, 1, 0, bias=True))
         self.net = nn.Sequential(*layers)
         self.embed_dim = embed_dim
@@ -93,6 +109,31 @@ class Generator(nn.Module):
         return self.net(e)
 
 
+def maybe_sn(module: nn.Module, on: bool) -> nn.Module:
+    """``module`` with spectral normalisation of its weight (one power iteration per training forward) when ``on``."""
+    return nn.utils.parametrizations.spectral_norm(module) if on else module
+
+
+class MinibatchStd(nn.Module):
+    """StyleGAN's minibatch standard deviation: (B, C, *) -> (B, C + 1, *).
+
+    The batch is split into groups of ``g`` (the largest divisor of B not above ``group``); the extra channel of every
+    sample is the std over its group, averaged over channels and positions, so D can see a collapsed batch."""
+
+    def __init__(self, group: int = 4):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        g = max(d for d in range(1, min(self.group, b) + 1) if b % d == 0)
+        y = x.reshape(g, b // g, *x.shape[1:])                          # (g, B/g, C, *)
+        std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()               # (B/g, C, *)
+        s = std.flatten(1).mean(1)                                       # (B/g,)
+        s = s.repeat(g)                                                  # (B,): sample i is in group column i % (B/g)
+        return torch.cat([x, s.reshape(b, *([1] * (x.dim() - 1))).expand(b, 1, *x.shape[2:])], dim=1)
+
+
 class FaceTrunk(nn.Module):
     """Convolutional trunk of F_d / F_c (Table 3.2, bottom): (B, 3, 64, 64) -> (B, out_dim).
 
@@ -101,13 +142,14 @@ class FaceTrunk(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = (32, 64, 128, 256, 512), out_dim: int = 64, kernel: int = 3,
-                 slope: float = 0.2):
+                 slope: float = 0.2, spectral_norm: bool = False):
         super().__init__()
         pad = 1 if kernel in (3, 4) else kernel // 2
-        layers: list[nn.Module] = [nn.Conv2d(3, channels[0], 1, 1, 0), nn.LeakyReLU(slope, inplace=True)]
+        sn = spectral_norm
+        layers: list[nn.Module] = [maybe_sn(nn.Conv2d(3, channels[0], 1, 1, 0), sn), nn.LeakyReLU(slope, inplace=True)]
         for cin, cout in zip(channels[:-1], channels[1:]):
-            layers += [nn.Conv2d(cin, cout, kernel, 2, pad), nn.LeakyReLU(slope, inplace=True)]
-        layers += [nn.Conv2d(channels[-1], out_dim, 4, 1, 0), nn.LeakyReLU(slope, inplace=True)]
+            layers += [maybe_sn(nn.Conv2d(cin, cout, kernel, 2, pad), sn), nn.LeakyReLU(slope, inplace=True)]
+        layers += [maybe_sn(nn.Conv2d(channels[-1], out_dim, 4, 1, 0), sn), nn.LeakyReLU(slope, inplace=True)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
@@ -118,49 +160,62 @@ class FaceTrunk(nn.Module):
 class FaceCritics(nn.Module):
     """The discriminator F_d and identity classifier F_c (Table 3.2), trunk shared or not.
 
-    ``d_logit(f)``: (B, 3, 64, 64) -> (B,) real/fake logit (sigmoid gives F_d).
+    ``d_logit(f, e=None)``: (B, 3, 64, 64)[, (B, q)] -> (B,) real/fake logit (sigmoid gives F_d). With ``embed_dim``
+    > 0 (projection D) the logit adds <W e, h> for the trunk features h (B, out_dim); e = None leaves it out.
     ``c_logit(f)``: (B, 3, 64, 64) -> (B, k) identity logits (softmax gives F_c).
     ``d_parameters()`` / ``c_parameters()``: what the D step / C step of Algorithm 1 update (the shared trunk is in both).
     """
 
     def __init__(self, n_identities: int, channels: Sequence[int] = (32, 64, 128, 256, 512), out_dim: int = 64,
-                 kernel: int = 3, slope: float = 0.2, share_trunk: bool = True):
+                 kernel: int = 3, slope: float = 0.2, share_trunk: bool = True, spectral_norm: bool = False,
+                 mbstd_group: int = 0, embed_dim: int = 0):
         super().__init__()
+        sn = spectral_norm
         self.share_trunk = share_trunk
-        self.trunk_d = FaceTrunk(channels, out_dim, kernel, slope)
-        self.trunk_c = None if share_trunk else FaceTrunk(channels, out_dim, kernel, slope)
-        self.head_d = nn.Linear(out_dim, 1)
-        self.head_c = nn.Linear(out_dim, n_identities)
+        self.trunk_d = FaceTrunk(channels, out_dim, kernel, slope, sn)
+        self.trunk_c = None if share_trunk else FaceTrunk(channels, out_dim, kernel, slope, sn)
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group > 0 else None
+        self.head_d = maybe_sn(nn.Linear(out_dim + (1 if self.mbstd else 0), 1), sn)
+        self.head_c = nn.Linear(out_dim, n_identities)         # a classifier, not a critic: never normalised
+        self.proj = maybe_sn(nn.Linear(embed_dim, out_dim, bias=False), sn) if embed_dim > 0 else None
 
     def _trunk_c(self) -> FaceTrunk:
         return self.trunk_d if self.trunk_c is None else self.trunk_c
 
-    def d_logit(self, f: torch.Tensor) -> torch.Tensor:
-        return self.head_d(self.trunk_d(f)).squeeze(1)          # (B,)
+    def _d_head(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
+        """Trunk features (B, out_dim)[, embeddings (B, q)] -> (B,) logits."""
+        out = self.head_d(self.mbstd(h) if self.mbstd is not None else h).squeeze(1)
+        if self.proj is not None and e is not None:
+            out = out + (self.proj(e) * h).sum(1)
+        return out
+
+    def d_logit(self, f: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+        return self._d_head(self.trunk_d(f), e)                  # (B,)
 
     def c_logit(self, f: torch.Tensor) -> torch.Tensor:
         return self.head_c(self._trunk_c()(f))                  # (B, k)
 
-    def both(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def both(self, f: torch.Tensor, e: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits and (B, k) identity logits, running a shared trunk once."""
         if self.trunk_c is None:
             h = self.trunk_d(f)
-            return self.head_d(h).squeeze(1), self.head_c(h)
-        return self.d_logit(f), self.c_logit(f)
+            return self._d_head(h, e), self.head_c(h)
+        return self.d_logit(f, e), self.c_logit(f)
 
     def d_parameters(self) -> list[nn.Parameter]:
-        return list(self.trunk_d.parameters()) + list(self.head_d.parameters())
+        proj = list(self.proj.parameters()) if self.proj is not None else []
+        return list(self.trunk_d.parameters()) + list(self.head_d.parameters()) + proj
 
     def c_parameters(self) -> list[nn.Parameter]:
         return list(self._trunk_c().parameters()) + list(self.head_c.parameters())
 
-    def forward(self, f: torch.Tensor, mode: str = "both"):
+    def forward(self, f: torch.Tensor, mode: str = "both", e: torch.Tensor | None = None):
         """mode "d": (B,) logits; "c": (B, k) logits; "both": the pair (callable through DDP for every phase)."""
         if mode == "d":
-            return self.d_logit(f)
+            return self.d_logit(f, e)
         if mode == "c":
             return self.c_logit(f)
-        return self.both(f)
+        return self.both(f, e)
 
 
 class FaceClassifier(nn.Module):
@@ -186,3 +241,68 @@ def dcgan_init(module: nn.Module, std: float = 0.02) -> nn.Module:
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
     return module
+
+
+class GeneratorEMA:
+    """Exponential moving average of a generator's weights (StyleGAN2): after each G step,
+    ``ema = beta_t * ema + (1 - beta_t) * g`` for parameters (buffers copied), beta_t = min(beta, (1 + t) / (10 + t))
+    so early averages do not drag the random initialisation along. ``module`` is the averaged copy (eval mode)."""
+
+    def __init__(self, module: nn.Module, ema: nn.Module, beta: float):
+        self.source, self.module, self.beta = module, ema, beta
+        self.module.load_state_dict(module.state_dict())
+        self.module.eval().requires_grad_(False)
+
+    def rate(self, step: int) -> float:
+        return min(self.beta, (1.0 + step) / (10.0 + step))
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        b = self.rate(step)
+        for pe, p in zip(self.module.parameters(), self.source.parameters()):
+            pe.lerp_(p.detach(), 1.0 - b)
+        for be, bs in zip(self.module.buffers(), self.source.buffers()):
+            be.copy_(bs)
+
+
+AUGMENTS = ("translation", "color", "cutout")
+
+
+def diff_augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, tile: int = 1) -> torch.Tensor:
+    """Differentiable augmentation (Zhao et al. 2020): (B, 3, H, W) -> (B, 3, H, W), gradients flow to ``x``.
+
+    ``policy``: any of ``AUGMENTS`` (colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5]; translation:
+    shifts up to 1/8 of the size with zero fill; cutout: one zeroed square of half the size). Parameters are drawn
+    from ``gen`` for B / tile samples and repeated ``tile`` times, so with ``tile=2`` on cat([real, fake]) sample i of
+    real and of fake get the same transform."""
+    b, _, h, w = x.shape
+    n = b // tile
+    dev = x.device
+
+    def draw(*shape):
+        return torch.rand(n, *shape, generator=gen).repeat(tile, *([1] * len(shape))).to(dev)
+
+    if "color" in policy:
+        x = x + (draw(1, 1, 1) - 0.5)
+        mean = x.mean(dim=1, keepdim=True)
+        x = (x - mean) * (draw(1, 1, 1) * 2) + mean
+        mean = x.mean(dim=[1, 2, 3], keepdim=True)
+        x = (x - mean) * (draw(1, 1, 1) + 0.5) + mean
+    if "translation" in policy:
+        sh, sw = h // 8, w // 8
+        dy = (draw(1, 1) * (2 * sh + 1)).long() - sh                      # (B, 1, 1) in [-sh, sh]
+        dx = (draw(1, 1) * (2 * sw + 1)).long() - sw
+        yy = torch.arange(h, device=dev)[None, :, None] - dy               # (B, H, 1)
+        xx = torch.arange(w, device=dev)[None, None, :] - dx               # (B, 1, W)
+        valid = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).to(x.dtype)  # (B, H, W)
+        idx = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).flatten(1)     # (B, H*W)
+        x = x.flatten(2).gather(2, idx[:, None, :].expand(b, x.shape[1], -1)).reshape_as(x) * valid[:, None]
+    if "cutout" in policy:
+        ch, cw = h // 2, w // 2
+        cy = (draw(1, 1) * (h + 1 - ch % 2)).long() - ch // 2
+        cx = (draw(1, 1) * (w + 1 - cw % 2)).long() - cw // 2
+        yy = torch.arange(h, device=dev)[None, :, None]
+        xx = torch.arange(w, device=dev)[None, None, :]
+        keep = ~((yy >= cy) & (yy < cy + ch) & (xx >= cx) & (xx < cx + cw))
+        x = x * keep[:, None].to(x.dtype)
+    return x

@@ -33,9 +33,10 @@ from ...data.manifest import Item, Manifest, read_manifest
 from ...engine import Parts, Run, dist, fit, load_checkpoint
 from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
-from .config import GANConfig
-from .loss import GANLoss
-from .model import FaceCritics, Generator, SpeakerClassifier, SpeakerHead, VoiceEmbedNet, dcgan_init
+from .config import GANConfig, StableConfig
+from .loss import GANLoss, StableGANLoss
+from .model import (FaceCritics, Generator, GeneratorEMA, SpeakerClassifier, SpeakerHead, VoiceEmbedNet,
+                    dcgan_init)
 
 log = logging.getLogger(__name__)
 METHOD_NAME = "gan"
@@ -264,12 +265,33 @@ def feature_fn(kind: str, device: torch.device | str = "cpu"):
 def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> tuple[Generator, FaceCritics]:
     m = cfg.model
     with seeded(seed + 2):
-        gen = Generator(embed_dim, m.gen_channels)
-        crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk)
+        gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm)
+        crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk,
+                           m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0)
         if cfg.init_std > 0:
             dcgan_init(gen, cfg.init_std)
             dcgan_init(crit, cfg.init_std)
     return gen, crit
+
+
+def uses_stable_loss(cfg: GANConfig) -> bool:
+    """Whether training runs ``StableGANLoss`` (any stable training switch on, or a projection D) rather than
+    Algorithm 1's ``GANLoss`` (the sample-grid switches change nothing in training)."""
+    plain = cfglib.replace(cfg.stable, {"sample_every": 0, "sample_probes": StableConfig().sample_probes})
+    return plain != StableConfig() or cfg.model.projection
+
+
+class FacesByIdentity:
+    """Face indices grouped by identity label, to draw a face of a given identity: ``draw(rng, labels) -> (B,)``."""
+
+    def __init__(self, face_labels: np.ndarray, n_labels: int):
+        self.order = np.argsort(face_labels, kind="stable")
+        self.count = np.bincount(face_labels, minlength=n_labels)
+        self.start = np.concatenate([[0], np.cumsum(self.count)[:-1]])
+
+    def draw(self, rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
+        pick = (rng.random(len(labels)) * self.count[labels]).astype(np.int64)
+        return self.order[self.start[labels] + pick]
 
 
 def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[str, torch.optim.Optimizer]:
@@ -320,36 +342,122 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
-    loss = GANLoss(gen_w, crit_w, opts["g"], opts["d"], opts["c"])
     models = {"generator": gen_w, "critics": crit_w}
+    extra = {"identities": gd.identities, "embed_dim": encoder.dim}
+    ema = None
+    if cfg.stable.ema_beta > 0:
+        ema = GeneratorEMA(gen, build_gan(cfg, len(gd.identities), encoder.dim, seed)[0].to(device), cfg.stable.ema_beta)
+        models["generator_ema"] = ema.module
+        extra["generate_with"] = "generator_ema"         # what load_run uses for generation / evaluation
     if cfg.encoder.kind == "own":
         models["voice"] = encoder.net
-    parts = Parts(models=models, optimizers=opts, extra={"identities": gd.identities, "embed_dim": encoder.dim})
+    parts = Parts(models=models, optimizers=opts, extra=extra)
+    step_fn = make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device)
+    batch_fn = make_batch_fn(cfg, bank, faces_u8, face_labels, len(gd.identities), encoder.dim, seed)
+    if cfg.stable.sample_every > 0 and dist.is_main():
+        step_fn = with_samples(step_fn, out / "samples", cfg, probe_set(gd, cfg, out), encoder,
+                               ema.module if ema is not None else gen)
+    fit(run, parts, method=METHOD_NAME, config=run.config, batch_fn=batch_fn, step_fn=step_fn,
+        total_steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+        progress=progress, stop_after=stop_after)
+    return out
+
+
+def make_batch_fn(cfg: GANConfig, bank: VoiceBank, faces_u8: np.ndarray, face_labels: np.ndarray, n_ids: int,
+                  embed_dim: int, seed: int):
+    """``batch_fn(step) -> (mel (n, F, L), voice ids (n,), real (m, 3, 64, 64), face ids (m,), noise (n, q))``.
+
+    With ``stable.paired_batches`` voices come from identities with faces and real face j is of voice j's identity."""
     faces_t = torch.from_numpy(faces_u8)
+    by_id = FacesByIdentity(face_labels, n_ids)
+    voice_pool = np.flatnonzero(by_id.count[bank.labels] > 0)
 
     def batch_fn(step: int):
         rng = np.random.default_rng([seed, 11, step, dist.rank()])
-        vi = rng.integers(0, len(bank), cfg.batch_size)
+        paired = cfg.stable.paired_batches
+        vi = voice_pool[rng.integers(0, len(voice_pool), cfg.batch_size)] if paired else \
+            rng.integers(0, len(bank), cfg.batch_size)
         length = int(rng.integers(cfg.data.min_frames, cfg.data.max_frames + 1))
         mel = bank.random_crops(rng, vi, length)                                  # (n, F, L)
-        fi = rng.integers(0, len(faces_t), cfg.batch_size)
+        fi = by_id.draw(rng, bank.labels[vi]) if paired else rng.integers(0, len(faces_t), cfg.batch_size)
         real = to_unit(faces_t[torch.from_numpy(fi)])                            # (m, 3, 64, 64)
         if cfg.data.flip_faces:
             flip = torch.from_numpy(rng.random(len(fi)) < 0.5)
             real = torch.where(flip[:, None, None, None], real.flip(3), real)
-        noise = torch.from_numpy(rng.standard_normal((cfg.batch_size, encoder.dim)).astype(np.float32))
+        noise = torch.from_numpy(rng.standard_normal((cfg.batch_size, embed_dim)).astype(np.float32))
         return mel, torch.from_numpy(bank.labels[vi]), real, torch.from_numpy(face_labels[fi]), noise
+
+    return batch_fn
+
+
+def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, seed: int, device: torch.device):
+    """``step_fn(batch, step) -> scalars``: Algorithm 1 (``GANLoss``) or the stable recipe (``StableGANLoss``)."""
+    stable = uses_stable_loss(cfg)
+    if cfg.model.projection and not cfg.stable.paired_batches:
+        raise ConfigError("model.projection needs stable.paired_batches=true (real faces need their voice)")
+    loss = StableGANLoss(gen, crit, opts, cfg.stable, ema) if stable else GANLoss(gen, crit, opts["g"], opts["d"],
+                                                                                    opts["c"])
 
     def step_fn(batch, step: int):
         mel, vid, real, fid, noise = batch
         e = encoder.embed(mel)                                                   # (n, q), frozen F_e
         e = torch.nn.functional.normalize(e + cfg.embed_noise * noise.to(device), dim=1)
-        return loss.step(e, vid.to(device), real.to(device), fid.to(device))
+        vid, real, fid = vid.to(device), real.to(device), fid.to(device)
+        if not stable:
+            return loss.step(e, vid, real, fid)
+        gen_aug = torch.Generator().manual_seed(int(np.random.default_rng([seed, 13, step, dist.rank()])
+                                                    .integers(2 ** 62)))
+        return loss.step(e, vid, real, fid, e, step, gen_aug)
 
-    fit(run, parts, method=METHOD_NAME, config=run.config, batch_fn=batch_fn, step_fn=step_fn,
-        total_steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-        progress=progress, stop_after=stop_after)
-    return out
+    return step_fn
+
+
+@dataclass
+class Probes:
+    """Fixed probe voices of unseen identities for the sample grid: feats (P, F, test_frames), faces (P, 3, 64, 64)."""
+
+    feats: torch.Tensor
+    faces: torch.Tensor
+    names: list[str]
+
+
+def probe_set(gd: GANData, cfg: GANConfig, out: Path) -> Probes:
+    """One recording and one real face of each of the first ``stable.sample_probes`` unseen identities having both
+    (test splits; training identities when there are none)."""
+    voices, faces = (gd.test_voice, gd.test_face) if gd.test_voice and gd.test_face else (gd.heldout_voice or
+                                                                                         gd.train_voice, gd.train_face)
+    face_of = {}
+    for f in faces:
+        face_of.setdefault(f.identity, f)
+    chosen: dict[str, Item] = {}
+    for v in sorted(voices, key=lambda it: (it.identity, it.path)):
+        if v.identity in face_of and v.identity not in chosen and len(chosen) < cfg.stable.sample_probes:
+            chosen[v.identity] = v
+    feats, kept = voice_features(cfg.encoder.kind, list(chosen.values()), gd.manifest, out / "cache")
+    n = cfg.data.test_frames
+    crops = [np.resize(f, (n, f.shape[1])) for f in feats]                     # cyclic repeat / cut to n frames
+    real, _ = load_faces64([face_of[v.identity] for v in kept], gd.manifest.root)
+    x = torch.from_numpy(np.stack(crops)).transpose(1, 2) if crops else torch.zeros(0, cfg.model.mel_bins, n)
+    return Probes(x.contiguous(), to_unit(real), [v.identity for v in kept])
+
+
+def with_samples(step_fn, folder: Path, cfg: GANConfig, probes: Probes, encoder: VoiceEncoder, gen: Generator):
+    """Wrap ``step_fn`` to write ``folder/step_NNNNNN.png`` every ``stable.sample_every`` steps (and the last):
+    row 1 the faces generated from the probe voices (with ``gen``, the EMA generator when on), row 2 a real face."""
+    from .generate import contact_sheet
+
+    def wrapped(batch, step: int):
+        values = step_fn(batch, step)
+        done = step + 1
+        if len(probes.names) and (done % cfg.stable.sample_every == 0 or done == cfg.steps):
+            with torch.no_grad():
+                fake = gen(encoder.embed(probes.feats)).clamp(-1, 1).cpu()
+            folder.mkdir(parents=True, exist_ok=True)
+            sheet = contact_sheet(torch.cat([fake, probes.faces]), probes.names * 2, columns=len(probes.names))
+            sheet.save(folder / f"step_{done:06d}.png")
+        return values
+
+    return wrapped
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -390,6 +498,7 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> Trai
     encoder = make_encoder(cfg, device, net)
     ids = list(ckpt["extra"]["identities"])
     gen, crit = build_gan(cfg, len(ids), encoder.dim, seed)
-    gen.load_state_dict(ckpt["models"]["generator"])
+    # the EMA generator when the run kept one (extra["generate_with"] names it), else the trained generator
+    gen.load_state_dict(ckpt["models"][ckpt["extra"].get("generate_with", "generator")])
     crit.load_state_dict(ckpt["models"]["critics"])
     return TrainedGAN(cfg, encoder, gen.eval().to(device), crit.eval().to(device), ids, seed, data, device)

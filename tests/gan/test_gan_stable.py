@@ -1,0 +1,177 @@
+"""The stable recipe's parts (spectral norm, R1, EMA, projection D, minibatch std, DiffAugment, config switches)
+and a tiny stable run that trains, samples, stores its EMA generator and resumes exactly."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import yaml
+
+from voiceface import config as cfglib
+from voiceface.engine import load_checkpoint
+from voiceface.methods.gan.config import PRESETS, GANConfig, StableConfig
+from voiceface.methods.gan.loss import StableGANLoss, d_adv_loss, g_adv_loss, r1_penalty
+from voiceface.methods.gan.model import (FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm, dcgan_init,
+                                         diff_augment)
+from voiceface.methods.gan.evaluate import evaluate
+from voiceface.methods.gan.train import load_run, train, uses_stable_loss
+
+from fakeworld import TINY
+
+STABLE = ["model.gen_pixel_norm=true", "model.spectral_norm=true", "model.mbstd=true", "model.projection=true", "stable.loss=hinge",
+          "stable.r1_gamma=1", "stable.r1_every=2", "stable.ema_beta=0.9", "stable.mismatch_weight=0.5",
+          "stable.paired_batches=true", "stable.augment=translation,color,cutout", "stable.sample_every=3",
+          "stable.sample_probes=3"]
+
+
+def _critics(**kw) -> FaceCritics:
+    return FaceCritics(4, (8, 8, 16, 16, 16), 16, **kw)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_spectral_norm_present_only_when_on(on):
+    c = _critics(spectral_norm=on, embed_dim=6 if on else 0)
+    layers = [m for m in c.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and m is not c.head_c]
+    assert not torch.nn.utils.parametrize.is_parametrized(c.head_c)
+    assert layers and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == on for m in layers)
+    if on:   # the normalised weight has spectral norm ~1 after enough power iterations
+        lin = c.head_d
+        for _ in range(50):
+            lin(torch.randn(2, 16))
+        assert torch.linalg.matrix_norm(lin.weight.detach(), ord=2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_pixel_norm_keeps_the_generator_signal_alive():
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 4, 4) * 7
+    torch.testing.assert_close(PixelNorm()(x).square().mean(1), torch.ones(3, 4, 4), rtol=1e-4, atol=1e-4)
+    e = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    plain = dcgan_init(Generator(8, (16, 8, 8, 8, 8)))
+    normed = dcgan_init(Generator(8, (16, 8, 8, 8, 8), pixel_norm=True))
+    assert not any(isinstance(m, PixelNorm) for m in plain.modules())
+    assert plain(e).std() < 1e-4 < 1e-2 < normed(e).std()          # DCGAN init alone: a vanishing output
+
+
+def test_r1_matches_naive_jacobian():
+    torch.manual_seed(0)
+    c = _critics(spectral_norm=True, embed_dim=6).eval()           # eval: no power iteration between calls
+    real, e = torch.randn(3, 3, 64, 64), torch.randn(3, 6)
+    jac = torch.autograd.functional.jacobian(lambda f: c.d_logit(f, e), real)      # (3, 3, 3, 64, 64)
+    naive = torch.stack([jac[i, i].square().sum() for i in range(3)]).mean()
+    assert naive > 0
+    torch.testing.assert_close(r1_penalty(c, real, e), naive, rtol=1e-4, atol=1e-8)
+
+
+def test_ema_update_rule():
+    torch.manual_seed(0)
+    g, g2 = Generator(8, (8, 8, 8, 8, 8)), Generator(8, (8, 8, 8, 8, 8))
+    ema = GeneratorEMA(g, g2, beta=0.99)
+    assert all(torch.equal(a, b) for a, b in zip(g.parameters(), g2.parameters()))
+    before = [p.detach().clone() for p in g2.parameters()]
+    with torch.no_grad():
+        for p in g.parameters():
+            p.add_(1.0)
+    for step, want in ((0, 0.1), (1000, 0.99)):
+        assert ema.rate(step) == pytest.approx(want)
+    ema.update(1000)
+    for old, new, src in zip(before, g2.parameters(), g.parameters()):
+        torch.testing.assert_close(new, 0.99 * old + 0.01 * src)
+    assert not any(p.requires_grad for p in g2.parameters())
+
+
+def test_projection_output_shape_and_conditioning():
+    torch.manual_seed(0)
+    c = _critics(embed_dim=6)
+    f, e = torch.randn(5, 3, 64, 64), torch.randn(5, 6)
+    out = c.d_logit(f, e)
+    assert out.shape == (5,)
+    assert not torch.allclose(out, c.d_logit(f, -e))                # the voice changes the verdict
+    h = c.trunk_d(f)
+    torch.testing.assert_close(out - c.d_logit(f), (c.proj(e) * h).sum(1))   # e=None: unconditional part only
+    assert any(p is q for p in c.proj.parameters() for q in c.d_parameters())
+    assert _critics().proj is None
+
+
+def test_minibatch_std_shape_and_value():
+    x = torch.randn(8, 5, 3, 3)
+    y = MinibatchStd(4)(x)
+    assert y.shape == (8, 6, 3, 3)
+    torch.testing.assert_close(y[:, :5], x)
+    groups = x.reshape(4, 2, 5, 3, 3)                                # group of sample i: i % 2
+    want = groups.std(0, unbiased=False).flatten(1).mean(1)          # (2,)
+    torch.testing.assert_close(y[:, 5, 0, 0], want.repeat(4), atol=1e-4, rtol=1e-4)
+    assert MinibatchStd(4)(torch.ones(6, 2)).shape == (6, 3)       # group 3 divides 6; (B, C) input
+    assert MinibatchStd(4)(torch.ones(6, 2))[:, 2].max() < 1e-3    # identical samples: no spread
+
+
+def test_augmentation_identical_on_real_and_fake_when_tiled():
+    torch.manual_seed(0)
+    real = torch.randn(4, 3, 64, 64)
+    fake = real.clone().requires_grad_(True)
+    policy = ("translation", "color", "cutout")
+    y = diff_augment(torch.cat([real, fake]), policy, torch.Generator().manual_seed(1), tile=2)
+    torch.testing.assert_close(y[:4], y[4:])
+    assert not torch.allclose(y[:4], real)                           # it does transform
+    y2 = diff_augment(torch.cat([real, real]), policy, torch.Generator().manual_seed(1), tile=1)
+    assert not torch.allclose(y2[:4], y2[4:])                        # untiled: each sample its own transform
+    y[4:].sum().backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0       # differentiable
+    again = diff_augment(torch.cat([real, real]), policy, torch.Generator().manual_seed(1), tile=2)
+    torch.testing.assert_close(again, y.detach())                    # reproducible from the generator
+
+
+def test_losses():
+    r, f = torch.tensor([2.0, 0.0]), torch.tensor([-2.0, 0.5])
+    assert d_adv_loss("hinge", r, f)[0].item() == pytest.approx(0.5)
+    assert d_adv_loss("hinge", r, f)[1].item() == pytest.approx(0.75)
+    torch.testing.assert_close(d_adv_loss("nonsat", r, f)[0], torch.nn.functional.binary_cross_entropy_with_logits(
+        r, torch.ones(2)))
+    assert g_adv_loss("hinge", f).item() == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        d_adv_loss("wgan", r, f)
+
+
+def test_stable_switches_round_trip_through_yaml(tmp_path):
+    cfg = cfglib.load_config(GANConfig, None, STABLE)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfglib.to_dict(cfg)))
+    assert cfglib.load_config(GANConfig, path) == cfg
+    assert cfg.model.projection and cfg.stable.augment == "translation,color,cutout"
+    assert uses_stable_loss(cfg) and uses_stable_loss(PRESETS["cpu"])
+    assert not uses_stable_loss(PRESETS["thesis"]) and PRESETS["thesis"].stable == StableConfig()
+    assert not uses_stable_loss(dataclasses.replace(GANConfig(), stable=StableConfig(sample_every=5)))
+
+
+def test_stable_phases_update_their_networks():
+    torch.manual_seed(0)
+    g, c = Generator(6, (16, 8, 8, 8, 8)), _critics(spectral_norm=True, mbstd_group=2, embed_dim=6)
+    opts = {k: torch.optim.Adam(p, lr=1e-2) for k, p in
+            (("g", g.parameters()), ("d", c.d_parameters()), ("c", c.c_parameters()))}
+    s = StableConfig(loss="hinge", r1_gamma=1.0, r1_every=2, mismatch_weight=0.5, augment="translation,color")
+    loss = StableGANLoss(g, c, opts, s)
+    e = torch.nn.functional.normalize(torch.randn(4, 6), dim=1)
+    ids = torch.tensor([0, 1, 2, 3])
+    out = loss.step(e, ids, torch.rand(4, 3, 64, 64) * 2 - 1, ids, e, 2, torch.Generator().manual_seed(0))
+    assert {"loss/d_real", "loss/d_fake", "loss/d_mismatch", "loss/r1", "loss/c_real", "loss/g_d"} <= set(out)
+    out = loss.step(e, ids, torch.rand(4, 3, 64, 64) * 2 - 1, ids, e, 3, torch.Generator().manual_seed(0))
+    assert "loss/r1" not in out                                        # lazy: only every r1_every steps
+
+
+def test_stable_tiny_run_samples_ema_and_resumes(gan_world, tmp_path):
+    full = train(gan_world, tmp_path / "full", overrides=TINY + STABLE, seed=0, progress=False)
+    assert sorted(p.name for p in (full / "samples").glob("*.png")) == ["step_000003.png", "step_000006.png"]
+    ckpt = load_checkpoint(full / "checkpoint.pt")
+    assert ckpt["extra"]["generate_with"] == "generator_ema" and "generator_ema" in ckpt["models"]
+    model = load_run(full)
+    results = evaluate(full)                                       # evaluation runs on a stable (projection) run
+    assert 0 <= results["gen_gender_acc"] <= 1 and 0 <= results["d_speech_mean"] <= 1
+    for k, v in model.generator.state_dict().items():
+        torch.testing.assert_close(v, ckpt["models"]["generator_ema"][k], rtol=0, atol=0)
+    killed = tmp_path / "killed"
+    train(gan_world, killed, overrides=TINY + STABLE, seed=0, progress=False, stop_after=4)
+    train(gan_world, killed, overrides=TINY + STABLE, seed=0, progress=False)
+    b = load_checkpoint(killed / "checkpoint.pt")
+    for name in ("generator", "generator_ema", "critics"):
+        for k, v in ckpt["models"][name].items():
+            torch.testing.assert_close(b["models"][name][k], v, rtol=0, atol=0, msg=f"{name}.{k}")
