@@ -108,6 +108,8 @@ class GANConfig:
 PRESETS: dict[str, GANConfig] = {
     "thesis": GANConfig(encoder=EncoderConfig(kind="own", pretrain_steps=5000)),
     # narrower generator / critics than Table 3.2, batch 32; unseen identities from val and test; the stable recipe
+    # without DiffAugment: at 800 CPU iterations translation augmentation slowed learning (small world, seed 0:
+    # generated-face gender 77.5% with it, 80.6% without; only the run without it drew face-like layouts)
     "cpu": GANConfig(
         model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64),
                           gen_pixel_norm=True, spectral_norm=True, mbstd=True, projection=True),
@@ -115,5 +117,5 @@ PRESETS: dict[str, GANConfig] = {
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32),
         batch_size=32, steps=800, log_every=25, checkpoint_every=200, eval_noise_trials=40, gender_steps=400,
         stable=StableConfig(loss="nonsat", r1_gamma=1.0, r1_every=16, ema_beta=0.99, mismatch_weight=0.25,
-                            paired_batches=True, augment="translation", sample_every=100)),
+                            paired_batches=True, augment="", sample_every=100)),
 }
