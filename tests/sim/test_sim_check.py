@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from voiceface.errors import InputError, MissingDependencyError
-from voiceface.sim.check import (check_table, check_world, cosine_similarity, nn_identification, verification_eer,
+from voiceface.metrics.matching import cosine_matrix
+from voiceface.sim.check import (check_table, check_world, nn_identification, verification_eer,
                                  voice_metrics)
 
 needs_models = pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None
@@ -32,7 +33,7 @@ def _clusters(rng, people=12, per=6, dim=16, spread=0.2):
 def test_clear_identity_gives_zero_eer_and_perfect_1nn():
     rng = np.random.default_rng(0)
     emb, y = _clusters(rng)
-    sim = cosine_similarity(emb)
+    sim = cosine_matrix(emb)
     v = verification_eer(sim, y)
     assert v["eer"] < 0.01
     assert v["pos"] == 12 * 15 and v["neg"] == 72 * 71 // 2 - 12 * 15
@@ -44,7 +45,7 @@ def test_clear_identity_gives_zero_eer_and_perfect_1nn():
 def test_shuffled_labels_give_chance():
     rng = np.random.default_rng(1)
     emb, y = _clusters(rng, people=20, per=6)
-    sim = cosine_similarity(emb)
+    sim = cosine_matrix(emb)
     ys = rng.permutation(y)
     assert 0.4 < verification_eer(sim, ys)["eer"] < 0.6
     nn = nn_identification(sim, ys)
@@ -60,7 +61,7 @@ def test_sessions_are_excluded_from_pairs_and_galleries():
     sess = np.tile(np.repeat(np.arange(sessions), per_session), people)
     key = y * sessions + sess
     emb = rng.standard_normal((people * sessions, 32))[key] + 0.1 * rng.standard_normal((len(y), 32))
-    sim = cosine_similarity(emb)
+    sim = cosine_matrix(emb)
     assert nn_identification(sim, y)["acc"] == 1.0                      # the session twin
     nn = nn_identification(sim, y, sess)
     assert nn["acc"] < 0.25 and nn["queries"] == len(y)

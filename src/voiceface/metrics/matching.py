@@ -179,6 +179,16 @@ def normalize(x: torch.Tensor | np.ndarray) -> torch.Tensor:
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
+def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarities between rows: (N, D), (M, D) -> (N, M) float64 (``b`` defaults to ``a``)."""
+    a = np.asarray(a, dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    if b is None:
+        return a @ a.T
+    b = np.asarray(b, dtype=np.float64)
+    return a @ (b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)).T
+
+
 def trial_scores(probe_emb, gallery_emb, trials: Trials, chunk: int = 512,
                  device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Cosine scores of each trial's true item (T,) and imposters (T, K) (NaN where no imposter).

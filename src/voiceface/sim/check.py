@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
-from ..metrics.matching import eer
+from ..metrics.matching import cosine_matrix, eer
 
 REAL_VOICES = "librispeech_test_other"
 REAL_FACES = "orl_faces"
@@ -40,13 +40,6 @@ GENDERS = ("m", "f")
 # ---------------------------------------------------------------------------------------------------------------
 # Metrics on a similarity matrix
 # ---------------------------------------------------------------------------------------------------------------
-
-def cosine_similarity(emb: np.ndarray) -> np.ndarray:
-    """(n, d) embeddings -> (n, n) float64 cosine similarities."""
-    x = np.asarray(emb, dtype=np.float64)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    return x @ x.T
-
 
 def negative_distance(emb: np.ndarray) -> np.ndarray:
     """(n, d) descriptors -> (n, n) float64 minus Euclidean distances (higher = more alike)."""
@@ -113,7 +106,7 @@ def voice_metrics(emb: np.ndarray, identity: Sequence, gender: Sequence, session
     """
     ident, gen = np.asarray(identity), np.asarray(gender)
     sess = None if session is None else np.asarray(session)
-    sim = cosine_similarity(emb)
+    sim = cosine_matrix(emb)
     v = verification_eer(sim, ident, sess)
     nn = nn_identification(sim, ident, sess)
     out = {"voice_eer": v["eer"], "voice_pos_pairs": v["pos"], "voice_neg_pairs": v["neg"],

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ...data.manifest import Item, read_manifest
 from ...engine import Run, read_json
 from ...errors import VoicefaceError
-from ...metrics.matching import encode_labels, make_trials, stratum_codes, trial_scores
+from ...metrics.matching import auc, encode_labels, make_trials, stratum_codes, trial_scores
 from .. import resolve_data
 from .generate import contact_sheet, faces_from_features
 from .metrics import CachedDescriber, dlib_face_metrics, dlib_table
@@ -307,22 +307,9 @@ def _gender_metrics(model: TrainedGAN, train_faces, gallery, test_faces: torch.T
     logits = _predict(clf, test_faces[known]) if known else torch.zeros(0, 2)
     truth = code([test_items[i] for i in known])
     out["gen_gender_acc"] = float((logits.argmax(1).numpy() == truth).mean()) if known else float("nan")
-    out["gen_gender_auc"] = rank_auc((logits[:, 1] - logits[:, 0]).numpy(), truth)
+    score, female = (logits[:, 1] - logits[:, 0]).numpy(), truth == 1
+    out["gen_gender_auc"] = auc(score[female], score[~female])        # sees a score shift even when argmax does not
     return out
-
-
-def rank_auc(scores: np.ndarray, positive: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` (N,) for the binary labels ``positive`` (N,) (Mann-Whitney U / n1 n0,
-    ties counted half); NaN without both classes. Unlike an accuracy it sees a shift of the scores even when every
-    prediction falls on one side (an undertrained generator's faces)."""
-    from scipy.stats import rankdata
-
-    pos = np.asarray(positive).astype(bool)
-    n1, n0 = int(pos.sum()), int((~pos).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    r = rankdata(scores)
-    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _matching_metrics(model: TrainedGAN, sets: dict[str, tuple], seed: int, emb: _Embedders | None = None

@@ -32,6 +32,7 @@ import torch
 from scipy import linalg, optimize
 
 from ...face.descriptors import pairwise_distances
+from ...metrics.matching import auc, cosine_matrix
 
 RECALL_KS = (1, 5, 10)
 DLIB_KEYS = ("dlib_recall_at_1", "dlib_recall_at_5", "dlib_recall_at_10", "dlib_cos_true", "dlib_cos_other",
@@ -118,13 +119,6 @@ def gender_codes(genders: Sequence[str]) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ identity
-def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (M, D) -> (N, M) cosine similarities."""
-    a = a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12)
-    b = b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-12)
-    return a @ b.T
-
-
 def identity_retrieval(probe: np.ndarray, probe_ids: Sequence[str], gallery: np.ndarray,
                        gallery_ids: Sequence[str], ks: Sequence[int] = RECALL_KS) -> dict[str, float]:
     """Recall@k of each probe's identity among the gallery identities' mean descriptors (cosine similarity).
@@ -199,8 +193,6 @@ def dlib_face_metrics(describe: Describe, gen_faces: torch.Tensor, gen_ids: Sequ
     real: (M, 3, 64, 64) real faces of the unseen identities, their ids and genders; train: real faces of the
     training identities and their genders (the gender classifier's training set); seed: the real-face half split.
     ``out_dir``: where the gender classifier is saved (``GENDER_CLASSIFIER_FILE``) for ``real_voice_gender``."""
-    from .evaluate import rank_auc
-
     real_faces, real_ids, real_genders = real
     gen, ref, tr = describe(gen_faces), describe(real_faces), describe(train[0])
     out: dict[str, Any] = identity_retrieval(gen, gen_ids, ref, real_ids)
@@ -212,7 +204,8 @@ def dlib_face_metrics(describe: Describe, gen_faces: torch.Tensor, gen_ids: Sequ
     out["gender_dlib_real_acc"] = float((clf.predict(ref[known]) == y_ref[known]).mean()) if known.any() else np.nan
     known = y_gen >= 0
     out["gen_gender_dlib_acc"] = float((clf.predict(gen[known]) == y_gen[known]).mean()) if known.any() else np.nan
-    out["gen_gender_dlib_auc"] = rank_auc(clf.decision(gen[known]), y_gen[known] == 1)
+    score, female = clf.decision(gen[known]), y_gen[known] == 1
+    out["gen_gender_dlib_auc"] = auc(score[female], score[~female])
     out["dlib_frechet"] = frechet_from_samples(gen, ref)
     half = np.random.default_rng([seed, 29]).permutation(len(ref))
     out["dlib_frechet_real_split"] = frechet_from_samples(ref[half[::2]], ref[half[1::2]])
