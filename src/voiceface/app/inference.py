@@ -74,6 +74,28 @@ def covariates(trained, emb: torch.Tensor) -> dict[str, list[dict]]:
     return out
 
 
+def estimate_genders(dimnet_run: str | Path, voices) -> list[dict]:
+    """The gender of each recording (paths or (N,) 16 kHz arrays) by a DIMNet run's gender head: per voice
+    {gender, probability} or {error}. A run without a gender head raises ``InputError``."""
+    from ..audio import extract_features
+    from ..methods.dimnet.train import load_trained
+
+    trained = load_trained(dimnet_run)
+    if "gender" not in trained.heads.heads:
+        raise InputError(dimnet_run, "this DIMNet run has no gender head (train one with covariates=G or IG)")
+    out = []
+    for v in voices:
+        try:
+            feat = torch.from_numpy(extract_features(v)).T[None]                # (1, 64, T)
+        except InputError as e:
+            out.append({"error": e.problem})
+            continue
+        with torch.no_grad():
+            best = covariates(trained, trained.voice(feat))["gender"][0]
+        out.append({"gender": best["label"], "probability": best["probability"]})
+    return out
+
+
 class VoiceFaceApp:
     """Every model of the app, loaded once from ``runs``; methods are not thread-safe (the server serialises)."""
 
@@ -126,7 +148,8 @@ class VoiceFaceApp:
             return {"error": e.problem}
         with torch.no_grad():
             emb = self.dimnet.voice(feat)                                    # (1, d)
-        res = {"covariates": covariates(self.dimnet, emb)}
+        res = {"covariates": covariates(self.dimnet, emb),
+               "absent": [c for c in ("gender", "nationality") if c not in self.dimnet.heads.heads]}
         if self.gallery is not None:
             res["nearest"] = nearest_faces(self.gallery, torch.nn.functional.normalize(emb, dim=1)[0].numpy())
         return res

@@ -28,8 +28,9 @@ def safe_name(filename: str | None, default: str = "upload") -> str:
     return name[-80:]
 
 
-def check_size(data: bytes, filename: str, limit: int = MAX_UPLOAD_BYTES) -> None:
-    """Raise ``InputError`` for an empty upload or one over ``limit`` bytes."""
+def check_size(data: bytes, filename: str, limit: int | None = None) -> None:
+    """Raise ``InputError`` for an empty upload or one over ``limit`` bytes (default ``MAX_UPLOAD_BYTES``)."""
+    limit = MAX_UPLOAD_BYTES if limit is None else limit
     if not data:
         raise InputError(filename, "empty file")
     if len(data) > limit:

@@ -1,4 +1,6 @@
-"""``voiceface shape VOICE... --run RUN -o DIR [--gender m|f | --meta vox1_meta.csv]``: 3D faces from voices (SfV)."""
+"""``voiceface shape VOICE... --run RUN -o DIR [--gender m|f | --meta vox1_meta.csv | --dimnet RUN]``: 3D faces
+from voices (SfV). Without --gender or --meta the gender is estimated from each voice by a DIMNet run's gender
+classifier (--dimnet, default: ``dimnet/dimnet_IG`` or ``dimnet/dimnet_G`` of the demo folder holding the SfV run)."""
 from __future__ import annotations
 
 import argparse
@@ -15,10 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("voices", nargs="+", metavar="VOICE", help="recordings (wav, flac, ...)")
     p.add_argument("--run", required=True, help="SfV run folder")
     p.add_argument("-o", "--out", required=True, help="output folder (created)")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--gender", choices=("m", "f"), help="speaker gender for every recording")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--gender", choices=("m", "f"), help="speaker gender for every recording (default: estimated "
+                                                          "from each voice, see --dimnet)")
     g.add_argument("--meta", help="VoxCeleb1 meta CSV (tab-separated; name column 'VGGFace1 ID' matches the file "
                                   "stem, 'Gender' m/f)")
+    p.add_argument("--dimnet", help="DIMNet run with a gender classifier, for estimating the gender from the voice "
+                                    "when neither --gender nor --meta is given (default: the demo folder's)")
     p.set_defaults(func=run)
 
 
@@ -39,14 +44,39 @@ def _meta_genders(meta: str) -> dict[str, str]:
     return {r[key_name].strip(): r[key_gender].strip().lower()[:1] for r in rows}
 
 
+def _voice_genders(voices: list[str], dimnet: str | None, sfv_run: str) -> list[str]:
+    """Gender per recording estimated by a DIMNet run (printed with its probability; '' when it failed)."""
+    from ..app.inference import estimate_genders
+    from ..app.runs import DIMNET_ORDER, run_method
+    from ..errors import InputError
+
+    if dimnet is None:
+        demo = Path(sfv_run).resolve().parent.parent / "dimnet"
+        dimnet = next((str(demo / v) for v in DIMNET_ORDER[:2] if run_method(demo / v) == "dimnet"), None)
+    if dimnet is None:
+        raise InputError(sfv_run, "no speaker gender: give --gender m|f, --meta CSV, or --dimnet RUN (a DIMNet run "
+                                  "trained with covariates=G or IG) to estimate it from the voice")
+    out = []
+    for v, est in zip(voices, estimate_genders(dimnet, voices)):
+        if "error" in est:
+            print(f"{v}: gender not estimated ({est['error']})")
+            out.append("")
+            continue
+        print(f"{v}: gender estimated from the voice: {est['gender']} (p = {est['probability']:.2f})")
+        out.append(est["gender"])
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from ..methods.sfv.evaluate import shape_voices
 
     if args.meta:
         table = _meta_genders(args.meta)
         genders = [table.get(Path(v).stem, "") for v in args.voices]
-    else:
+    elif args.gender:
         genders = [args.gender] * len(args.voices)
+    else:
+        genders = _voice_genders(args.voices, args.dimnet, args.run)
     results = shape_voices(args.run, args.voices, genders, args.out)
     failed = 0
     for r in results:

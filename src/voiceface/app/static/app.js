@@ -149,7 +149,8 @@ function renderVoice(res) {
 function renderCovariates(d) {
   const box = $("covariates");
   box.replaceChildren();
-  $("dimnet-why").textContent = d.error || "";
+  $("dimnet-why").textContent = d.error || ((d.absent || []).length
+    ? `this DIMNet run has no ${d.absent.join(" or ")} classifier (train one with covariates=IGN)` : "");
   for (const [name, rows] of Object.entries(d.covariates || {})) {
     const t = el("table", { class: "cov", "data-covariate": name });
     t.append(el("tr")); t.rows[0].append(el("th", {}, name), el("th", {}, "probability"));
