@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-# pytest puts this folder on sys.path to import this conftest, so the helper beside it imports
-from app_fixtures import build_tiny_demo
 
 CHROMIUM = os.environ.get("VOICEFACE_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VOICEFACE_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -19,8 +17,10 @@ CHROMEDRIVER = os.environ.get("VOICEFACE_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
-    """A tiny world and few-step runs of the four methods (about 30 s on one core)."""
-    return build_tiny_demo(tmp_path_factory.mktemp("app_demo"))
+    """A tiny world and few-step runs of the four methods, narrow networks (about 25 s on one core)."""
+    from voiceface.app.quickruns import build_quick_runs
+
+    return build_quick_runs(tmp_path_factory.mktemp("app_demo"), nets="tiny")
 
 
 @pytest.fixture(scope="session")

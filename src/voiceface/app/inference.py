@@ -96,6 +96,17 @@ def estimate_genders(dimnet_run: str | Path, voices) -> list[dict]:
     return out
 
 
+def synthetic_voice(seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """(N,) float32 16 kHz babble of a fixed adult speaker (the simulated world's synthesiser)."""
+    from ..sim.voices import VoiceParams, synthesize
+
+    params = VoiceParams(f0_hz=120.0, f0_range_st=2.0, vtl_cm=17.0, formant_offsets=(1.0, 1.0, 1.0, 1.0),
+                         nasal_pole_hz=270.0, nasal_zero_hz=1100.0, nasal_pole2_hz=2100.0, nasal_bw_hz=120.0,
+                         nasality=0.1, lip_rounding=0.15, tilt_db_oct=-1.0, rate_syl_s=4.5, jitter=0.01,
+                         shimmer=0.03, breathiness=0.05, open_quotient=0.6)
+    return synthesize(params, seconds, rng).astype(np.float32)
+
+
 class VoiceFaceApp:
     """Every model of the app, loaded once from ``runs``; methods are not thread-safe (the server serialises)."""
 
@@ -115,6 +126,11 @@ class VoiceFaceApp:
         if runs.cest is not None:
             from ..face.detect import FaceDetector
             self.detector = FaceDetector()
+
+    def warm_up(self) -> None:
+        """One analysis of a synthetic voice, so that the first user's request does not pay the lazy imports and
+        first allocations (about 4 s on one core)."""
+        self.analyse_voice(synthetic_voice(3.0, np.random.default_rng(0)))
 
     def status(self) -> dict:
         """Runs in use and the parts that are missing (with the command that makes each)."""

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for m in runs.missing():
         print(f"missing {m['part']} ({m['shows']}): {m['command']}")
     engine = load_app(runs)
+    engine.warm_up()
     if not _is_loopback(args.host):
         print(f"warning: serving on {args.host}: other machines on the network can reach this page")
     print(f"voiceface app: http://{args.host}:{args.port}/ (Ctrl-C stops it)")
