@@ -59,7 +59,7 @@ def browser():
     """Headless Chromium (Debian's package) through Selenium; skipped when Chromium or its driver is absent."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
         pytest.skip(f"Chromium not installed ({CHROMIUM}, {CHROMEDRIVER}): apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install 'voiceface[app]')")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install 'voiceface[dev]')")
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()

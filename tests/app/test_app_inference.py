@@ -90,8 +90,9 @@ def test_analyse_photo_and_not_a_face(engine, orl_faces):
     Image.new("L", (92, 112), 128).save(blank, format="PNG")
     with pytest.raises(InputError, match="^grey.png: "):
         engine.analyse_photo(blank.getvalue(), "grey.png")
-    with pytest.raises(InputError, match="^junk.jpg: "):
+    with pytest.raises(InputError, match="^junk.jpg: not a readable image") as e:
         engine.analyse_photo(b"not an image", "junk.jpg")
+    assert "voiceface-app-" not in str(e.value)                   # the temporary path is not shown
 
 
 def test_gate_one_at_a_time_and_bounded():
@@ -126,19 +127,33 @@ def test_gate_one_at_a_time_and_bounded():
     assert not errors
 
 
-def test_http_limits(server_url, monkeypatch):
+def _post_file(url: str, size: int) -> tuple[int, dict]:
     import urllib.error
     import urllib.request
 
-    monkeypatch.setattr(media, "MAX_UPLOAD_BYTES", 1000)
     boundary = "xyzzy"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.wav\"\r\n"
-            f"Content-Type: audio/wav\r\n\r\n").encode() + b"0" * 2000 + f"\r\n--{boundary}--\r\n".encode()
-    req = urllib.request.Request(server_url + "/api/voice", data=body, method="POST",
+            f"Content-Type: audio/wav\r\n\r\n").encode() + b"0" * size + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url + "/api/voice", data=body, method="POST",
                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(req, timeout=30)
-    assert e.value.code == 400 and "too large" in json.loads(e.value.read())["error"]
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_http_limits(server_url, monkeypatch):
+    import urllib.request
+
+    from voiceface.app import server
+
+    monkeypatch.setattr(media, "MAX_UPLOAD_BYTES", 1000)
+    code, body = _post_file(server_url, 2000)                   # within the form slack: read, then refused
+    assert code == 400 and "too large" in body["error"]
+    monkeypatch.setattr(server, "FORM_OVERHEAD", 100)
+    code, body = _post_file(server_url, 2000)                   # declared length over the limit: refused unread
+    assert code == 413 and "too large" in body["error"]
     status = json.loads(urllib.request.urlopen(server_url + "/api/status", timeout=30).read())
     assert status["missing"] == [] and status["genders"] == ["f", "m"]
 

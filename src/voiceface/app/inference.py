@@ -217,7 +217,8 @@ class VoiceFaceApp:
         with media.upload_file(data, filename) as path:
             rec = reconstruct_images(self.runs.cest, [path], path.parent / "out", detector=self.detector)[0]
             if "error" in rec:
-                raise InputError(filename, rec["error"].replace(str(path), "").lstrip(": ") or "not usable")
+                msg = rec["error"].removeprefix(f"{path}: ").replace(str(path), filename)
+                raise InputError(filename, msg)
             return photo_payload(Path(rec["obj"]), rec)
 
 

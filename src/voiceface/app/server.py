@@ -12,13 +12,16 @@ import threading
 import time
 from importlib import resources
 
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import VoicefaceError
 from . import media
 from .inference import VoiceFaceApp
+
+
+FORM_OVERHEAD = 64 * 2**10     # bytes of a multipart form around the file (boundaries, headers, the gender field)
 
 
 class Busy(Exception):
@@ -66,6 +69,15 @@ def create_app(engine: VoiceFaceApp, max_waiting: int = 4) -> FastAPI:
     gate = Gate(max_waiting)
     static = resources.files("voiceface.app") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.middleware("http")
+    async def refuse_large(request: Request, call_next):
+        """Refuse a declared body over the upload limit before it is received (HTTP 413)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > media.MAX_UPLOAD_BYTES + FORM_OVERHEAD:
+            return _error(413, f"upload too large ({int(declared) / 2**20:.1f} MB; the limit is "
+                               f"{media.MAX_UPLOAD_BYTES / 2**20:.0f} MB)")
+        return await call_next(request)
 
     def guarded(work):
         t0 = time.perf_counter()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +28,21 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on (host, port); port 0 picks a free one. A busy port is a user error."""
+    from ..errors import VoicefaceError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise VoicefaceError(f"cannot listen on {host}:{port} ({e.strerror}): choose another --port") from None
+    return sock
+
+
 def run(args: argparse.Namespace) -> int:
     from ..errors import MissingDependencyError
 
@@ -48,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"missing {m['part']} ({m['shows']}): {m['command']}")
     engine = load_app(runs)
     engine.warm_up()
+    sock = _bind(args.host, args.port)
     if not _is_loopback(args.host):
         print(f"warning: serving on {args.host}: other machines on the network can reach this page")
-    print(f"voiceface app: http://{args.host}:{args.port}/ (Ctrl-C stops it)")
-    uvicorn.run(create_app(engine), host=args.host, port=args.port, log_level="warning")
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"voiceface app: http://{host}:{sock.getsockname()[1]}/ (Ctrl-C stops it)", flush=True)
+    try:
+        uvicorn.Server(uvicorn.Config(create_app(engine), log_level="warning")).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
