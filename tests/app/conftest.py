@@ -65,7 +65,7 @@ def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1300",
-              "--disable-gpu"):
+              "--disable-gpu", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"):
         opts.add_argument(a)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     yield driver

@@ -90,3 +90,23 @@ def test_photo_tab_real_orl_photo(browser, server_url, orl_faces, shots):
     assert browser.execute_script(DRAWN_PIXELS, "photo-view") > 2000
     assert "photometric error" in browser.find_element(By.ID, "photo-error-line").text
     browser.save_screenshot(str(shots / "app_photo.png"))
+
+
+def test_microphone_recording_is_uploaded_as_wav(browser, server_url, shots):
+    """Chromium's fake microphone (a beeping tone): the page records PCM, encodes a WAV and the server decodes it
+    (the tone may or may not pass the VAD: either every output or a 'no speech' reason, never a decoding error)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server_url)
+    browser.execute_script("delete document.body.dataset.voice")
+    browser.find_element(By.ID, "record").click()
+    time.sleep(3.0)
+    browser.find_element(By.ID, "record").click()
+    assert "recorded" in browser.find_element(By.ID, "rec-state").text
+    browser.find_element(By.ID, "analyse").click()
+    state = _wait_state(browser, "voice")
+    error = browser.find_element(By.ID, "error").text
+    assert state == "done", error
+    why = " ".join(browser.find_element(By.ID, k).text for k in ("face-why", "dimnet-why", "shape-why"))
+    assert "decode" not in why
+    browser.save_screenshot(str(shots / "app_microphone.png"))

@@ -35,7 +35,10 @@ def test_find_runs_demo_folder_and_missing(tiny_demo, tmp_path):
     assert {m["part"] for m in find_runs([tmp_path]).missing()} == {"world", "dimnet", "gan", "cest", "sfv"}
 
 
-def test_upload_checks(voxceleb1_samples):
+def test_upload_checks(voxceleb1_samples, tmp_path, monkeypatch):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))          # where the uploads' temporary folders go
     assert media.safe_name("../../etc/pass wd.wav") == "pass_wd.wav" and media.safe_name("") == "upload"
     with pytest.raises(InputError, match="empty file"):
         media.decode_audio(b"", "a.wav")
@@ -49,7 +52,12 @@ def test_upload_checks(voxceleb1_samples):
     long = np.tile(voice, int(np.ceil(61 * sr / len(voice))))[: int(61.5 * sr)]
     x, notes = media.decode_audio(_wav_bytes(long, sr), "long.wav")
     assert len(x) == 60 * 16000 and "61.5 s" in notes[0]
-    assert not list(Path(tempfile.gettempdir()).glob("voiceface-app-*"))     # nothing of the uploads kept
+    seen = []
+    real_load = media.load_audio
+    monkeypatch.setattr(media, "load_audio", lambda p: seen.append(Path(p)) or real_load(p))
+    media.decode_audio(_wav_bytes(voice, sr), "again.wav")
+    assert seen and seen[0].name == "again.wav" and scratch in seen[0].parents and not seen[0].exists()
+    assert not list(scratch.iterdir())                                     # nothing of the uploads kept
 
 
 def test_analyse_voice_every_part(engine, voxceleb1_samples):

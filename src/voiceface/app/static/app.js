@@ -105,14 +105,14 @@ $("voice-file").addEventListener("change", (e) => {
 $("photo-file").addEventListener("change", (e) => { $("reconstruct").disabled = !e.target.files[0]; });
 
 // ---------------------------------------------------------------- requests
-async function post(url, form, busy) {
-  showError(""); $(busy).hidden = false;
+async function post(url, form, busy, button) {
+  showError(""); $(busy).hidden = false; $(button).disabled = true;
   try {
     const r = await fetch(url, { method: "POST", body: form });
     const body = await r.json().catch(() => ({ error: `the server answered ${r.status}` }));
     if (!r.ok || body.error) throw new Error(body.error || `the server answered ${r.status}`);
     return body;
-  } finally { $(busy).hidden = true; }
+  } finally { $(busy).hidden = true; $(button).disabled = false; }
 }
 
 $("analyse").addEventListener("click", async () => {
@@ -120,7 +120,7 @@ $("analyse").addEventListener("click", async () => {
   form.append("file", voiceBlob, voiceName);
   form.append("gender", $("gender").value);
   try {
-    const res = await post("/api/voice", form, "voice-busy");
+    const res = await post("/api/voice", form, "voice-busy", "analyse");
     renderVoice(res);
     document.body.dataset.voice = "done";
   } catch (e) { showError(e.message); document.body.dataset.voice = "error"; }
@@ -130,7 +130,7 @@ $("reconstruct").addEventListener("click", async () => {
   const form = new FormData();
   form.append("file", $("photo-file").files[0]);
   try {
-    renderPhoto(await post("/api/photo", form, "photo-busy"));
+    renderPhoto(await post("/api/photo", form, "photo-busy", "reconstruct"));
     document.body.dataset.photo = "done";
   } catch (e) { showError(e.message); document.body.dataset.photo = "error"; }
 });
@@ -149,8 +149,9 @@ function renderVoice(res) {
 function renderCovariates(d) {
   const box = $("covariates");
   box.replaceChildren();
-  $("dimnet-why").textContent = d.error || ((d.absent || []).length
-    ? `this DIMNet run has no ${d.absent.join(" or ")} classifier (train one with covariates=IGN)` : "");
+  $("dimnet-why").textContent = d.error || "";
+  $("dimnet-note").textContent = (d.absent || []).length
+    ? `this DIMNet run has no ${d.absent.join(" or ")} classifier (train one with covariates=IGN)` : "";
   for (const [name, rows] of Object.entries(d.covariates || {})) {
     const t = el("table", { class: "cov", "data-covariate": name });
     t.append(el("tr")); t.rows[0].append(el("th", {}, name), el("th", {}, "probability"));
