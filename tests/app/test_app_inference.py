@@ -180,3 +180,23 @@ def test_shape_cli_estimates_gender(tiny_demo, voxceleb1_samples, tmp_path, caps
     shutil.copytree(tiny_demo / "sfv" / "sfv_run", lone / "sfv_run")
     assert main(["shape", str(voice), "--run", str(lone / "sfv_run"), "-o", str(tmp_path / "o2")]) == 2
     assert "--gender" in capsys.readouterr().err
+
+
+def test_mesh_payload_roundtrip(tmp_path):
+    import base64
+
+    from voiceface.face3d.meshio import save_mesh
+
+    v = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    tri = np.array([[0, 1, 2], [2, 3, 4]])
+    save_mesh(tmp_path / "m.obj", v, tri, np.full((5, 3), 0.5))
+    rv, rt, rc = media.read_obj(tmp_path / "m.obj")
+    assert np.allclose(rv, v, atol=1e-4) and (rt == tri).all() and np.allclose(rc, 0.5, atol=0.01)
+    (tmp_path / "p.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")           # vertices only (landmark template)
+    pv, pt, _ = media.read_obj(tmp_path / "p.obj")
+    assert pv.shape == (3, 3) and pt.shape == (0, 3)
+    pay = media.mesh_payload(rv, rt, media.heat_colors(np.arange(5.0)))
+    back = np.frombuffer(base64.b64decode(pay["vertices"]), "<f4").reshape(-1, 3)
+    cols = np.frombuffer(base64.b64decode(pay["colors"]), np.uint8).reshape(-1, 3)
+    assert np.array_equal(back, rv.astype(np.float32)) and pay["n_triangles"] == 2
+    assert cols[0, 2] > cols[0, 0] and cols[-1, 0] > cols[-1, 2]               # 0 blue ... max red

@@ -197,7 +197,11 @@ class VoiceFaceApp:
         from ..methods.sfv.evaluate import shape_voices
 
         with media.scratch_dir() as tmp:
-            res = shape_voices(self.runs.sfv, [media.write_wav(tmp / "voice.wav", samples)], [gender], tmp / "out")[0]
+            try:
+                res = shape_voices(self.runs.sfv, [media.write_wav(tmp / "voice.wav", samples)], [gender],
+                                   tmp / "out")[0]
+            except InputError as e:                    # the run cannot reconstruct (e.g. no landmarked mesh)
+                return {"error": str(e)}
             if "error" in res:
                 return {"error": res["error"].split(": ", 1)[-1]}
             info = json.loads((tmp / "out" / "voice.json").read_text(encoding="utf-8"))

@@ -123,13 +123,16 @@ def heat_colors(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """An OBJ written by the project (``v x y z [r g b]`` and ``f a b c`` lines): ((V, 3) vertices, (F, 3)
-    0-based triangles, (V, 3) colours or None)."""
-    import trimesh
+    """An OBJ written by the project (``face3d.meshio``): ((V, 3) vertices, (F, 3) 0-based triangles (possibly
+    none), (V, 3) colours in [0, 1] or None). A vertices-only OBJ (SfV on a landmark template) keeps its vertices."""
+    from ..face3d.meshio import load_mesh
 
-    mesh = trimesh.load(str(path), process=False, force="mesh")
-    colors = None
-    vc = getattr(mesh.visual, "vertex_colors", None)
-    if vc is not None and len(vc) == len(mesh.vertices) and mesh.visual.kind == "vertex":
-        colors = np.asarray(vc)[:, :3] / 255.0
-    return np.asarray(mesh.vertices), np.asarray(mesh.faces), colors
+    try:
+        v, f, c = load_mesh(path)
+    except InputError:                    # trimesh drops the vertices of a file without faces
+        rows = [line.split()[1:4] for line in Path(path).read_text(encoding="ascii").splitlines()
+                if line.startswith("v ")]
+        if not rows:
+            raise
+        v, f, c = np.array(rows, dtype=np.float32), None, None
+    return v, (np.zeros((0, 3), np.int64) if f is None else f), c

@@ -61,7 +61,7 @@ class MeshViewer {
     for (let j = 0; j < f; j++) for (let k = 0; k < 3; k++) {
       col[3 * j + k] = c ? (c[3 * t[3 * j] + k] + c[3 * t[3 * j + 1] + k] + c[3 * t[3 * j + 2] + k]) / 765 : 0.8;
     }
-    this.mesh = { pos, tri: t, col, n, f };
+    this.mesh = { pos, tri: t, col, n, f, vcol: c };
     this.draw();
   }
 
@@ -79,6 +79,15 @@ class MeshViewer {
       p[3 * i] = x1; p[3 * i + 1] = cp * y - sp * z1; p[3 * i + 2] = sp * y + cp * z1;
     }
     const s = 0.45 * Math.min(W, H) * this.zoom;
+    if (f === 0) {                           // vertices only (a landmark template): dots, far ones first
+      const order = Array.from({ length: n }, (_, i) => i).sort((i, k) => p[3 * i + 2] - p[3 * k + 2]);
+      for (const i of order) {
+        const c = this.mesh.vcol;
+        ctx.fillStyle = c ? `rgb(${c[3 * i]},${c[3 * i + 1]},${c[3 * i + 2]})` : "#555";
+        ctx.fillRect(W / 2 + s * p[3 * i] - 2, H / 2 - s * p[3 * i + 1] - 2, 4, 4);
+      }
+      return;
+    }
     const vis = [], depth = [], shade = [];
     for (let j = 0; j < f; j++) {
       const a = 3 * tri[3 * j], b = 3 * tri[3 * j + 1], c = 3 * tri[3 * j + 2];
