@@ -2,6 +2,7 @@
 the HTTP limits, and `voiceface shape` estimating the gender from the voice."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tempfile
@@ -13,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from voiceface.app import media
-from voiceface.app.runs import AppRuns, find_runs
+from voiceface.app.runs import find_runs
 from voiceface.errors import InputError
 
 
@@ -74,8 +75,8 @@ def test_analyse_voice_every_part(engine, voxceleb1_samples):
     assert shape["gender"] == res["gender"]["used"] and len(shape["ams"]) == 94
     assert shape["n_selected"] == sum(a["selected"] for a in shape["ams"])
     assert shape["mesh"]["n_vertices"] == shape["mean_mesh"]["n_vertices"] > 1000
-    verts = np.frombuffer(__import__("base64").b64decode(shape["mesh"]["vertices"]), "<f4").reshape(-1, 3)
-    mean = np.frombuffer(__import__("base64").b64decode(shape["mean_mesh"]["vertices"]), "<f4").reshape(-1, 3)
+    verts = np.frombuffer(base64.b64decode(shape["mesh"]["vertices"]), "<f4").reshape(-1, 3)
+    mean = np.frombuffer(base64.b64decode(shape["mean_mesh"]["vertices"]), "<f4").reshape(-1, 3)
     assert np.isclose(np.linalg.norm(verts - mean, axis=1).max(), shape["difference_max"], rtol=0.02)
     other = "f" if shape["gender"] == "m" else "m"
     over = engine.analyse_voice(x, gender=other)
@@ -105,34 +106,39 @@ def test_analyse_photo_and_not_a_face(engine, orl_faces):
 
 def test_gate_one_at_a_time_and_bounded():
     pytest.importorskip("fastapi", reason="the app extra is not installed")
+    import time
+
     from voiceface.app.server import Busy, Gate
 
     gate = Gate(max_waiting=1)
-    inside, release, errors = threading.Event(), threading.Event(), []
+    inside, release, order = threading.Event(), threading.Event(), []
 
     def hold():
         with gate:
             inside.set()
             release.wait(5)
+            order.append("first")
 
     def wait_turn():
         with gate:
-            pass
+            order.append("second")
 
     t1 = threading.Thread(target=hold)
     t1.start()
     inside.wait(5)
     t2 = threading.Thread(target=wait_turn)       # queued behind t1
     t2.start()
-    while gate._waiting < 2:
-        pass
+    deadline = time.monotonic() + 5
+    while gate._waiting < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert order == []                              # the second waits while the first runs
     with pytest.raises(Busy):                      # one running + one waiting: the third is turned away
         gate.__enter__()
     release.set()
-    t1.join(), t2.join()
+    t1.join(5), t2.join(5)
+    assert order == ["first", "second"]
     with gate:                                     # free again
         pass
-    assert not errors
 
 
 def _post_file(url: str, size: int) -> tuple[int, dict]:
@@ -183,8 +189,6 @@ def test_shape_cli_estimates_gender(tiny_demo, voxceleb1_samples, tmp_path, caps
 
 
 def test_mesh_payload_roundtrip(tmp_path):
-    import base64
-
     from voiceface.face3d.meshio import save_mesh
 
     v = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
