@@ -100,13 +100,16 @@ def test_microphone_recording_is_uploaded_as_wav(browser, server_url, shots):
     browser.get(server_url)
     browser.execute_script("delete document.body.dataset.voice")
     browser.find_element(By.ID, "record").click()
-    time.sleep(3.0)
+    deadline = time.monotonic() + 15                  # record until the page has 3 s of samples
+    while time.monotonic() < deadline and browser.find_element(By.ID, "rec-state").text not in (
+            "recording 3 s", "recording 4 s"):
+        time.sleep(0.05)
     browser.find_element(By.ID, "record").click()
-    assert "recorded" in browser.find_element(By.ID, "rec-state").text
+    rec_state = browser.find_element(By.ID, "rec-state").text
+    assert rec_state.startswith("recorded"), rec_state
     browser.find_element(By.ID, "analyse").click()
     state = _wait_state(browser, "voice")
-    error = browser.find_element(By.ID, "error").text
-    assert state == "done", error
+    assert state == "done", (rec_state, browser.find_element(By.ID, "error").text)
     why = " ".join(browser.find_element(By.ID, k).text for k in ("face-why", "dimnet-why", "shape-why"))
     assert "decode" not in why
     browser.save_screenshot(str(shots / "app_microphone.png"))

@@ -79,6 +79,7 @@ async function startRecording() {
     if (secs >= MAX_RECORD_S) stopRecording();
   };
   src.connect(node); node.connect(ctx.destination);
+  await ctx.resume();
   rec = { stream, ctx, node, chunks };
   $("record").textContent = "Stop";
 }
@@ -86,11 +87,14 @@ async function startRecording() {
 function stopRecording() {
   if (!rec) return;
   rec.node.disconnect(); rec.stream.getTracks().forEach((t) => t.stop());
-  voiceBlob = wavBlob(rec.chunks, rec.ctx.sampleRate); voiceName = "recording.wav";
+  const got = rec.chunks.length;
+  if (got) { voiceBlob = wavBlob(rec.chunks, rec.ctx.sampleRate); voiceName = "recording.wav"; }
+  const secs = got * 4096 / rec.ctx.sampleRate;
   rec.ctx.close(); rec = null;
   $("record").textContent = "Record";
-  $("rec-state").textContent = "recorded: press Analyse";
-  $("analyse").disabled = false;
+  $("rec-state").textContent = got ? `recorded ${secs.toFixed(1)} s: press Analyse`
+    : "nothing was recorded (is the microphone muted?)";
+  $("analyse").disabled = !voiceBlob;
 }
 
 $("record").addEventListener("click", () => {
