@@ -15,7 +15,7 @@ import torch
 
 from ..errors import InputError, VoicefaceError
 from . import media
-from .runs import AppRuns
+from .runs import NATIONALITY_COMMAND, AppRuns
 
 GENDER_NAMES = {"m": "male", "f": "female"}
 
@@ -165,7 +165,8 @@ class VoiceFaceApp:
         with torch.no_grad():
             emb = self.dimnet.voice(feat)                                    # (1, d)
         res = {"covariates": covariates(self.dimnet, emb),
-               "absent": [c for c in ("gender", "nationality") if c not in self.dimnet.heads.heads]}
+               "absent": [c for c in ("gender", "nationality") if c not in self.dimnet.heads.heads],
+               "absent_command": NATIONALITY_COMMAND}
         if self.gallery is not None:
             res["nearest"] = nearest_faces(self.gallery, torch.nn.functional.normalize(emb, dim=1)[0].numpy())
         return res

@@ -18,8 +18,11 @@ PARTS: dict[str, tuple[str, str]] = {
     "sfv": ("the 3D shape from the voice and its AM table", "voiceface demo --out demo --methods sfv"),
     "cest": ("the photo tab (CEST 3D reconstruction of a photo)", "voiceface demo --out demo --methods cest"),
 }
-# DIMNet variants in order of preference: the gender / nationality heads need a covariate-supervised run
-DIMNET_ORDER = ("dimnet_IG", "dimnet_G", "dimnet_I")
+# DIMNet variants in order of preference: the gender / nationality heads need a covariate-supervised run (the demo
+# trains G, I and IG; IGN adds nationality)
+DIMNET_ORDER = ("dimnet_IGN", "dimnet_IG", "dimnet_GN", "dimnet_G", "dimnet_IN", "dimnet_N", "dimnet_I")
+NATIONALITY_COMMAND = ("voiceface train dimnet --data demo/world --out demo/dimnet/dimnet_IGN "
+                       "--config configs/dimnet/cpu.yaml covariates=IGN")
 DEMO_LAYOUT = {"gan": ("gan/gan_run",), "cest": ("cest/cest_a",), "sfv": ("sfv/sfv_run",),
                "dimnet": tuple(f"dimnet/{v}" for v in DIMNET_ORDER)}
 

@@ -1,6 +1,6 @@
 """``voiceface shape VOICE... --run RUN -o DIR [--gender m|f | --meta vox1_meta.csv | --dimnet RUN]``: 3D faces
 from voices (SfV). Without --gender or --meta the gender is estimated from each voice by a DIMNet run's gender
-classifier (--dimnet, default: ``dimnet/dimnet_IG`` or ``dimnet/dimnet_G`` of the demo folder holding the SfV run)."""
+classifier (--dimnet, default: the demo folder's ``dimnet/dimnet_IG`` (or another run with G) beside the SfV run)."""
 from __future__ import annotations
 
 import argparse
@@ -52,7 +52,8 @@ def _voice_genders(voices: list[str], dimnet: str | None, sfv_run: str) -> list[
 
     if dimnet is None:
         demo = Path(sfv_run).resolve().parent.parent / "dimnet"
-        dimnet = next((str(demo / v) for v in DIMNET_ORDER[:2] if run_method(demo / v) == "dimnet"), None)
+        with_gender = [v for v in DIMNET_ORDER if "G" in v.split("_")[1]]
+        dimnet = next((str(demo / v) for v in with_gender if run_method(demo / v) == "dimnet"), None)
     if dimnet is None:
         raise InputError(sfv_run, "no speaker gender: give --gender m|f, --meta CSV, or --dimnet RUN (a DIMNet run "
                                   "trained with covariates=G or IG) to estimate it from the voice")

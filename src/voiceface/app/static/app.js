@@ -155,7 +155,7 @@ function renderCovariates(d) {
   box.replaceChildren();
   $("dimnet-why").textContent = d.error || "";
   $("dimnet-note").textContent = (d.absent || []).length
-    ? `this DIMNet run has no ${d.absent.join(" or ")} classifier (train one with covariates=IGN)` : "";
+    ? `this DIMNet run has no ${d.absent.join(" or ")} classifier; a run with one: ${d.absent_command}` : "";
   for (const [name, rows] of Object.entries(d.covariates || {})) {
     const t = el("table", { class: "cov", "data-covariate": name });
     t.append(el("tr")); t.rows[0].append(el("th", {}, name), el("th", {}, "probability"));
