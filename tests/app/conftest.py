@@ -7,6 +7,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,9 @@ def engine(tiny_demo):
     return load_app(find_runs([tiny_demo]))
 
 
-@pytest.fixture(scope="session")
-def server_url(engine):
-    """The app served by uvicorn in a daemon thread on 127.0.0.1:<free port>; stopped at the end."""
+@contextmanager
+def serving(engine):
+    """The app of ``engine`` served by uvicorn in a daemon thread on 127.0.0.1:<free port>; yields its URL."""
     pytest.importorskip("fastapi", reason="the app extra is not installed (pip install 'voiceface[app]')")
     uvicorn = pytest.importorskip("uvicorn", reason="the app extra is not installed (pip install 'voiceface[app]')")
     from voiceface.app.server import create_app
@@ -48,10 +49,29 @@ def server_url(engine):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(engine):
+    """The app on the tiny runs, for the whole session."""
+    with serving(engine) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_server_url():
+    """The app with no runs at all (every part missing)."""
+    from voiceface.app.inference import VoiceFaceApp
+    from voiceface.app.runs import AppRuns
+
+    with serving(VoiceFaceApp(AppRuns())) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

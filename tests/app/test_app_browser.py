@@ -113,3 +113,18 @@ def test_microphone_recording_is_uploaded_as_wav(browser, server_url, shots):
     why = " ".join(browser.find_element(By.ID, k).text for k in ("face-why", "dimnet-why", "shape-why"))
     assert "decode" not in why
     browser.save_screenshot(str(shots / "app_microphone.png"))
+
+
+def test_missing_runs_are_named_with_their_commands(browser, empty_server_url, shots):
+    from selenium.webdriver.common.by import By
+
+    browser.get(empty_server_url)
+    deadline = time.monotonic() + 10
+    box = browser.find_element(By.ID, "missing")
+    while box.get_attribute("hidden") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = box.text
+    for part in ("world:", "dimnet:", "gan:", "cest:", "sfv:"):
+        assert part in text, text
+    assert "voiceface demo --out demo --methods gan" in text
+    browser.save_screenshot(str(shots / "app_missing.png"))

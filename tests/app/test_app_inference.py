@@ -204,3 +204,16 @@ def test_mesh_payload_roundtrip(tmp_path):
     cols = np.frombuffer(base64.b64decode(pay["colors"]), np.uint8).reshape(-1, 3)
     assert np.array_equal(back, rv.astype(np.float32)) and pay["n_triangles"] == 2
     assert cols[0, 2] > cols[0, 0] and cols[-1, 0] > cols[-1, 2]               # 0 blue ... max red
+
+
+def test_app_without_runs_says_what_is_missing():
+    from voiceface.app.inference import VoiceFaceApp, synthetic_voice
+    from voiceface.app.runs import AppRuns
+
+    app = VoiceFaceApp(AppRuns())
+    assert {m["part"] for m in app.status()["missing"]} == {"world", "dimnet", "gan", "cest", "sfv"}
+    res = app.analyse_voice(synthetic_voice(2.0, np.random.default_rng(0)))
+    assert res["dimnet"] == {"error": "no DIMNet run"} and res["face"] == {"error": "no GAN run"}
+    assert res["shape"] == {"error": "no evaluated SfV run"} and res["gender"]["used"] is None
+    with pytest.raises(InputError, match="no CEST run: voiceface demo"):
+        app.analyse_photo(b"x", "a.png")

@@ -10,6 +10,7 @@ const shapeView = new MeshViewer($("shape-view"));
 const meanView = new MeshViewer($("mean-view"));
 const photoView = new MeshViewer($("photo-view"));
 shapeView.link(meanView);
+for (const v of [shapeView, meanView, photoView]) v.draw();
 
 function el(tag, attrs = {}, text = "") {
   const e = document.createElement(tag);
@@ -198,7 +199,7 @@ function renderShape(sh) {
   if (sh.error) { shapeView.mesh = null; meanView.mesh = null; shapeView.draw(); meanView.draw(); return; }
   shapeView.setMesh(sh.mesh);
   meanView.setMesh(sh.mean_mesh);
-  $("diff-max").textContent = `blue 0 to red ${sh.difference_max.toPrecision(2)}`;
+  $("diff-max").textContent = `(blue 0 to red ${sh.difference_max.toPrecision(2)})`;
   $("mean-caption").textContent = `the ${GENDER[sh.gender] || sh.gender} mean face`;
   const head = el("tr");
   for (const h of ["AM", "region", "prediction", "uncertainty (sd)", "selected", "used in fit"]) head.append(el("th", {}, h));
