@@ -102,14 +102,50 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(path, f"not a readable image ({type(e).__name__}: {e})") from None
 
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+"""Leading bytes of JPEG, PNG, GIF and TIFF files (BMP, WebP and PNM are checked in ``is_image_file``)."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file with an image extension or, whatever its name, image content (JPEG, PNG, GIF,
+    BMP, TIFF, WebP or PNM magic bytes): ``person01.smile`` holding a GIF is an image."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    if head[:2] == b"BM" and head[6:10] == b"\0\0\0\0":    # BMP: reserved header bytes are zero
+        return True
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()
+
+
+def scan_images(folder: str | os.PathLike) -> tuple[list[Path], int]:
+    """(image files under ``folder``, recursively and sorted, chosen by ``is_image_file``; how many other files
+    were passed over)."""
+    files = sorted(f for f in Path(folder).rglob("*") if f.is_file())
+    images = [f for f in files if is_image_file(f)]
+    return images, len(files) - len(images)
+
+
+def image_stem(name: str) -> str:
+    """A file name minus a known image extension only: ``a.jpg`` -> ``a``, ``person01.smile`` stays whole, so
+    names that differ after their first dot keep differing."""
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix and suffix.lower() in IMAGE_EXTENSIONS else name
+
+
 def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
+    """Files as given, folders expanded recursively to their image files (by content, see ``scan_images``)."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS))
-        else:
-            out.append(p)
+        out.extend(scan_images(p)[0] if p.is_dir() else [p])
     return out
 
 
