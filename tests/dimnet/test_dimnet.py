@@ -200,3 +200,30 @@ def test_public_embed_voices(fake_world, tmp_path, voxceleb1_samples):
     bad.write_bytes(b"not audio")
     with pytest.raises(InputError, match="bad.wav"):
         voiceface.embed_voices(run, [bad])
+
+
+def test_cli_seed_override_and_resume_with_changed_config(fake_world, tmp_path, capsys):
+    """`seed=` is honoured without --seed; a resume with another config is refused in one line naming the keys;
+    --force-config continues and logs it; an architecture change under --force-config is one line too."""
+    import yaml
+
+    from voiceface.cli import main
+    from voiceface.engine import Run
+
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfglib.to_dict(tiny_config())))
+    run = tmp_path / "run"
+    base = ["train", "dimnet", "--data", str(fake_world), "--out", str(run), "--config", str(cfg_file)]
+    assert main(base + ["seed=3"]) == 0
+    assert Run.open(run).config["seed"] == 3
+    capsys.readouterr()
+    assert main(base + ["seed=3", "optim.steps=8", "log_every=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "changed config (log_every, optim.steps)" in err and "--force-config" in err
+    assert main(base + ["--seed", "3", "optim.steps=8", "--force-config"]) == 0
+    log = Run.open(run).read_log()
+    assert [r["changed"] for r in log if r.get("event") == "force_config"] == [{"optim.steps": [6, 8]}]
+    assert [r["step"] for r in log if r.get("event") == "start"] == [0, 6]
+    assert main(base + ["seed=3", "optim.steps=8", "net.embed_dim=16", "--force-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not fit the configured architecture" in err

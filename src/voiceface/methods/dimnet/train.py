@@ -119,19 +119,21 @@ def build_parts(cfg: DIMNetConfig, classes: dict[str, int], device: torch.device
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Iterable[str] = (), seed: int = 0, *, stop_after: int | None = None,
-          progress: bool = True, config: DIMNetConfig | None = None) -> Path:
+          overrides: Iterable[str] = (), seed: int | None = None, *, stop_after: int | None = None,
+          progress: bool = True, config: DIMNetConfig | None = None, force_config: bool = False) -> Path:
     """Train (or resume) a DIMNet on the manifest ``data`` into the run folder ``out``; returns ``out``.
 
-    ``config`` (a ready ``DIMNetConfig``) replaces ``config_file``/``overrides``/``seed`` when given.
+    ``config`` (a ready ``DIMNetConfig``) replaces ``config_file``/``overrides`` when given; ``seed`` (when not
+    None) sets the config's ``seed``. ``force_config`` resumes even if the config changed (see ``Run.create``).
     ``stop_after`` ends after that many steps (tests use it to simulate a kill).
     """
-    cfg = config if config is not None else make_config(config_file, overrides, seed)
+    cfg = make_config(config_file, overrides, seed) if config is None else \
+        config if seed is None else cfglib.replace(config, {"seed": int(seed)})
     manifest_path = resolve_data(data)
     manifest = read_manifest(manifest_path)
     device = dist.default_device(cfg.device)
     dist.init(device)
-    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg))
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
     td = load_train_data(manifest, cfg, run.path, progress)
     weights = cfg.covariate_weights()
     classes = {n: len(td.encoders[n]) for n in weights}

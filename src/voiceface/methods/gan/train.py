@@ -324,20 +324,24 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Sequence[str] = (), seed: int = 0, progress: bool = True,
-          stop_after: int | None = None, *, config: GANConfig | None = None) -> Path:
+          overrides: Sequence[str] = (), seed: int | None = None, progress: bool = True,
+          stop_after: int | None = None, *, config: GANConfig | None = None, force_config: bool = False) -> Path:
     """``voiceface train gan``: F_e (pretrained / loaded, frozen) then Algorithm 1 for ``steps`` iterations.
 
     Writes ``out/`` (a run folder; resumes from its checkpoint). ``stop_after`` simulates a kill (tests).
-    ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``.
+    ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``; ``seed``
+    (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed.
     """
     cfg = config if config is not None else cfglib.load_config(GANConfig, config_file, overrides)
+    if seed is not None:
+        cfg = cfglib.replace(cfg, {"seed": int(seed)})
+    seed = cfg.seed
     out = Path(out)
     device = dist.default_device(cfg.device)
     dist.init(device)
-    # the stored config = GANConfig fields + the run's seed and training manifest (keys outside GANConfig)
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "seed": seed,
-                                        "manifest": os.fspath(Path(resolve_data(data)).resolve())})
+    # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": os.fspath(Path(resolve_data(data)).resolve())},
+                     force_config=force_config)
     gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
@@ -476,21 +480,22 @@ class TrainedGAN:
 
     @torch.no_grad()
     def faces(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, F, T) voice features -> (B, 3, 64, 64) faces clamped to [-1, 1]."""
-        return self.generator(self.encoder.embed(feats.to(self.device))).clamp(-1, 1)
+        """(B, F, T) voice features -> (B, 3, 64, 64) faces clamped to [-1, 1], on the CPU (whatever the device)."""
+        return self.generator(self.encoder.embed(feats.to(self.device))).clamp(-1, 1).cpu()
 
 
-def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGAN:
-    """Load a GAN run folder (or the checkpoint of one) written by ``train``."""
+def load_run(run: str | os.PathLike, device: str | torch.device | None = "cpu") -> TrainedGAN:
+    """Load a GAN run folder (or the checkpoint of one) written by ``train``, onto ``device`` ('auto': CUDA when
+    present; None: the run config's ``device`` rule)."""
     path = Path(run)
     ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
-    ckpt = load_checkpoint(ckpt_path, map_location=device)
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
     if ckpt.get("method") != METHOD_NAME:
         raise InputError(ckpt_path, f"not a GAN run (method '{ckpt.get('method')}')")
     stored = dict(ckpt["config"])
-    seed, data = int(stored.pop("seed", 0)), str(stored.pop("manifest", ""))
+    seed, data = int(stored.get("seed", 0)), str(stored.pop("manifest", ""))
     cfg = cfglib.from_dict(GANConfig, stored)
-    device = torch.device(device)
+    device = dist.default_device(cfg.device if device is None else str(device))
     net = None
     if cfg.encoder.kind == "own":
         net = build_voice_net(cfg, seed)
