@@ -1,8 +1,8 @@
 """Train a DIMNet (Sec. 2.2.3) on any manifest through ``engine.fit``.
 
 Data: voice and face items of ``data.train_splits`` (default: the ``train`` split); a deterministic
-``data.heldout_fraction`` of each training identity's items per modality is held out for the seen-heard test
-(``heldout_mask``). Label encoders (identity, gender, nationality) are fitted on the training items and stored in
+``data.heldout_fraction`` of each training identity's videos (sessions) is held out, whole, for the seen-heard
+test (``heldout_mask``). Label encoders (identity, gender, nationality) are fitted on the training items and stored in
 the checkpoint and in ``RUN/labels.json``.
 
 Each step draws a mixed minibatch (``data.voices_per_batch`` random voice crops of one length in
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -28,6 +27,7 @@ from ... import config as cfglib
 from ...data.loaders import (FaceBank, LabelEncoder, VoiceBank, default_cache_dir, encoders_from_dict,
                              encoders_to_dict, fit_label_encoders, item_labels, save_label_encoders)
 from ...data.manifest import Item, Manifest, read_manifest
+from ...data.splits import heldout_sessions
 from ...engine import Parts, Run, dist, fit, load_checkpoint
 from ...errors import InputError
 from .. import resolve_data
@@ -40,23 +40,9 @@ METHOD_NAME = "dimnet"
 
 
 def heldout_mask(items: Sequence[Item], fraction: float) -> np.ndarray:
-    """(n,) bool: items held out of training for the seen-heard test.
-
-    Deterministic per item (a hash of identity, modality and file name, independent of order and machine), so
-    train and evaluate agree; about ``fraction`` of each identity's items, never all of an identity's items of
-    one modality.
-    """
-    if fraction <= 0:
-        return np.zeros(len(items), bool)
-    h = np.array([zlib.crc32(f"{it.identity}|{it.modality}|{Path(it.path).name}".encode()) / 2**32 for it in items])
-    mask = h < fraction
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, it in enumerate(items):
-        groups.setdefault((it.identity, it.modality), []).append(i)
-    for idx in groups.values():  # keep at least one training item per identity and modality
-        if mask[idx].all():
-            mask[idx[int(np.argmax(h[idx]))]] = False
-    return mask
+    """(n,) bool: items held out of training for the seen-heard test, by whole video (``data.splits.
+    heldout_sessions``): about ``fraction`` of each identity's sessions, never all of one modality's."""
+    return heldout_sessions(items, fraction)
 
 
 def training_items(manifest: Manifest, cfg: DIMNetConfig) -> tuple[list[Item], list[Item]]:
