@@ -15,8 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "transform to the fixed template and write DIR/NAME.png, NAME being the file name minus only "
                     "a known image extension (person01.smile -> person01.smile.png). Folders are expanded "
                     "recursively to every file with image content, whatever its name, and their layout is kept "
-                    "under DIR. Two inputs never share a crop: a clash is renamed and reported. Images without a face are reported and skipped; the exit "
-                    "status is 1 if any image failed. Needs the 'align' extra (dlib).")
+                    "under DIR. Two inputs never share a crop: a clash is renamed and reported. Images without a "
+                    "face are reported and skipped; the exit status is 1 if any image failed. Needs the 'align' "
+                    "extra (dlib).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=128, help="crop side in pixels: 128 (DIMNet, default) or 64 (GAN)")
@@ -65,7 +66,8 @@ def plan(inputs: list[str]) -> Plan:
             want = rel.parent / image_stem(rel.name)
             got = _unique(want, f, taken)
             if got != want:
-                out.renamed.append(f"{f}: crop {want}.png is already {taken[str(want).lower()]}'s; written as {got}.png")
+                first = taken[str(want).lower()]
+                out.renamed.append(f"{f}: crop {want}.png is already {first}'s; written as {got}.png")
             taken[str(got).lower()] = f
             out.jobs.append((f, got))
     return out

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, InputError
+from . import dist
 from .checkpoint import atomic_write_bytes
 
 
@@ -110,7 +111,8 @@ class Run:
                     keys = ", ".join(changed)
                     raise ConfigError(f"{path}: resuming with a changed config ({keys}); train into a new --out, "
                                       f"or pass --force-config to continue with the new values")
-                run.log(run.last_step(), event="force_config", changed=changed)
+                if dist.is_main():
+                    run.log(run.last_step(), event="force_config", changed=changed)
         write_json(cfg_file, {"method": method, "config": dict(config)})
         return run
 

@@ -198,7 +198,7 @@ def build_voice_net(cfg: GANConfig, seed: int) -> VoiceEmbedNet:
 
 
 def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig, seed: int,
-                 device: torch.device, progress: bool = False) -> VoiceEmbedNet:
+                 device: torch.device, progress: bool = False, force_config: bool = False) -> VoiceEmbedNet:
     """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` through ``engine.fit``.
 
     Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN.
@@ -212,7 +212,8 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig
     classifier = dist.wrap(SpeakerClassifier(net, head), device)
     opt = torch.optim.Adam(classifier.parameters(), lr=ec.pretrain_lr)
     parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
-    run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers})
+    run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers},
+                     force_config=force_config)
     dc = cfg.data
 
     def batch_fn(step: int):
@@ -302,7 +303,8 @@ def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[s
 
 
 def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, device: torch.device,
-            progress: bool = False) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
+            progress: bool = False, force_config: bool = False
+            ) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
     """Read the manifest, split it, build the voice feature bank and F_e (pretraining it for kind=own)."""
     manifest = read_manifest(resolve_data(data))
     gd = split_data(manifest, cfg)
@@ -318,7 +320,7 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
     face_labels = np.array([label[it.identity] for it in face_items], dtype=np.int64)
     net = None
     if kind == "own":
-        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress)
+        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress, force_config)
     encoder = make_encoder(cfg, device, net)
     return gd, encoder, bank, faces_u8, face_labels
 
@@ -340,9 +342,9 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     device = dist.default_device(cfg.device)
     dist.init(device)
     # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": os.fspath(Path(resolve_data(data)).resolve())},
-                     force_config=force_config)
-    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress)
+    manifest = os.fspath(Path(resolve_data(data)).resolve())
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config)
+    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
