@@ -2,7 +2,7 @@
 import numpy as np
 from PIL import Image
 
-from voiceface.commands.align import plan
+from voiceface.face.detect import plan_outputs as plan
 from voiceface.face.detect import image_stem, is_image_file, scan_images
 
 
@@ -50,3 +50,14 @@ def test_features_outputs_keep_names_after_first_dot(tmp_path):
                               str(tmp_path / "a.flac")], tmp_path / "out")
     assert [d.name for _, d in jobs] == ["rec.take1.npy", "rec.take2.npy", "a.npy"]
     assert len(bad) == 1 and "same output name a.npy" in bad[0][1]
+
+
+def test_flat_outputs_for_reconstruct_never_share_a_name(tmp_path):
+    for sub, name, fmt in (("s1", "1.png", "PNG"), ("s2", "1.png", "PNG"), ("a", "person01.smile", "GIF"),
+                           ("a", "person01.glasses", "GIF"), ("b", "person01.smile", "GIF")):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        _img(tmp_path / sub / name, fmt)
+    p = plan([str(tmp_path)], flat=True)
+    names = [str(rel) for _, rel in p.jobs]
+    assert names == ["person01.glasses", "person01.smile", "b_person01.smile", "1", "s2_1"]
+    assert len(p.renamed) == 2

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,59 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@dataclass
-class Plan:
-    """What ``align`` will do: ``jobs`` (image, output path relative to DIR without ``.png``), one per input and
-    no two with one output; ``renamed`` lines for inputs moved off a name another input already had; ``skipped``
-    files in folders that are not images by name or content."""
-
-    jobs: list[tuple[Path, PurePosixPath]] = field(default_factory=list)
-    renamed: list[str] = field(default_factory=list)
-    skipped: int = 0
-
-
-def _unique(rel: PurePosixPath, f: Path, taken: dict[str, Path]) -> PurePosixPath:
-    """``rel`` if free, else the file's full name, else ``NAME_2``, ``NAME_3``, ...: never an output already in
-    ``taken`` (lower-cased output -> its input: names are compared as case-insensitive file systems do)."""
-    options = [rel, rel.parent / f.name] + [rel.parent / f"{rel.name}_{k}" for k in range(2, len(taken) + 3)]
-    return next(o for o in options if str(o).lower() not in taken)
-
-
-def plan(inputs: list[str]) -> Plan:
-    """Map every input image to its own crop name: the file name minus only a known image extension
-    (``person01.smile`` -> ``person01.smile.png``), folders keeping their layout; see ``Plan``."""
-    from ..face.detect import image_stem, scan_images
-
-    out = Plan()
-    taken: dict[str, Path] = {}
-    for arg in map(Path, inputs):
-        if arg.is_dir():
-            files, skipped = scan_images(arg)
-            out.skipped += skipped
-            rels = [PurePosixPath(f.relative_to(arg).as_posix()) for f in files]
-        else:
-            files, rels = [arg], [PurePosixPath(arg.name)]
-        for f, rel in zip(files, rels):
-            want = rel.parent / image_stem(rel.name)
-            got = _unique(want, f, taken)
-            if got != want:
-                first = taken[str(want).lower()]
-                out.renamed.append(f"{f}: crop {want}.png is already {first}'s; written as {got}.png")
-            taken[str(got).lower()] = f
-            out.jobs.append((f, got))
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from ..errors import InputError
-    from ..face.detect import FaceDetector
+    from ..face.detect import FaceDetector, plan_outputs
 
     out = Path(args.out)
-    work = plan(args.images)
+    work = plan_outputs(args.images)
     if not work.jobs:
         raise InputError(None, f"no images given (folders held no image files; {work.skipped} other files)")
     for line in work.renamed:

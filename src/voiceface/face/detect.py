@@ -23,8 +23,8 @@ import importlib.util
 import logging
 import math
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -139,6 +139,49 @@ def image_stem(name: str) -> str:
     names that differ after their first dot keep differing."""
     suffix = Path(name).suffix
     return name[: -len(suffix)] if suffix and suffix.lower() in IMAGE_EXTENSIONS else name
+
+
+@dataclass
+class OutputPlan:
+    """Where a batch command writes each input image: ``jobs`` (image, output path relative to the output folder,
+    without suffix), one per input and no two with one output; ``renamed`` lines for inputs moved off a name
+    another input already had; ``skipped`` files in folders that are not images by name or content."""
+
+    jobs: list[tuple[Path, PurePosixPath]] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _unique(rel: PurePosixPath, f: Path, taken: dict[str, Path]) -> PurePosixPath:
+    """``rel`` if free, else ``FOLDER_NAME``, else the file's full name, else ``NAME_2``, ``NAME_3``, ...: never an
+    output already in ``taken`` (lower-cased output -> its input: compared as case-insensitive file systems do)."""
+    options = [rel, rel.parent / f"{f.parent.name}_{rel.name}", rel.parent / f.name]
+    options += [rel.parent / f"{rel.name}_{k}" for k in range(2, len(taken) + 3)]
+    return next(o for o in options if str(o).lower() not in taken)
+
+
+def plan_outputs(inputs: Iterable[str | os.PathLike], flat: bool = False) -> OutputPlan:
+    """One output name per input image: the file name minus only a known image extension (``person01.smile`` ->
+    ``person01.smile``, ``a.jpg`` -> ``a``), under its sub-folder for folder inputs (``flat``: no sub-folders);
+    folders are scanned by content (``scan_images``); a name already taken is renamed (``_unique``) and reported."""
+    out = OutputPlan()
+    taken: dict[str, Path] = {}
+    for arg in map(Path, inputs):
+        if arg.is_dir():
+            files, skipped = scan_images(arg)
+            out.skipped += skipped
+            rels = [PurePosixPath(f.relative_to(arg).as_posix()) for f in files]
+        else:
+            files, rels = [arg], [PurePosixPath(arg.name)]
+        for f, rel in zip(files, rels):
+            want = PurePosixPath(image_stem(rel.name)) if flat else rel.parent / image_stem(rel.name)
+            got = _unique(want, f, taken)
+            if got != want:
+                first = taken[str(want).lower()]
+                out.renamed.append(f"{f}: output {want} is already {first}'s; written as {got}")
+            taken[str(got).lower()] = f
+            out.jobs.append((f, got))
+    return out
 
 
 def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
