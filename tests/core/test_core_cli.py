@@ -29,3 +29,8 @@ def test_overrides_may_interleave_with_options(tmp_path, capsys):
     code = main(["train", "dimnet", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--seed", "1",
                  "no_such_key=2"])
     assert code == 2 and "unknown config key 'no_such_key'" in capsys.readouterr().err
+
+
+def test_lists_option_is_dimnet_only(tmp_path, capsys):
+    code = main(["evaluate", "gan", "--run", str(tmp_path), "--lists", str(tmp_path)])
+    assert code == 2 and "--lists applies to dimnet only" in capsys.readouterr().err

@@ -51,3 +51,27 @@ def test_yaml_file(tmp_path):
     bad.write_text("- a\n- b\n")
     with pytest.raises(InputError, match="mapping"):
         load_config(Cfg, bad)
+
+
+@pytest.mark.parametrize("method", ["dimnet", "gan", "cest", "sfv"])
+def test_every_method_has_one_seed_field_and_the_auto_device_rule(method):
+    import importlib
+
+    from voiceface.config import load_config
+
+    mod = importlib.import_module(f"voiceface.methods.{method}.config")
+    cls = {"dimnet": "DIMNetConfig", "gan": "GANConfig", "cest": "CESTConfig", "sfv": "SfVConfig"}[method]
+    cfg = load_config(getattr(mod, cls), overrides=["seed=7"])
+    assert cfg.seed == 7 and cfg.device == "auto"
+
+
+def test_no_cuda_literals_in_the_package():
+    """Devices come from one rule (engine.dist.default_device), never a hard-coded ``.cuda()``."""
+    import re
+    from pathlib import Path
+
+    import voiceface
+
+    root = Path(voiceface.__file__).parent
+    hits = [str(p.relative_to(root)) for p in root.rglob("*.py") if re.search(r"\.cuda\(\s*\)", p.read_text())]
+    assert hits == []

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from voiceface.engine import Parts, Run, fit, load_checkpoint
-from voiceface.errors import InputError
+from voiceface.errors import ConfigError, InputError
 
 
 def _parts(seed=0):
@@ -49,7 +49,10 @@ def test_resume_after_kill_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(a, b)
     ckpt = load_checkpoint(run_b.checkpoint_path)
     assert ckpt["step"] == 20 and ckpt["method"] == "toy" and ckpt["config"] == {"k": 1}
-    assert [r["step"] for r in run_a.read_log()] == [5, 10, 15, 20]
+    assert [r["step"] for r in run_a.read_log() if "event" not in r] == [5, 10, 15, 20]
+    starts = [r for r in run_b.read_log() if r.get("event") == "start"]
+    assert [(r["step"], r["resumed"]) for r in starts] == [(0, False), (8, True)]
+    assert starts[0]["world_size"] == 1 and starts[0]["device"] == "cpu" and starts[0]["precision"] == "fp32"
 
 
 def test_run_folder_guards(tmp_path):
@@ -73,3 +76,36 @@ def test_checkpoint_errors(tmp_path):
     torch.save({"a": 1}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="not a voiceface checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def test_resume_with_changed_config_refuses_naming_keys(tmp_path):
+    parts = _parts()
+    cfg = {"net": {"width": 2, "depth": 1}, "lr": 0.1, "steps": (4, 8)}
+    run = Run.create(tmp_path / "r", "toy", cfg)
+    fit(run, parts, method="toy", config=cfg, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
+        log_every=2, checkpoint_every=2, progress=False)
+    assert Run.create(tmp_path / "r", "toy", {**cfg, "steps": [4, 8]}).path == tmp_path / "r"   # same content
+    changed = {"net": {"width": 3, "depth": 1}, "lr": 0.2, "steps": (4, 8), "new": 1}
+    with pytest.raises(ConfigError) as e:
+        Run.create(tmp_path / "r", "toy", changed)
+    msg = str(e.value)
+    assert "\n" not in msg and "changed config (lr, net.width, new)" in msg and "--force-config" in msg
+    assert Run.create(tmp_path / "fresh", "toy", cfg) and Run.create(tmp_path / "fresh", "toy", changed)  # no ckpt
+
+
+def test_force_config_is_logged_and_architecture_change_is_one_error(tmp_path):
+    parts = _parts()
+    run = Run.create(tmp_path / "r", "toy", {"width": 2})
+    fit(run, parts, method="toy", config={"width": 2}, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
+        log_every=2, checkpoint_every=2, progress=False)
+    run = Run.create(tmp_path / "r", "toy", {"width": 3}, force_config=True)
+    event = [r for r in run.read_log() if r.get("event") == "force_config"]
+    assert event == [{"event": "force_config", "changed": {"width": [2, 3]}, "step": 4, "time": event[0]["time"]}]
+    assert run.config == {"width": 3}
+    wider = Parts({"net": torch.nn.Linear(4, 3)}, {})
+    with pytest.raises(ConfigError, match="checkpoint's 'net' does not fit the configured architecture"):
+        fit(run, wider, method="toy", config={"width": 3}, batch_fn=_batch, step_fn=_step_fn(wider),
+            total_steps=8, progress=False)
+    with pytest.raises(ConfigError, match="has no model 'other'"):
+        fit(run, Parts({"other": torch.nn.Linear(4, 2)}), method="toy", config={}, batch_fn=_batch,
+            step_fn=_step_fn(parts), total_steps=8, progress=False)

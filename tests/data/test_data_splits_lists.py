@@ -130,3 +130,35 @@ def test_map_paths_onto_media_root(tmp_path, eval_lists, people):
     assert probes.exists.tolist() == [False, True, False]
     with pytest.raises(InputError, match="media folder not found"):
         lists.map_paths([], tmp_path / "none")
+
+
+def _vox_like_items(with_session: bool):
+    from voiceface.data.manifest import Item
+
+    items = []
+    for i in range(30):
+        ident = f"id1{i:04d}"
+        for v in range(6):
+            video = f"vid{i}_{v}"
+            for seg in range(1, 6):
+                items.append(Item(f"/data/wav/{ident}/{video}/{seg:05d}.wav", "voice", ident,
+                                  session=video if with_session else ""))
+            items.append(Item(f"/data/faces/{ident}/{video}/0000{v}.png", "face", ident,
+                              session=video if with_session else ""))
+    return items
+
+
+@pytest.mark.parametrize("with_session", [True, False])
+def test_dimnet_seen_heard_holdout_is_by_whole_video(with_session):
+    from voiceface.methods.dimnet.train import heldout_mask
+
+    items = _vox_like_items(with_session)
+    mask = heldout_mask(items, 0.2)
+    video = np.array([f"{it.identity}/{it.path.split('/')[-2]}" for it in items])
+    held, kept = set(video[mask]), set(video[~mask])
+    assert held and not held & kept                       # no held-out recording shares its video with training
+    assert 0.1 < len(held) / len(set(video)) < 0.3
+    for ident in {it.identity for it in items}:           # every identity keeps training items of both modalities
+        for modality in ("voice", "face"):
+            assert any(not m and it.identity == ident and it.modality == modality for it, m in zip(items, mask))
+    np.testing.assert_array_equal(heldout_mask(items[::-1], 0.2)[::-1], mask)   # order-independent

@@ -200,3 +200,77 @@ def test_public_embed_voices(fake_world, tmp_path, voxceleb1_samples):
     bad.write_bytes(b"not audio")
     with pytest.raises(InputError, match="bad.wav"):
         voiceface.embed_voices(run, [bad])
+
+
+def test_cli_seed_override_and_resume_with_changed_config(fake_world, tmp_path, capsys):
+    """`seed=` is honoured without --seed; a resume with another config is refused in one line naming the keys;
+    --force-config continues and logs it; an architecture change under --force-config is one line too."""
+    import yaml
+
+    from voiceface.cli import main
+    from voiceface.engine import Run
+
+    cfg_file = tmp_path / "tiny.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfglib.to_dict(tiny_config())))
+    run = tmp_path / "run"
+    base = ["train", "dimnet", "--data", str(fake_world), "--out", str(run), "--config", str(cfg_file)]
+    assert main(base + ["seed=3"]) == 0
+    assert Run.open(run).config["seed"] == 3
+    capsys.readouterr()
+    assert main(base + ["seed=3", "optim.steps=8", "log_every=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "changed config (log_every, optim.steps)" in err and "--force-config" in err
+    assert main(base + ["--seed", "3", "optim.steps=8", "--force-config"]) == 0
+    log = Run.open(run).read_log()
+    assert [r["changed"] for r in log if r.get("event") == "force_config"] == [{"optim.steps": [6, 8]}]
+    assert [r["step"] for r in log if r.get("event") == "start"] == [0, 6]
+    assert main(base + ["seed=3", "optim.steps=8", "net.embed_dim=16", "--force-config"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "does not fit the configured architecture" in err
+
+
+def _side(e):
+    from voiceface.metrics import matching as M
+
+    n = len(e)
+    return M.Side(e, np.zeros(n), np.zeros(n), np.zeros(n))
+
+
+def test_published_lists_match_the_corpus_layouts(eval_lists, tmp_path, monkeypatch, caplog):
+    """VoxCeleb1 release layout (idXXXXX/VIDEO/NNNNN.wav, names from the items' vox_id) and aligned .png crops of
+    the listed .jpg frames are matched, through $VOICEFACE_LISTS; a VoxCeleb-like manifest that matches nothing
+    gets a warning naming the lists instead of silence."""
+    from voiceface.data.lists import read_matching_list, read_verification_list
+    from voiceface.data.manifest import Item
+    from voiceface.methods.dimnet.evaluate import published_list_metrics
+
+    ml = read_matching_list(eval_lists / "matching" / "matching_v2f_U.csv")
+    vl = read_verification_list(eval_lists / "veriflist" / "veriflist_test_random_unseenunheard.txt")
+    rows = [r for r in range(50) if ml.probes[r].startswith("id10002/")][:4]
+    voices = [(tmp_path / "vox1" / "wav" / ml.probes[r]) for r in rows]
+    faces = [tmp_path / "crops" / p.replace(".jpg", ".png") for r in rows for p in (ml.trues[r], ml.imposters[r])]
+    pairs = [r for r in range(len(vl)) if vl.voice_paths[r].startswith("A.R._Rahman/")][:3]
+    for r in pairs:                                        # NAME/VIDEO_0000001.wav -> id10002/VIDEO/00001.wav
+        video, seg = vl.voice_paths[r].split("/", 1)[1].rsplit("_", 1)
+        voices.append(tmp_path / "vox1" / "wav" / "id10002" / video / f"{int(seg[:-4]):05d}.wav")
+        faces.append(tmp_path / "crops" / vl.face_paths[r].replace(".jpg", ".png"))
+    vitems = [Item(str(p), "voice", "A.R._Rahman", extra={"vox_id": "id10002"}) for p in dict.fromkeys(voices)]
+    fitems = [Item(str(p), "face", p.relative_to(tmp_path / "crops").parts[0]) for p in dict.fromkeys(faces)]
+    rng = np.random.default_rng(0)
+    ve, fe = _side(rng.normal(size=(len(vitems), 8))), _side(rng.normal(size=(len(fitems), 8)))
+    monkeypatch.setenv("VOICEFACE_LISTS", str(eval_lists))
+    out = published_list_metrics(ve, fe, vitems, fitems, names=("matching_v2f_U", "verif_random_unseenunheard"),
+                                 lists_dir=None)
+    assert out["list_match_v2f_U_coverage"] == pytest.approx(len(rows) / len(ml))
+    assert out["list_random_unseenunheard_coverage"] == pytest.approx(len(pairs) / len(vl))
+    # the same corpus in a layout no list names (flat files): a warning line, no metrics
+    flat_v = [Item(str(tmp_path / "flat" / f"{k}.wav"), "voice", "A.R._Rahman") for k in range(3)]
+    flat_f = [Item(str(tmp_path / "flat" / f"{k}.png"), "face", "A.R._Rahman") for k in range(3)]
+    with caplog.at_level("WARNING"):
+        assert published_list_metrics(ve, fe, flat_v, flat_f, names=("matching_v2f_U",)) == {}
+    assert any("matching_v2f_U" in r.message and "none of their trials" in r.message for r in caplog.records)
+    monkeypatch.setenv("VOICEFACE_LISTS", str(tmp_path / "missing"))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert published_list_metrics(ve, fe, vitems, fitems) == {}
+    assert any("not found" in r.message for r in caplog.records)

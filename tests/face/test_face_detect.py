@@ -177,3 +177,20 @@ def test_large_image_downscaled_for_detection(orl_faces, detector):
     big = np.asarray(Image.fromarray(img).resize((92 * 20, 112 * 20), Image.BILINEAR))   # 1840 x 2240
     face, ref = detector.find(big), detector.find(img)
     np.testing.assert_allclose(align.points68_to_5(face.landmarks) / 20, align.points68_to_5(ref.landmarks), atol=3)
+
+
+def test_align_command_one_crop_per_input(tmp_path, orl_faces, capsys):
+    """Files named alike up to their first dot (image content, no image extension) give one crop each."""
+    from voiceface.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ("person01.smile", "person01.glasses", "person01.happy", "person01.sleepy")
+    for i, name in enumerate(names, start=1):
+        Image.open(orl_faces / "s5" / f"{i}.pgm").save(src / name, format="PNG")
+    (src / "README").write_text("not an image")
+    assert main(["align", str(src), "--size", "64", "--out", str(tmp_path / "out")]) == 0
+    crops = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert crops == sorted(f"{n}.png" for n in names)
+    out = capsys.readouterr().out
+    assert "aligned 4/4 images to 4 crops" in out and "1 non-image files" in out

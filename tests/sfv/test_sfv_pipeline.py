@@ -166,3 +166,18 @@ def test_out_of_bag_predictions_and_linked_correlation(tmp_path, tiny_overrides,
     assert all(v == pytest.approx(1.0) for v in linked_am_correlation(d, d.ams, np.ones(len(d.ams), bool)).values())
     shuffled = d.ams[np.random.default_rng(0).permutation(len(d.ams))]
     assert all(abs(v) < 0.5 for v in linked_am_correlation(d, shuffled, np.ones(len(d.ams), bool)).values())
+
+
+def test_seed_is_a_config_field_and_the_device_is_recorded(tmp_path, tiny_overrides, synth_source):
+    """`seed=5` as an override equals seed=5 as an argument; the run log names the device (auto rule)."""
+    from voiceface.engine import Run, dist
+
+    short = [*tiny_overrides, "train.steps=4"]
+    a = train(synth_source, tmp_path / "a", overrides=[*short, "seed=5"], progress=False)
+    b = train(synth_source, tmp_path / "b", overrides=short, seed=5, progress=False)
+    assert Run.open(a).config["seed"] == Run.open(b).config["seed"] == 5
+    ca, cb = load_checkpoint(a / "checkpoint.pt"), load_checkpoint(b / "checkpoint.pt")
+    for k, v in ca["models"]["model"].items():
+        assert torch.equal(v, cb["models"]["model"][k]), k
+    start = next(r for r in Run.open(a).read_log() if r.get("event") == "start")
+    assert start["device"].split(":")[0] == dist.default_device("auto").type and start["world_size"] == 1

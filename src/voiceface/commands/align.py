@@ -11,9 +11,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "align", help="detect, align and crop faces (dlib) to PNGs",
         description="Detect the largest face in each image (dlib HOG + 68 landmarks), align it by a similarity "
-                    "transform to the fixed template and write DIR/NAME.png. Folders are expanded recursively and "
-                    "their layout is kept under DIR. Images without a face are reported and skipped; the exit "
-                    "status is 1 if any image failed. Needs the 'align' extra (dlib).")
+                    "transform to the fixed template and write DIR/NAME.png, NAME being the file name minus only "
+                    "a known image extension (person01.smile -> person01.smile.png). Folders are expanded "
+                    "recursively to every file with image content, whatever its name, and their layout is kept "
+                    "under DIR. Two inputs never share a crop: a clash is renamed and reported. Images without a "
+                    "face are reported and skipped; the exit status is 1 if any image failed. Needs the 'align' "
+                    "extra (dlib).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--size", type=int, default=128, help="crop side in pixels: 128 (DIMNet, default) or 64 (GAN)")
@@ -26,57 +29,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _jobs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(image path, output path relative to DIR without suffix) for every input; folders keep their layout."""
-    from ..face.detect import expand_images
-
-    jobs, used = [], set()
-    for arg in map(Path, inputs):
-        for f in expand_images([arg]):
-            rel = f.relative_to(arg).with_suffix("") if arg.is_dir() else Path(f.stem)
-            if rel in used:
-                rel = rel.with_name(f"{f.parent.name}_{rel.name}")
-            used.add(rel)
-            jobs.append((f, rel))
-    return jobs
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from ..errors import InputError
-    from ..face.detect import FaceDetector
+    from ..face.detect import FaceDetector, plan_outputs
 
     out = Path(args.out)
+    work = plan_outputs(args.images)
+    if not work.jobs:
+        raise InputError(None, f"no images given (folders held no image files; {work.skipped} other files)")
+    for line in work.renamed:
+        print(f"align: {line}", file=sys.stderr)
     detector = FaceDetector()
-    jobs = _jobs(args.images)
-    if not jobs:
-        raise InputError(None, "no images given (folders held no image files)")
-    failed, multi, crops, labels = [], 0, [], []
-    for path, rel in tqdm(jobs, desc="align", unit="img", disable=not sys.stderr.isatty()):
+    failed, multi, crops, labels, written = [], 0, [], [], 0
+    for path, rel in tqdm(work.jobs, desc="align", unit="img", disable=not sys.stderr.isatty()):
         try:
             res = detector.align_file(path, args.size)
         except InputError as e:
             failed.append(str(e))
             print(f"skipped {e}", file=sys.stderr)
             continue
-        target = out / rel.with_suffix(".png")
+        target = out / f"{rel}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(res.crop).save(target)
+        written += 1
         multi += res.face.n_faces > 1
         if args.landmarks:
-            target.with_suffix(".json").write_text(json.dumps({
+            (out / f"{rel}.json").write_text(json.dumps({
                 "source": str(path), "size": args.size, "landmarks": np.round(res.landmarks, 3).tolist(),
                 "box": list(res.face.box), "score": res.face.score, "faces_found": res.face.n_faces}))
         if args.check:
             crops.append(res.crop)
             labels.append(path.parent.name)
-    print(f"aligned {len(jobs) - len(failed)}/{len(jobs)} images to {out} ({len(failed)} without a usable face, "
-          f"{multi} with several faces: the largest was used)")
+    print(f"aligned {written}/{len(work.jobs)} images to {written} crops in {out} ({len(failed)} without a usable "
+          f"face, {multi} with several faces: the largest was used; {len(work.renamed)} renamed to keep one crop per "
+          f"image; {work.skipped} non-image files in folders passed over)")
     if args.check:
-        _check(crops, labels, len(jobs), out)
+        _check(crops, labels, len(work.jobs), out)
     return 1 if failed else 0
 
 

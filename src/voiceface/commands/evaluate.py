@@ -11,6 +11,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("method", help="dimnet | gan | cest | sfv")
     p.add_argument("--run", required=True, help="run folder written by `voiceface train`")
     p.add_argument("--data", help="manifest CSV or world folder (default: the data the run was trained on)")
+    p.add_argument("--lists", metavar="DIR",
+                   help="dimnet: the published VoxCeleb1 evaluation lists folder (voxceleb1_eval_lists: "
+                        "matching/, veriflist/); default $VOICEFACE_LISTS, else the shared sample folder. Listed "
+                        "media are matched on the corpus layouts (idXXXXX/VIDEO/NNNNN.wav, NAME/[1.6/]VIDEO/N.jpg "
+                        "or aligned .png crops); a warning says when none match")
     p.set_defaults(func=run)
 
 
@@ -21,7 +26,12 @@ def run(args: argparse.Namespace) -> int:
     methods = registry()
     if args.method not in methods:
         raise ConfigError(f"unknown method '{args.method}' (known: {', '.join(sorted(methods))})")
-    results = methods[args.method].evaluate(args.run, data=args.data)
+    extra = {}
+    if args.lists is not None:
+        if args.method != "dimnet":
+            raise ConfigError(f"--lists applies to dimnet only, not '{args.method}'")
+        extra["lists"] = args.lists
+    results = methods[args.method].evaluate(args.run, data=args.data, **extra)
     width = max((len(k) for k in results), default=0)
     for key, value in sorted(results.items()):
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

@@ -44,7 +44,8 @@ def plan_outputs(inputs: list[str], out: Path) -> tuple[list[tuple[str, Path]], 
                 bad.append((arg, f"{arg}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in this folder"))
             pairs = [(p, out / p.relative_to(path).with_suffix(".npy")) for p in found]
         else:
-            pairs = [(path, out / f"{path.stem}.npy")]  # a missing file fails in the extractor, named
+            known = path.suffix.lower() in AUDIO_EXTENSIONS   # strip only an audio extension: a.take1 != a.take2
+            pairs = [(path, out / f"{path.stem if known else path.name}.npy")]  # a missing file fails, named
         for src, dst in pairs:
             if dst in taken:
                 bad.append((str(src), f"{src}: same output name {dst.name} as {taken[dst]}; not written"))

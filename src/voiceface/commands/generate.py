@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, help="GAN run folder (voiceface train gan), or an imported generator .pt")
     p.add_argument("--voice", help="imported voice-network .pt (with an imported generator as --run)")
     p.add_argument("--batch-size", type=int, default=32, help="recordings per forward pass (default 32)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: CUDA when present, else CPU), cpu, cuda, cuda:1 ...")
     p.set_defaults(func=run)
 
 
@@ -24,7 +25,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..methods.gan.generate import generate, load_model, save_faces
 
-    model = load_model(args.run, args.voice, args.device)
+    from ..engine import dist
+
+    model = load_model(args.run, args.voice, dist.default_device(args.device))
     gen = generate(model, args.voices, batch_size=args.batch_size)
     written = save_faces(gen, args.out)
     for path, message in gen.failed:

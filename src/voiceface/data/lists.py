@@ -174,8 +174,9 @@ def candidates(listed: str, name_to_id: Mapping[str, str] | None = None,
     Tried: the path itself; without the ``1.6/`` version folder the matching lists put after the name; the
     VoxCeleb1 release layout ``[wav/]idXXXXX/VIDEO/NNNNN.wav`` for verification voices written
     ``NAME/VIDEO_NNNNNNN.wav`` (needs ``name_to_id``, e.g. from vox1_meta); a ``wav/`` prefix for ``idXXXXX/...``
-    paths; and each of these with the suffix replaced by each of ``extensions`` (e.g. '.npy' for precomputed
-    features, '.png' for aligned crops).
+    paths; ``NAME/...`` face paths under the VoxCeleb id instead of the name (``idXXXXX/[1.6/]VIDEO/N.jpg``, needs
+    ``name_to_id``); and each of these with the suffix replaced by each of ``extensions`` (e.g. '.npy' for
+    precomputed features, '.png' for aligned crops).
     """
     p = PurePosixPath(listed)
     base = [str(p)]
@@ -188,6 +189,9 @@ def candidates(listed: str, name_to_id: Mapping[str, str] | None = None,
         base += [f"{vid}/{m.group('video')}/{seg}", f"wav/{vid}/{m.group('video')}/{seg}"]
     if re.match(r"^id\d{5}/", listed):
         base.append("wav/" + listed)
+    if name_to_id and p.parts and p.parts[0] in name_to_id and not m:
+        vid = name_to_id[p.parts[0]]
+        base += [str(PurePosixPath(vid, *PurePosixPath(b).parts[1:])) for b in list(base)]
     out = list(base)
     for ext in extensions:
         out += [str(PurePosixPath(b).with_suffix(ext)) for b in base]

@@ -19,10 +19,14 @@ from __future__ import annotations
 import logging
 import os
 import re
-from pathlib import Path
+import zlib
+from pathlib import Path, PurePath
+from typing import Sequence
+
+import numpy as np
 
 from ..errors import InputError
-from .manifest import Manifest
+from .manifest import Item, Manifest
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^(id\d{5}|n\d{6})$")   # VoxCeleb / VGGFace2 ids
@@ -94,3 +98,34 @@ def apply_split(manifest: Manifest, split: str, pins_file: str | os.PathLike | N
     else:
         raise InputError(None, f"unknown split '{split}' (known: {', '.join(SPLITS)})")
     return Manifest((it.with_(split=table.get(it.identity, "")) for it in manifest), manifest.root)
+
+
+def session_key(item: Item) -> str:
+    """``identity|session`` of an item: its video / recording session; when the manifest has none, the folder
+    holding the file (``idXXXXX/VIDEO/00001.wav`` -> VIDEO), or the file itself when that folder is the identity's
+    own (``NAME/0001.jpg``): items of one video are never told apart by segment number."""
+    path = PurePath(item.path)
+    where = item.session or (path.parent.name if path.parent.name not in ("", item.identity) else path.name)
+    return f"{item.identity}|{where}"
+
+
+def heldout_sessions(items: Sequence[Item], fraction: float) -> np.ndarray:
+    """(n,) bool: the seen-heard hold-out, by whole video (session).
+
+    About ``fraction`` of each identity's sessions are held out, with every item of a held-out session in either
+    modality (no held-out recording shares its video with a training one). Deterministic (a CRC32 hash of
+    identity and session, independent of order, paths' roots and machine), so training and evaluation agree. An
+    identity never loses all of its sessions of one modality: the session with the highest hash stays in training.
+    """
+    if fraction <= 0 or not len(items):
+        return np.zeros(len(items), bool)
+    keys, inverse = np.unique([session_key(it) for it in items], return_inverse=True)
+    h = np.array([zlib.crc32(k.encode()) / 2**32 for k in keys])[inverse]        # (n,) one value per session
+    mask = h < fraction
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, it in enumerate(items):
+        groups.setdefault((it.identity, it.modality), []).append(i)
+    for idx in map(np.asarray, groups.values()):
+        if mask[idx].all():
+            mask[idx[h[idx] == h[idx].max()]] = False
+    return mask

@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import dist
+from ..errors import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .runs import Run
 
@@ -42,18 +43,41 @@ class Parts:
 
 
 def restore(parts: Parts, ckpt: Mapping[str, Any]) -> int:
-    """Load model / optimiser / scheduler states from a checkpoint dict; return its step."""
+    """Load model / optimiser / scheduler states from a checkpoint dict; return its step.
+
+    A checkpoint that does not fit the parts (another architecture: a model missing or tensors of other shapes)
+    raises ``ConfigError`` naming the model, never a traceback."""
     for name, module in parts.models.items():
-        dist.unwrap(module).load_state_dict(ckpt["models"][name])
+        if name not in ckpt["models"]:
+            raise ConfigError(f"the checkpoint has no model '{name}' (it holds {', '.join(ckpt['models'])}): the "
+                              "config changed the architecture; train into a new run folder")
+        try:
+            dist.unwrap(module).load_state_dict(ckpt["models"][name])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()
+            detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+            raise ConfigError(f"the checkpoint's '{name}' does not fit the configured architecture ({detail}); "
+                              "train into a new run folder") from None
     for name, opt in parts.optimizers.items():
         if name in ckpt["optimizers"]:
-            opt.load_state_dict(ckpt["optimizers"][name])
+            try:
+                opt.load_state_dict(ckpt["optimizers"][name])
+            except ValueError as e:
+                raise ConfigError(f"the checkpoint's optimiser '{name}' does not fit ({e}); train into a new run "
+                                  "folder") from None
     for name, sched in parts.schedulers.items():
         state = ckpt["extra"].get("schedulers", {}).get(name)
         if state is not None:
             sched.load_state_dict(state)
     parts.extra.update({k: v for k, v in ckpt["extra"].items() if k != "schedulers"})
     return int(ckpt["step"])
+
+
+def runtime(parts: Parts) -> dict[str, Any]:
+    """What the run trains on: ``world_size`` (DDP processes) and ``device`` (of the first model parameter)."""
+    params = (p for m in parts.models.values() for p in m.parameters())
+    first = next(params, None)
+    return {"world_size": dist.world_size(), "device": str(first.device) if first is not None else "cpu"}
 
 
 def checkpoint(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any], step: int,
@@ -93,16 +117,19 @@ def loss_postfix(values: Mapping[str, float], limit: int = 4) -> dict[str, str]:
 def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
         batch_fn: Callable[[int], Any], step_fn: Callable[[Any, int], Mapping[str, float]],
         total_steps: int, log_every: int = 50, checkpoint_every: int = 500,
-        progress: bool = True, stop_after: int | None = None) -> dict[str, float]:
+        progress: bool = True, stop_after: int | None = None, precision: str = "fp32") -> dict[str, float]:
     """Train ``parts`` from the last checkpoint (or step 0) to ``total_steps``; return the last logged scalars.
 
     ``stop_after`` ends the loop after that many steps of this call (without a final checkpoint beyond the
-    periodic ones): tests use it to simulate a kill.
+    periodic ones): tests use it to simulate a kill. Each start or resume logs a ``start`` event with
+    ``world_size``, ``device`` (of the first parameter) and ``precision`` (what the method trains in).
     """
     start = 0
     if run.checkpoint_path.exists():
         start = restore(parts, load_checkpoint(run.checkpoint_path))
         log.info("resuming %s from step %d", run.path, start)
+    if dist.is_main():
+        run.log(start, event="start", resumed=start > 0, precision=precision, **runtime(parts))
     for module in parts.models.values():
         module.train()
     sums: dict[str, float] = defaultdict(float)

@@ -3,7 +3,10 @@
 Layout of ``RUN/``::
 
     config.json        the resolved config (and method name), written when the run starts
-    log.jsonl          one JSON object per logged step ({"step": .., "time": .., "loss/..": ..})
+    log.jsonl          one JSON object per logged step ({"step": .., "time": .., "loss/..": ..}), plus event
+                       records: {"event": "start", "world_size", "device", "precision", "resumed"} each time
+                       training starts or resumes, {"event": "force_config", "changed": {key: [old, new]}} when a
+                       run was resumed with a changed config under ``--force-config``
     checkpoint.pt      the latest checkpoint (atomic), used to resume after a kill
     results.json       flat named metrics written by ``voiceface evaluate``
     report.md          the human-readable results
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from . import dist
 from .checkpoint import atomic_write_bytes
 
 
@@ -35,6 +39,22 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """Dotted key -> [old value, new value] for every leaf that differs between two JSON-like configs (a key
+    present in only one side has None on the other); lists and tuples compare equal by content."""
+    a, b = _flatten(_jsonable(old)), _flatten(_jsonable(new))
+    return {k: [a.get(k), b.get(k)] for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
@@ -68,20 +88,33 @@ class Run:
         return self.path / "log.jsonl"
 
     @classmethod
-    def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any]) -> "Run":
+    def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any],
+               force_config: bool = False) -> "Run":
         """Create (or reopen for resuming) the run folder ``out`` and record its config.
 
-        Reopening a folder whose ``config.json`` names another method raises ``InputError``.
+        Reopening a folder whose ``config.json`` names another method raises ``InputError``. Resuming (the folder
+        holds a checkpoint) with a config that differs from the recorded one raises ``ConfigError`` naming the
+        differing keys, unless ``force_config``: then the new config is recorded and the change is logged as a
+        ``force_config`` event in ``log.jsonl``.
         """
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
         cfg_file = path / "config.json"
+        run = cls(path)
         if cfg_file.exists():
             old = read_json(cfg_file)
             if old.get("method") != method:
                 raise InputError(path, f"run folder belongs to method '{old.get('method')}', not '{method}'")
+            changed = config_changes(old.get("config", {}), _jsonable(dict(config)))
+            if changed and run.checkpoint_path.exists():
+                if not force_config:
+                    keys = ", ".join(changed)
+                    raise ConfigError(f"{path}: resuming with a changed config ({keys}); train into a new --out, "
+                                      f"or pass --force-config to continue with the new values")
+                if dist.is_main():
+                    run.log(run.last_step(), event="force_config", changed=changed)
         write_json(cfg_file, {"method": method, "config": dict(config)})
-        return cls(path)
+        return run
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "Run":
@@ -103,6 +136,10 @@ class Run:
         record = {"step": int(step), "time": round(time.time(), 3), **_jsonable(values)}
         with open(self.log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def last_step(self) -> int:
+        """The highest step in ``log.jsonl`` (0 when nothing was logged)."""
+        return max((int(r.get("step", 0)) for r in self.read_log()), default=0)
 
     def read_log(self) -> list[dict[str, Any]]:
         if not self.log_path.exists():

@@ -23,8 +23,8 @@ import importlib.util
 import logging
 import math
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -102,14 +102,93 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise InputError(path, f"not a readable image ({type(e).__name__}: {e})") from None
 
 
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+"""Leading bytes of JPEG, PNG, GIF and TIFF files (BMP, WebP and PNM are checked in ``is_image_file``)."""
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file with an image extension or, whatever its name, image content (JPEG, PNG, GIF,
+    BMP, TIFF, WebP or PNM magic bytes): ``person01.smile`` holding a GIF is an image."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    if head[:2] == b"BM" and head[6:10] == b"\0\0\0\0":    # BMP: reserved header bytes are zero
+        return True
+    return len(head) >= 3 and head[:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace()
+
+
+def scan_images(folder: str | os.PathLike) -> tuple[list[Path], int]:
+    """(image files under ``folder``, recursively and sorted, chosen by ``is_image_file``; how many other files
+    were passed over)."""
+    files = sorted(f for f in Path(folder).rglob("*") if f.is_file())
+    images = [f for f in files if is_image_file(f)]
+    return images, len(files) - len(images)
+
+
+def image_stem(name: str) -> str:
+    """A file name minus a known image extension only: ``a.jpg`` -> ``a``, ``person01.smile`` stays whole, so
+    names that differ after their first dot keep differing."""
+    suffix = Path(name).suffix
+    return name[: -len(suffix)] if suffix and suffix.lower() in IMAGE_EXTENSIONS else name
+
+
+@dataclass
+class OutputPlan:
+    """Where a batch command writes each input image: ``jobs`` (image, output path relative to the output folder,
+    without suffix), one per input and no two with one output; ``renamed`` lines for inputs moved off a name
+    another input already had; ``skipped`` files in folders that are not images by name or content."""
+
+    jobs: list[tuple[Path, PurePosixPath]] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _unique(rel: PurePosixPath, f: Path, taken: dict[str, Path]) -> PurePosixPath:
+    """``rel`` if free, else ``FOLDER_NAME``, else the file's full name, else ``NAME_2``, ``NAME_3``, ...: never an
+    output already in ``taken`` (lower-cased output -> its input: compared as case-insensitive file systems do)."""
+    options = [rel, rel.parent / f"{f.parent.name}_{rel.name}", rel.parent / f.name]
+    options += [rel.parent / f"{rel.name}_{k}" for k in range(2, len(taken) + 3)]
+    return next(o for o in options if str(o).lower() not in taken)
+
+
+def plan_outputs(inputs: Iterable[str | os.PathLike], flat: bool = False) -> OutputPlan:
+    """One output name per input image: the file name minus only a known image extension (``person01.smile`` ->
+    ``person01.smile``, ``a.jpg`` -> ``a``), under its sub-folder for folder inputs (``flat``: no sub-folders);
+    folders are scanned by content (``scan_images``); a name already taken is renamed (``_unique``) and reported."""
+    out = OutputPlan()
+    taken: dict[str, Path] = {}
+    for arg in map(Path, inputs):
+        if arg.is_dir():
+            files, skipped = scan_images(arg)
+            out.skipped += skipped
+            rels = [PurePosixPath(f.relative_to(arg).as_posix()) for f in files]
+        else:
+            files, rels = [arg], [PurePosixPath(arg.name)]
+        for f, rel in zip(files, rels):
+            want = PurePosixPath(image_stem(rel.name)) if flat else rel.parent / image_stem(rel.name)
+            got = _unique(want, f, taken)
+            if got != want:
+                first = taken[str(want).lower()]
+                out.renamed.append(f"{f}: output {want} is already {first}'s; written as {got}")
+            taken[str(got).lower()] = f
+            out.jobs.append((f, got))
+    return out
+
+
 def expand_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given, folders expanded recursively to their image files (sorted)."""
+    """Files as given, folders expanded recursively to their image files (by content, see ``scan_images``)."""
     out: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS))
-        else:
-            out.append(p)
+        out.extend(scan_images(p)[0] if p.is_dir() else [p])
     return out
 
 

@@ -120,7 +120,7 @@ class CESTConfig:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 1000
-    device: str = "cpu"
+    device: str = "auto"                # auto: CUDA when present, else CPU
 
 
 # Fig. 4.4's ablations as config changes (applied on top of a base config).

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ...data.controls import derangement
-from ...engine import Run
+from ...engine import Run, dist
 from ...face3d import geometry
 from ...metrics import shape as shape_metrics
 from .config import EvalConfig
@@ -55,17 +55,18 @@ def predict(model: CEST, bank: ClipBank, idx: np.ndarray, batch: int = 16) -> di
     Returns numpy arrays: viewpoint (n, 7), coeffs (n, K), shape (n, V, 3), reflectance (n, V, 3), light
     (n, 9|3, 9), render (n, 3, S, S), render_mask (n, 1, S, S), uv_reflectance, texture (n, 3, U, U)."""
     model.eval()
+    device = next(model.parameters()).device     # runs where the model is; results come back to the CPU
     keys = ("viewpoint", "coeffs", "shape", "reflectance", "light", "uv_reflectance", "texture")
     out: dict[str, list] = {k: [] for k in keys + ("render", "render_mask")}
     for s in range(0, len(idx), batch):
-        b = bank.tensors(idx[s:s + batch])
+        b = bank.tensors(idx[s:s + batch], device)
         o = model(b["images"])
         sh = model.shading(o["shape"], o["viewpoint"], o["light"])
         r = model.render(o["verts_screen"], sh, o["reflectance"][:, None], face_id=o["face_id"])
         for k in keys:
-            out[k].append(o[k].numpy())
-        out["render"].append(r["image"][:, 0].numpy())
-        out["render_mask"].append(r["mask"].numpy())
+            out[k].append(o[k].cpu().numpy())
+        out["render"].append(r["image"][:, 0].cpu().numpy())
+        out["render_mask"].append(r["mask"].cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -258,7 +259,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
         raise InputError(data, "the test clips carry no ground truth (coeffs, pose, light, albedo): evaluation needs "
                                "the simulated world; use `voiceface reconstruct` for real photos")
     idx = test_indices(bank, cfg.data.max_test_frames)
-    pred = predict(model, bank, idx)
+    pred = predict(model.to(dist.default_device(cfg.device)), bank, idx)    # auto: on CUDA when present
+    model.cpu()                                  # the metrics and the per-image fitting baseline run on the CPU
     per = frame_metrics(model.face, pred, bank, idx, cfg.eval)
     res: dict = _mean(per)
     res["nme_median"] = float(np.median(per["nme"]))

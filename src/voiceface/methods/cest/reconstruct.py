@@ -115,10 +115,11 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
     """``voiceface reconstruct``: per image ``OUT/<stem>.obj`` (vertex colours = reflectance), ``<stem>_overlay.png``,
     ``<stem>_uv.png`` (reflectance UV map A), ``<stem>_shading.png`` (geometry under the estimated light, unit
     albedo), ``<stem>_relit.png`` (canonical view under four other lights), ``<stem>.json`` (viewpoint, coefficients,
-    light, photometric error); ``<stem>`` is ``<folder>_<stem>`` when names repeat (ORL's s1/1.pgm, s2/1.pgm).
+    light, photometric error); ``<stem>`` is the file name minus a known image extension, ``<folder>_<stem>`` (or
+    another free name, see ``face.detect.plan_outputs``) when names repeat (ORL's s1/1.pgm, s2/1.pgm).
     A file that fails (unreadable, no face) is reported in its result and skipped.
     Returns one dict per image (``error`` set for skipped ones)."""
-    from ...face.detect import FaceDetector, expand_images, load_image
+    from ...face.detect import FaceDetector, load_image, plan_outputs
     from ...face3d.meshio import save_mesh
     from .train import load_trained
 
@@ -129,10 +130,7 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
     out.mkdir(parents=True, exist_ok=True)
     s = cfg.net.image_size
     results = []
-    paths = expand_images(images)
-    stems = [p.stem for p in paths]
-    clash = {x for x in stems if stems.count(x) > 1}
-    for path in paths:
+    for path, name in plan_outputs(images, flat=True).jobs:      # one output name per input, never shared
         try:
             photo = load_image(path)
             face = det.find(photo, path)
@@ -162,7 +160,7 @@ def reconstruct_images(run: str | os.PathLike, images: Iterable[str | os.PathLik
         err = float(255.0 * ((rendered - img).abs() * mt).sum() / (3.0 * mt.sum()).clamp_min(1.0))
         luma = (rendered * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
         err_luma = float(255.0 * ((luma - img.mean(1, keepdim=True)).abs() * mt).sum() / mt.sum().clamp_min(1.0))
-        stem = f"{path.parent.name}_{path.stem}" if path.stem in clash else path.stem
+        stem = str(name)
         save_mesh(out / f"{stem}.obj", o["shape"][0].numpy(), model.face.triangles.numpy(),
                   o["reflectance"][0].clamp(0, 1).numpy())
         _save_png(np.concatenate([crop, to_uint8(overlay(img, rendered, rmask)[0])], 1), out / f"{stem}_overlay.png")

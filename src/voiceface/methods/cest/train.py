@@ -44,16 +44,18 @@ def build_parts(cfg: CESTConfig, device) -> Parts:
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Iterable[str] = (), seed: int = 0, *, config: CESTConfig | None = None,
-          progress: bool = True, stop_after: int | None = None) -> Path:
+          overrides: Iterable[str] = (), seed: int | None = None, *, config: CESTConfig | None = None,
+          progress: bool = True, stop_after: int | None = None, force_config: bool = False) -> Path:
     """Train (or resume) CEST on the clips of the manifest / world ``data`` into the run folder ``out``.
 
-    ``config`` (a ready ``CESTConfig``) replaces ``config_file``/``overrides``/``seed``; ``stop_after`` ends after
-    that many steps (tests use it to simulate a kill)."""
-    cfg = config if config is not None else make_config(config_file, overrides, seed)
+    ``config`` (a ready ``CESTConfig``) replaces ``config_file``/``overrides``; ``seed`` (when not None) sets the
+    config's ``seed``; ``stop_after`` ends after that many steps (tests use it to simulate a kill);
+    ``force_config`` resumes even if the config changed (see ``Run.create``)."""
+    cfg = make_config(config_file, overrides, seed) if config is None else \
+        config if seed is None else cfglib.replace(config, {"seed": int(seed)})
     manifest_path = resolve_data(data)
     device = dist.default_device(cfg.device)
-    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg))
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
     bank = load_sim_clips(manifest_path, cfg.data.train_splits)
     if bank.size != cfg.net.image_size:
         raise InputError(manifest_path, f"clip frames are {bank.size}x{bank.size} but net.image_size is "

@@ -9,7 +9,11 @@ Flat results (fractions in [0, 1]; unseen-unheard unless prefixed ``seen_``):
 ``auc_{U,G,N,GN}`` (verification on the v2f 1:2 trials; ``*_f2v`` on the f2v ones),
 ``map_{v2f,f2v}_{id,gender,nationality}`` (+ ``chance_map_*``: the relevant fraction, a random ranking's mAP),
 ``acc_{gender,nationality}_{voice,face}`` (covariate classifiers; null when that covariate was not trained),
-``n_*`` counts. Published VoxCeleb1 lists add ``list_*`` keys when the manifest holds their media.
+``n_*`` counts. Published VoxCeleb1 lists add ``list_*`` keys when the manifest holds their media: the lists
+folder is ``lists=`` (``voiceface evaluate dimnet --lists DIR``), else ``$VOICEFACE_LISTS``, else
+``voxceleb1_eval_lists`` in the shared sample folder; listed media are matched on the corpora's layouts
+(``idXXXXX/VIDEO/NNNNN.wav``, ``NAME/[1.6/]VIDEO/NNNNNNN.jpg`` or aligned ``.png`` crops, ``.npy`` features), and
+a warning names the lists when none of their media match.
 
 Several runs (a folder of run folders): each is evaluated, and the folder's results.json holds the mean of every
 key plus ``KEY_std`` (the thesis reports mean +/- std over 5 models).
@@ -79,8 +83,10 @@ def embed_items(trained: Trained, items: Sequence[Item], manifest: Manifest, cac
 
 
 def evaluate_trained(trained: Trained, manifest: Manifest, cache: Path, device: torch.device,
-                     figures_dir: Path | None = None) -> dict[str, float | None]:
-    """All metrics of one trained model on ``manifest`` (see module docstring). Optionally draws the figures."""
+                     figures_dir: Path | None = None, lists: str | os.PathLike | None = None
+                     ) -> dict[str, float | None]:
+    """All metrics of one trained model on ``manifest`` (see module docstring). Optionally draws the figures;
+    ``lists``: the published lists folder (default: ``find_lists_dir``)."""
     cfg = trained.config
     ec = cfg.eval
     test = [it for it in manifest if it.modality in ("voice", "face") and it.split in cfg.data.test_splits]
@@ -105,8 +111,8 @@ def evaluate_trained(trained: Trained, manifest: Manifest, cache: Path, device: 
             res = M.cross_modal_suite(sv, sf, seed=ec.seed, n_max=ec.n_max, strata=ec.strata, device=device)
             results.update({f"seen_{k}": val for k, val in res.items()})
             results.update({"n_seen_voices": len(svi), "n_seen_faces": len(sfi)})
-            results.update(published_list_metrics(sv, sf, svi, sfi, SEEN_LISTS, device=device))
-    results.update(published_list_metrics(v, f, vitems, fitems, device=device))
+            results.update(published_list_metrics(sv, sf, svi, sfi, SEEN_LISTS, lists_dir=lists, device=device))
+    results.update(published_list_metrics(v, f, vitems, fitems, lists_dir=lists, device=device))
     results.update(real_voice_metrics(trained, cache, device))
     if figures_dir is not None:
         from .report import plot_mds
@@ -146,11 +152,22 @@ def real_voice_metrics(trained: Trained, cache: Path, device: torch.device,
     return out
 
 
-def _lists_dir() -> Path | None:
+LISTS_ENV = "VOICEFACE_LISTS"
+"""Environment variable naming the published ``voxceleb1_eval_lists`` folder."""
+LIST_EXTENSIONS = (".wav", ".flac", ".m4a", ".npy", ".png", ".jpg", ".jpeg")
+"""Suffixes a listed file may have on disk: audio, cached features, aligned crops, frames."""
+
+
+def find_lists_dir(explicit: str | os.PathLike | None = None) -> tuple[Path | None, bool]:
+    """(the published lists folder, whether the user named it): ``explicit``, else ``$VOICEFACE_LISTS``, else
+    ``voxceleb1_eval_lists`` in the shared sample folder (None when absent)."""
     from ...data.samples import shared_data_dir
 
+    chosen = explicit if explicit is not None else os.environ.get(LISTS_ENV) or None
+    if chosen is not None:
+        return Path(chosen), True
     root = shared_data_dir()
-    return root / "voxceleb1_eval_lists" if root is not None else None
+    return (root / "voxceleb1_eval_lists" if root is not None else None), False
 UNSEEN_LISTS = ("matching_v2f_U", "matching_v2f_G", "matching_f2v_U", "matching_f2v_G", "verif_random_unseenunheard",
                 "verif_G_unseenunheard")
 SEEN_LISTS = ("verif_random_seenheard",)
@@ -166,55 +183,91 @@ def _suffix_index(items: Sequence[Item]) -> dict[str, int]:
     return index
 
 
-def _lookup(listed: np.ndarray, index: Mapping[str, int]) -> np.ndarray:
-    """(N,) item positions of listed paths (``data.lists.candidates`` layouts), -1 where absent."""
+def _name_to_id(items: Sequence[Item]) -> dict[str, str]:
+    """Identity name -> VoxCeleb id, from the ``vox_id`` the VoxCeleb adapters record with each item."""
+    return {it.identity: str(it.extra["vox_id"]) for it in items if it.extra.get("vox_id")}
+
+
+def _lookup(listed: np.ndarray, index: Mapping[str, int], name_to_id: Mapping[str, str] | None = None
+            ) -> np.ndarray:
+    """(N,) item positions of listed paths, -1 where absent. Tried per path: the layouts of
+    ``data.lists.candidates`` (the release's ``idXXXXX/VIDEO/NNNNN.wav`` for ``NAME/VIDEO_NNNNNNN.wav``, no
+    ``1.6/``, NAME or id folders) with each suffix of ``LIST_EXTENSIONS`` (aligned ``.png`` crops of ``.jpg``
+    frames, ``.npy`` features)."""
     from ...data.lists import candidates
 
-    return np.array([next((index[c] for c in candidates(p) if c in index), -1) for p in listed], dtype=np.int64)
+    return np.array([next((index[c] for c in candidates(p, name_to_id, LIST_EXTENSIONS) if c in index), -1)
+                     for p in listed], dtype=np.int64)
 
 
 def published_list_metrics(voice: M.Side, face: M.Side, vitems: Sequence[Item], fitems: Sequence[Item],
                            names: Sequence[str] = UNSEEN_LISTS, lists_dir: str | os.PathLike | None = None,
                            prefix: str = "list_", device="cpu") -> dict[str, float]:
     """Scores on the published VoxCeleb1 lists (``data.lists``) over the trials whose media are all among the
-    given items (matched by trailing path): ``{prefix}match_{v2f,f2v}_{U,G}`` (1:2 accuracy),
-    ``{prefix}eer_/auc_{random,G}_{testset}`` and ``*_coverage`` (fraction of the list's trials found).
+    given items (matched by trailing path on the corpora's layouts, see ``_lookup``): ``{prefix}match_{v2f,f2v}_{U,G}``
+    (1:2 accuracy), ``{prefix}eer_/auc_{random,G}_{testset}`` and ``*_coverage`` (fraction of the list's trials
+    found).
 
-    Returns {} when the lists are absent or none of their media are in the manifest (the usual case: the lists
-    name VoxCeleb1 / VGGFace media, which are not shipped).
+    ``lists_dir``: the lists folder (default: ``$VOICEFACE_LISTS``, then the shared sample folder). Returns {} when
+    the lists are absent or none of their media are among the items; a warning says so when the folder was named
+    (argument or environment) or the items hold the lists' identities (a real corpus whose layout did not match).
     """
     from ...data import lists as published
 
-    root = Path(lists_dir) if lists_dir is not None else _lists_dir()
+    root, named = find_lists_dir(lists_dir)
     if root is None or not root.is_dir():
+        if named:
+            log.warning("published lists folder %s not found (from --lists or $%s); list_* metrics skipped",
+                        root, LISTS_ENV)
         return {}
-    files = published.list_files(root)
+    files = {n: f for n, f in published.list_files(root).items() if n in names}
+    ids = _name_to_id(list(vitems) + list(fitems))
     vidx, fidx = _suffix_index(vitems), _suffix_index(fitems)
     out: dict[str, float] = {}
-    for name in names:
-        if name not in files:
-            continue
+    listed_people: set[str] = set()
+    for name, path in files.items():
         if name.startswith("matching_"):
-            ml = published.read_matching_list(files[name])
-            v2f = ml.direction == "v2f"
-            pi, gi = (vidx, fidx) if v2f else (fidx, vidx)
-            p, t, i = _lookup(ml.probes, pi), _lookup(ml.trues, gi), _lookup(ml.imposters, gi)
-            ok = (p >= 0) & (t >= 0) & (i >= 0)
-            if ok.any():
-                P, G = (voice, face) if v2f else (face, voice)
-                key = f"{prefix}match_{name[len('matching_'):]}"
-                out[key] = M.list_matching_accuracy(P.emb, G.emb, p[ok], t[ok], i[ok], device=device)
-                out[f"{key}_coverage"] = float(ok.mean())
+            ml = published.read_matching_list(path)
+            out.update(_matching_scores(ml, voice, face, vidx, fidx, ids, f"{prefix}match_{name[len('matching_'):]}",
+                                        device))
+            listed_people.update(ml.identities("probes"), ml.identities("trues"))
         else:
-            vl = published.read_verification_list(files[name])
-            a, b = _lookup(vl.voice_paths, vidx), _lookup(vl.face_paths, fidx)
-            ok = (a >= 0) & (b >= 0)
-            if ok.any():
-                res = M.list_verification(voice.emb, face.emb, a[ok], b[ok], vl.labels[ok], device=device)
-                tag = name[len("verif_"):]
-                out[f"{prefix}eer_{tag}"], out[f"{prefix}auc_{tag}"] = res["eer"], res["auc"]
-                out[f"{prefix}{tag}_coverage"] = float(ok.mean())
+            vl = published.read_verification_list(path)
+            out.update(_verification_scores(vl, voice, face, vidx, fidx, ids, f"{prefix}", name[len("verif_"):],
+                                            device))
+            listed_people.update(vl.voice_identities, vl.face_identities)
+    ours = {it.identity for it in list(vitems) + list(fitems)} | set(ids.values())
+    if files and not out and (named or listed_people & ours):
+        log.warning("published lists %s in %s: none of their trials have all media among the %d voice and %d face "
+                    "items (layouts tried: idXXXXX/VIDEO/NNNNN.wav, NAME/VIDEO_NNNNNNN.wav, NAME/[1.6/]VIDEO/"
+                    "NNNNNNN.jpg|.png, .npy features); list_* metrics skipped", ", ".join(files), root, len(vitems),
+                    len(fitems))
     return out
+
+
+def _matching_scores(ml, voice: M.Side, face: M.Side, vidx, fidx, ids, key: str, device) -> dict[str, float]:
+    """``key`` (1:2 accuracy) and ``key_coverage`` of one matching list over its fully present triplets."""
+    v2f = ml.direction == "v2f"
+    pi, gi = (vidx, fidx) if v2f else (fidx, vidx)
+    p, t, i = _lookup(ml.probes, pi, ids), _lookup(ml.trues, gi, ids), _lookup(ml.imposters, gi, ids)
+    ok = (p >= 0) & (t >= 0) & (i >= 0)
+    if not ok.any():
+        return {}
+    P, G = (voice, face) if v2f else (face, voice)
+    return {key: M.list_matching_accuracy(P.emb, G.emb, p[ok], t[ok], i[ok], device=device),
+            f"{key}_coverage": float(ok.mean())}
+
+
+def _verification_scores(vl, voice: M.Side, face: M.Side, vidx, fidx, ids, prefix: str, tag: str, device
+                         ) -> dict[str, float]:
+    """EER, AUC and coverage of one verification list over its fully present pairs."""
+    a, b = _lookup(vl.voice_paths, vidx, ids), _lookup(vl.face_paths, fidx, ids)
+    ok = (a >= 0) & (b >= 0)
+    if not ok.any():
+        return {}
+    res = M.list_verification(voice.emb, face.emb, a[ok], b[ok], vl.labels[ok], device=device)
+    return {f"{prefix}eer_{tag}": res["eer"], f"{prefix}auc_{tag}": res["auc"],
+            f"{prefix}{tag}_coverage": float(ok.mean())}
 
 
 def aggregate(results: Sequence[Mapping[str, float | None]]) -> dict[str, float | None]:
@@ -241,10 +294,11 @@ def _run_folders(run: Path) -> list[Path]:
     return subs
 
 
-def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, label: str | None = None
-             ) -> dict[str, float | None]:
+def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, label: str | None = None,
+             lists: str | os.PathLike | None = None) -> dict[str, float | None]:
     """Evaluate the run folder ``run`` (or every run folder inside it, as mean +/- std) on ``data`` (default: the
-    training manifest recorded in the checkpoint). Writes results.json, report.md, tables (CSV) and figures."""
+    training manifest recorded in the checkpoint). Writes results.json, report.md, tables (CSV) and figures.
+    ``lists``: the published ``voxceleb1_eval_lists`` folder (default: ``$VOICEFACE_LISTS``, then the shared one)."""
     run = Path(run)
     folders = _run_folders(run)
     per_run = []
@@ -260,7 +314,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, l
         manifest = read_manifest(manifest_path)
         cache = Path(trained.config.data.cache_dir) if trained.config.data.cache_dir else \
             default_cache_dir(manifest, folder / "cache")
-        res = evaluate_trained(trained, manifest, cache, dev, figures_dir=folder)
+        res = evaluate_trained(trained, manifest, cache, dev, figures_dir=folder, lists=lists)
         res["train_steps"] = trained.step
         if len(folders) > 1:
             write_json(folder / "results.json", res)

@@ -1,8 +1,8 @@
 """Train a DIMNet (Sec. 2.2.3) on any manifest through ``engine.fit``.
 
 Data: voice and face items of ``data.train_splits`` (default: the ``train`` split); a deterministic
-``data.heldout_fraction`` of each training identity's items per modality is held out for the seen-heard test
-(``heldout_mask``). Label encoders (identity, gender, nationality) are fitted on the training items and stored in
+``data.heldout_fraction`` of each training identity's videos (sessions) is held out, whole, for the seen-heard
+test (``heldout_mask``). Label encoders (identity, gender, nationality) are fitted on the training items and stored in
 the checkpoint and in ``RUN/labels.json``.
 
 Each step draws a mixed minibatch (``data.voices_per_batch`` random voice crops of one length in
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -28,6 +27,7 @@ from ... import config as cfglib
 from ...data.loaders import (FaceBank, LabelEncoder, VoiceBank, default_cache_dir, encoders_from_dict,
                              encoders_to_dict, fit_label_encoders, item_labels, save_label_encoders)
 from ...data.manifest import Item, Manifest, read_manifest
+from ...data.splits import heldout_sessions
 from ...engine import Parts, Run, dist, fit, load_checkpoint
 from ...errors import InputError
 from .. import resolve_data
@@ -40,23 +40,9 @@ METHOD_NAME = "dimnet"
 
 
 def heldout_mask(items: Sequence[Item], fraction: float) -> np.ndarray:
-    """(n,) bool: items held out of training for the seen-heard test.
-
-    Deterministic per item (a hash of identity, modality and file name, independent of order and machine), so
-    train and evaluate agree; about ``fraction`` of each identity's items, never all of an identity's items of
-    one modality.
-    """
-    if fraction <= 0:
-        return np.zeros(len(items), bool)
-    h = np.array([zlib.crc32(f"{it.identity}|{it.modality}|{Path(it.path).name}".encode()) / 2**32 for it in items])
-    mask = h < fraction
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, it in enumerate(items):
-        groups.setdefault((it.identity, it.modality), []).append(i)
-    for idx in groups.values():  # keep at least one training item per identity and modality
-        if mask[idx].all():
-            mask[idx[int(np.argmax(h[idx]))]] = False
-    return mask
+    """(n,) bool: items held out of training for the seen-heard test, by whole video (``data.splits.
+    heldout_sessions``): about ``fraction`` of each identity's sessions, never all of one modality's."""
+    return heldout_sessions(items, fraction)
 
 
 def training_items(manifest: Manifest, cfg: DIMNetConfig) -> tuple[list[Item], list[Item]]:
@@ -119,19 +105,21 @@ def build_parts(cfg: DIMNetConfig, classes: dict[str, int], device: torch.device
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Iterable[str] = (), seed: int = 0, *, stop_after: int | None = None,
-          progress: bool = True, config: DIMNetConfig | None = None) -> Path:
+          overrides: Iterable[str] = (), seed: int | None = None, *, stop_after: int | None = None,
+          progress: bool = True, config: DIMNetConfig | None = None, force_config: bool = False) -> Path:
     """Train (or resume) a DIMNet on the manifest ``data`` into the run folder ``out``; returns ``out``.
 
-    ``config`` (a ready ``DIMNetConfig``) replaces ``config_file``/``overrides``/``seed`` when given.
+    ``config`` (a ready ``DIMNetConfig``) replaces ``config_file``/``overrides`` when given; ``seed`` (when not
+    None) sets the config's ``seed``. ``force_config`` resumes even if the config changed (see ``Run.create``).
     ``stop_after`` ends after that many steps (tests use it to simulate a kill).
     """
-    cfg = config if config is not None else make_config(config_file, overrides, seed)
+    cfg = make_config(config_file, overrides, seed) if config is None else \
+        config if seed is None else cfglib.replace(config, {"seed": int(seed)})
     manifest_path = resolve_data(data)
     manifest = read_manifest(manifest_path)
     device = dist.default_device(cfg.device)
     dist.init(device)
-    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg))
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
     td = load_train_data(manifest, cfg, run.path, progress)
     weights = cfg.covariate_weights()
     classes = {n: len(td.encoders[n]) for n in weights}

@@ -95,6 +95,7 @@ class GANConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     device: str = "auto"
+    seed: int = 0                            # initialisation, batches and evaluation draws
     eval_noise_trials: int = 100             # samples per duration for the D(noise) / D(speech) statistics
     gender_steps: int = 300                  # face gender classifier training steps (evaluation)
     gender_lr: float = 1e-3                  # its Adam learning rate (betas 0.5, 0.999), batch 64

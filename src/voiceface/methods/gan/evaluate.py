@@ -365,7 +365,7 @@ def generated_gender(run: str | os.PathLike, data: str | os.PathLike | None = No
     nothing): does the face generated from an unseen identity's recording have the speaker's gender, by a face
     gender classifier trained on the real training faces only (independent of the GAN's training)."""
     run = Run.open(run)
-    model = load_run(run.path)
+    model = load_run(run.path, device=None)
     seed = model.seed if seed is None else seed
     manifest = read_manifest(resolve_data(data or model.data))
     gd = split_data(manifest, model.config)
@@ -378,7 +378,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, seed
              figures: bool = True) -> dict[str, Any]:
     """``voiceface evaluate gan --run RUN``: every Sec. 3.3 measurement; writes RUN/results.json and RUN/report.md."""
     run = Run.open(run)
-    model = load_run(run.path)
+    model = load_run(run.path, device=None)      # the run's device rule (auto: CUDA when present)
     cfg = model.config
     seed = model.seed if seed is None else seed
     manifest = read_manifest(resolve_data(data or model.data))

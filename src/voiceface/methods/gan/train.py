@@ -198,7 +198,7 @@ def build_voice_net(cfg: GANConfig, seed: int) -> VoiceEmbedNet:
 
 
 def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig, seed: int,
-                 device: torch.device, progress: bool = False) -> VoiceEmbedNet:
+                 device: torch.device, progress: bool = False, force_config: bool = False) -> VoiceEmbedNet:
     """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` through ``engine.fit``.
 
     Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN.
@@ -212,7 +212,8 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig
     classifier = dist.wrap(SpeakerClassifier(net, head), device)
     opt = torch.optim.Adam(classifier.parameters(), lr=ec.pretrain_lr)
     parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
-    run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers})
+    run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers},
+                     force_config=force_config)
     dc = cfg.data
 
     def batch_fn(step: int):
@@ -302,7 +303,8 @@ def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[s
 
 
 def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, device: torch.device,
-            progress: bool = False) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
+            progress: bool = False, force_config: bool = False
+            ) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
     """Read the manifest, split it, build the voice feature bank and F_e (pretraining it for kind=own)."""
     manifest = read_manifest(resolve_data(data))
     gd = split_data(manifest, cfg)
@@ -318,27 +320,31 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
     face_labels = np.array([label[it.identity] for it in face_items], dtype=np.int64)
     net = None
     if kind == "own":
-        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress)
+        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress, force_config)
     encoder = make_encoder(cfg, device, net)
     return gd, encoder, bank, faces_u8, face_labels
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides: Sequence[str] = (), seed: int = 0, progress: bool = True,
-          stop_after: int | None = None, *, config: GANConfig | None = None) -> Path:
+          overrides: Sequence[str] = (), seed: int | None = None, progress: bool = True,
+          stop_after: int | None = None, *, config: GANConfig | None = None, force_config: bool = False) -> Path:
     """``voiceface train gan``: F_e (pretrained / loaded, frozen) then Algorithm 1 for ``steps`` iterations.
 
     Writes ``out/`` (a run folder; resumes from its checkpoint). ``stop_after`` simulates a kill (tests).
-    ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``.
+    ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``; ``seed``
+    (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed.
     """
     cfg = config if config is not None else cfglib.load_config(GANConfig, config_file, overrides)
+    if seed is not None:
+        cfg = cfglib.replace(cfg, {"seed": int(seed)})
+    seed = cfg.seed
     out = Path(out)
     device = dist.default_device(cfg.device)
     dist.init(device)
-    # the stored config = GANConfig fields + the run's seed and training manifest (keys outside GANConfig)
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "seed": seed,
-                                        "manifest": os.fspath(Path(resolve_data(data)).resolve())})
-    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress)
+    # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
+    manifest = os.fspath(Path(resolve_data(data)).resolve())
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config)
+    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
@@ -476,21 +482,22 @@ class TrainedGAN:
 
     @torch.no_grad()
     def faces(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, F, T) voice features -> (B, 3, 64, 64) faces clamped to [-1, 1]."""
-        return self.generator(self.encoder.embed(feats.to(self.device))).clamp(-1, 1)
+        """(B, F, T) voice features -> (B, 3, 64, 64) faces clamped to [-1, 1], on the CPU (whatever the device)."""
+        return self.generator(self.encoder.embed(feats.to(self.device))).clamp(-1, 1).cpu()
 
 
-def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> TrainedGAN:
-    """Load a GAN run folder (or the checkpoint of one) written by ``train``."""
+def load_run(run: str | os.PathLike, device: str | torch.device | None = "cpu") -> TrainedGAN:
+    """Load a GAN run folder (or the checkpoint of one) written by ``train``, onto ``device`` ('auto': CUDA when
+    present; None: the run config's ``device`` rule)."""
     path = Path(run)
     ckpt_path = path / "checkpoint.pt" if path.is_dir() else path
-    ckpt = load_checkpoint(ckpt_path, map_location=device)
+    ckpt = load_checkpoint(ckpt_path, map_location="cpu")
     if ckpt.get("method") != METHOD_NAME:
         raise InputError(ckpt_path, f"not a GAN run (method '{ckpt.get('method')}')")
     stored = dict(ckpt["config"])
-    seed, data = int(stored.pop("seed", 0)), str(stored.pop("manifest", ""))
+    seed, data = int(stored.get("seed", 0)), str(stored.pop("manifest", ""))
     cfg = cfglib.from_dict(GANConfig, stored)
-    device = torch.device(device)
+    device = dist.default_device(cfg.device if device is None else str(device))
     net = None
     if cfg.encoder.kind == "own":
         net = build_voice_net(cfg, seed)

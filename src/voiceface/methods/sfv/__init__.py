@@ -15,10 +15,10 @@ from .. import DemoSection, Method
 SUMMARY = "3D facial shape from voice via predictable anthropometric measurements (Ch. 5, Algorithm 2)"
 
 
-def train(data, out, config_file=None, overrides=(), seed: int = 0) -> Path:
+def train(data, out, config_file=None, overrides=(), seed: int | None = None, force_config: bool = False) -> Path:
     from .train import train as _train
 
-    return _train(data, out, config_file=config_file, overrides=overrides, seed=seed)
+    return _train(data, out, config_file=config_file, overrides=overrides, seed=seed, force_config=force_config)
 
 
 def evaluate(run, data=None) -> dict:

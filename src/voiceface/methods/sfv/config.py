@@ -68,6 +68,8 @@ class SfVConfig:
     train: TrainConfig = TrainConfig()
     select: SelectConfig = SelectConfig()
     fit: FitConfig = FitConfig()
+    seed: int = 0                # layout of splits, initialisation and batches
+    device: str = "auto"         # auto: CUDA when present, else CPU
 
 
 PRESETS: dict[str, SfVConfig] = {

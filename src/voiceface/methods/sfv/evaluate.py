@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ... import config as cfgmod
-from ...engine import Run, load_checkpoint, write_json
+from ...engine import Run, dist, load_checkpoint, write_json
 from .config import SfVConfig
 from .data import Triplets
 from .loss import fuse_segments
@@ -118,7 +118,8 @@ class Loaded:
 
 
 def load_run(run: str | os.PathLike, data: str | os.PathLike | None = None) -> Loaded:
-    """Rebuild the data, layout and selected estimators of a trained run."""
+    """Rebuild the data, layout and selected estimators of a trained run (on ``cfg.device``: auto = CUDA when
+    present)."""
     r = Run.open(run)
     conf = dict(r.config)
     seed, data_path = int(conf.pop("seed")), conf.pop("data_source")
@@ -131,7 +132,8 @@ def load_run(run: str | os.PathLike, data: str | os.PathLike | None = None) -> L
     v2v = AMNet(n_v2v, ckpt["models"]["v2v"]["head_f.weight"].shape[0] // n_v2v, cfg.model.n_mels,
                 cfg.model.channels, uncertainty=False)
     v2v.load_state_dict(ckpt["models"]["v2v"])
-    return Loaded(cfg, triplets, layout, best.net, v2v, seed)
+    device = dist.default_device(cfg.device)
+    return Loaded(cfg, triplets, layout, best.net.to(device), v2v.to(device), seed)
 
 
 def calibration(lo: Loaded) -> np.ndarray:

@@ -76,9 +76,11 @@ def predict(model: AMNet, data: Triplets, table: np.ndarray, seg_frames: int, ma
             per_am: bool, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Eq. 5.3 predictions of every network m on its own people table[m] (M, n), from whole recordings.
 
-    Returns m_hat (M, n, A) and calibrated w_hat = L * w (M, n, A), in each network's normalised AM units.
+    Returns m_hat (M, n, A) and calibrated w_hat = L * w (M, n, A), in each network's normalised AM units. Runs on
+    the model's device; the results are on the CPU.
     """
     model.eval()
+    device = next(model.parameters()).device
     x_seg, owner = segments(data, seg_frames, max_frames)                       # (S, F, T), (S,)
     seg_of, _ = person_segments(owner, len(data.identity))                      # (P, S_p)
     m_nets, n = table.shape
@@ -87,10 +89,10 @@ def predict(model: AMNet, data: Triplets, table: np.ndarray, seg_frames: int, ma
     flat = np.where(ids >= 0, ids, 0).reshape(m_nets, -1)                       # (M, L)
     means, vars_ = [], []
     for lo in range(0, flat.shape[1], chunk):
-        xb = torch.from_numpy(x_seg[flat[:, lo:lo + chunk].T])                  # (b, M, F, T)
+        xb = torch.from_numpy(x_seg[flat[:, lo:lo + chunk].T]).to(device)       # (b, M, F, T)
         mu, var = net_outputs(model, xb, per_am, data.n_ams)                     # (b, M, A or n_out)
-        means.append(mu)
-        vars_.append(var)
+        means.append(mu.cpu())
+        vars_.append(var.cpu())
     n_out = means[0].shape[-1]
     mu = torch.cat(means).transpose(0, 1).reshape(m_nets, n, ids.shape[2], n_out)   # (M, n, S_p, A)
     var = torch.cat(vars_).transpose(0, 1).reshape(m_nets, n, ids.shape[2], n_out)

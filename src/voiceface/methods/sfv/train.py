@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ... import config as cfgmod
-from ...engine import Parts, Run, fit
+from ...engine import Parts, Run, dist, fit
 from ...errors import InputError
 from .config import SfVConfig
 from .data import Triplets, crop_batch, from_csv, from_world, pad_rows, synthetic
@@ -113,23 +113,31 @@ def eigenfaces(shapes: np.ndarray, components: int) -> tuple[np.ndarray, np.ndar
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
-          overrides=(), seed: int = 0, stop_after: int | None = None, progress: bool = True, *,
-          config: SfVConfig | None = None) -> Path:
-    """Train all SfV estimators into the run folder ``out`` (resumes when it holds a checkpoint).
+          overrides=(), seed: int | None = None, stop_after: int | None = None, progress: bool = True, *,
+          config: SfVConfig | None = None, force_config: bool = False) -> Path:
+    """Train all SfV estimators into the run folder ``out`` (resumes when it holds a checkpoint) on the device of
+    ``cfg.device`` (auto: CUDA when present).
 
-    ``config`` (a ready ``SfVConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``."""
+    ``config`` (a ready ``SfVConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``; ``seed``
+    (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed."""
     cfg = config if config is not None else cfgmod.load_config(SfVConfig, config_file, overrides)
+    if seed is not None:
+        cfg = cfgmod.replace(cfg, {"seed": int(seed)})
+    seed = cfg.seed
+    device = dist.default_device(cfg.device)
     triplets = load_triplets(data, cfg)
     layout, model, best = build(triplets, cfg, seed)
+    model, best = model.to(device), best.to(device)
     run_cfg = {"data_source": str(data) if str(data).startswith("synthetic:") else str(Path(data).resolve()),
-               "seed": seed, **cfgmod.to_dict(cfg)}
-    run = Run.create(out, METHOD_NAME, run_cfg)
+               **cfgmod.to_dict(cfg)}
+    run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config)
     t = cfg.train
     opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     loss = SfVLoss(model, opt, cfg.model.uncertainty, t.grad_clip)
     v2v = v2v_setup(triplets, layout, cfg.fit.components)
     torch.manual_seed(seed + 1)
-    v2v_net = AMNet(len(v2v["lens"]), v2v["coeff"].shape[1], cfg.model.n_mels, cfg.model.channels, uncertainty=False)
+    v2v_net = AMNet(len(v2v["lens"]), v2v["coeff"].shape[1], cfg.model.n_mels, cfg.model.channels,
+                    uncertainty=False).to(device)
     v2v_opt = torch.optim.SGD(v2v_net.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip)
     parts = Parts({"model": model, "best": best, "v2v": v2v_net}, {"sgd": opt, "v2v_sgd": v2v_opt})
@@ -144,8 +152,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         nets = np.arange(layout.n_nets)
         target = (triplets.ams[people] - layout.am_mean[nets]) / layout.am_std[nets]   # (B, M, A)
         xv, pv = crop_batch(triplets, v2v["table"], v2v["lens"], t.batch_size, crop, rng)
-        return (torch.from_numpy(x), torch.from_numpy(target).float(), torch.from_numpy(xv),
-                torch.from_numpy(v2v["coeff"][pv]).float())
+        return (torch.from_numpy(x).to(device), torch.from_numpy(target).float().to(device),
+                torch.from_numpy(xv).to(device), torch.from_numpy(v2v["coeff"][pv]).float().to(device))
 
     def step_fn(batch, step: int):
         x, target, xv, tv = batch
@@ -156,7 +164,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         values = loss.estimator_step(x, target)
         values["v2v/mse"] = v2v_loss.estimator_step(xv, tv)["loss/mse"]
         if (step + 1) % t.select_every == 0 or step + 1 == t.steps:
-            score = val1_scores(model, triplets, layout, cfg)                # (M,)
+            score = val1_scores(model, triplets, layout, cfg).to(device)     # (M,)
             better = score < best.score
             best.net.load_state_dict(where_nets(better, model.state_dict(), best.net.state_dict()))
             best.score.copy_(torch.where(better, score, best.score))
