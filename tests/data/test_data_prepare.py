@@ -126,8 +126,10 @@ def test_align_features_resume_and_corrupt_image(small_tree):
     stamp = crop.stat().st_mtime_ns
     second = prepare_corpus(**args)
     assert (second.align.computed, second.align.reused, second.features_reused) == (0, 4, 2)
-    assert second.features_computed == 0 and len(second.face_failures) == 1
+    assert second.features_computed == 0 and len(second.face_failures) == 1 and second.align.known == 1
     assert crop.stat().st_mtime_ns == stamp
+    third = prepare_corpus(**args, retry_failed=True)     # the bad image is decoded again and fails again
+    assert (third.align.computed, third.align.known, len(third.face_failures)) == (0, 0, 1)
     assert len(list((small_tree / "out" / "cache" / "logmel64").glob("*.npy"))) == 2
 
 
@@ -141,3 +143,35 @@ def test_cli_reports_corrupt_image_without_align(small_tree, capsys):
     m = read_manifest(small_tree / "o" / "manifest.csv")
     assert sorted(m.identities()) == ["Alan_Tudyk", "Woody_Harrelson"]
     assert {it.split for it in m} == {"val", "train"}     # Alan -> A-B val, Woody -> F-Z train
+
+
+def _m4a(path, seconds=0.2):
+    import av
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=16000)
+        s.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, int(16000 * seconds)), np.float32), format="fltp",
+                                           layout="mono")
+        frame.sample_rate = 16000
+        for pkt in list(s.encode(frame)) + list(s.encode(None)):
+            c.mux(pkt)
+
+
+def test_voxceleb2_joins_vggface2_ids(small_tree, capsys):
+    pytest.importorskip("av")
+    (small_tree / "vox2").mkdir()
+    (small_tree / "vox2" / "vox2_meta.csv").write_text("VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \n"
+                                                       "id00012 ,n000012 ,f ,dev \nid00015 ,n000015 ,m ,test \n")
+    _m4a(small_tree / "vox2" / "aac" / "id00012" / "21Uxsk56VDQ" / "00001.m4a")
+    _m4a(small_tree / "vox2" / "aac" / "id00015" / "0fijmz4vTVU" / "00001.m4a")
+    _jpg(small_tree / "vggface2" / "train" / "n000012" / "0001_01.jpg")
+    code = main(["prepare", "voxceleb", "--vox1", str(small_tree / "vox1"), "--vox2", str(small_tree / "vox2"),
+                 "--faces", str(small_tree / "vggface"), str(small_tree / "vggface2"), "--out", str(small_tree / "o"),
+                 "--no-align", "--no-features", "--workers", "1"])
+    out = capsys.readouterr().out
+    assert code == 1 and "joined 3 identities" in out and "(1 with voices only" in out
+    m = read_manifest(small_tree / "o" / "manifest.csv")
+    rows = [it for it in m if it.identity == "n000012"]
+    assert {it.modality for it in rows} == {"voice", "face"} and {it.gender for it in rows} == {"f"}
+    assert rows[0].extra["split_authors"] == "train" and rows[0].extra["split_pins"] == ""

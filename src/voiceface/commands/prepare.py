@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--sizes", default="128", help="crop sides, comma-separated from 128 (DIMNet) and 64 (GAN)")
     p.add_argument("--no-align", action="store_true", help="keep the original images (no crops)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="decode again the images a previous run could not align (default: report them again)")
     p.add_argument("--no-features", action="store_true", help="do not compute voice features now")
     p.set_defaults(func=run)
 
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes must be 128 and/or 64, got {args.sizes!r}")
     res = prepare_corpus(args.vox1, args.faces, args.out, vox2=args.vox2, meta=args.meta, vox2_meta=args.vox2_meta,
                          split=args.split, pins_file=args.pins_file, align=not args.no_align, sizes=sizes,
-                         features=not args.no_features, workers=args.workers, progress=sys.stderr.isatty())
+                         features=not args.no_features, workers=args.workers, retry_failed=args.retry_failed,
+                         progress=sys.stderr.isatty())
     for _, message in res.face_failures + res.voice_failures:
         print(f"voiceface prepare: skipped {message}", file=sys.stderr)
     j = res.join
@@ -71,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
           f"{len(j.face_only)} with faces only left out): {j.voices} speech segments, {j.faces} face images")
     if res.align is not None:
         print(f"face crops: {res.align.computed} aligned, {res.align.reused} already there, "
-              f"{len(res.align.failures)} skipped (unreadable or no face)")
+              f"{len(res.align.failures)} skipped (unreadable or no face"
+              + (f"; {res.align.known} as in the previous run, not retried" if res.align.known else "") + ")")
     elif res.face_failures:
         print(f"face images: {len(res.face_failures)} unreadable, left out")
     if not args.no_features:

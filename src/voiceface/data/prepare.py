@@ -155,12 +155,14 @@ CROP_DIRS = {128: "faces", 64: "faces64"}
 
 @dataclass
 class AlignReport:
-    """crops: source path -> {size: crop path} for every usable image; failures: (source, one-line message)."""
+    """crops: source path -> {size: crop path} for every usable image; failures: (source, one-line message);
+    computed / reused: crops made now / found; known: failures of a previous run reported without decoding."""
 
     crops: dict[str, dict[int, Path]] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     computed: int = 0
     reused: int = 0
+    known: int = 0
 
 
 def crop_relpath(item: Item) -> PurePath:
@@ -202,39 +204,95 @@ def _align_one(src: str, outs: dict[int, str]) -> tuple[str, str | None]:
     return src, None
 
 
+FAILED_FILE = "failed.tsv"
+"""Under ``OUT/faces``: images that failed (source, size, mtime, message), not decoded again while unchanged."""
+
+
+def _stamp(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _read_failed(path: Path) -> dict[str, tuple[str, str]]:
+    """source -> (stamp, message) from a previous run's ``failed.tsv`` (empty when absent)."""
+    if not path.is_file():
+        return {}
+    rows = (line.split("\t", 2) for line in path.read_text(encoding="utf-8").splitlines())
+    return {r[0]: (r[1], r[2]) for r in rows if len(r) == 3}
+
+
+def _plan_crops(items: Iterable[Item], out: Path, sizes: Sequence[int]) -> dict[str, dict[int, Path]]:
+    """source -> {size: crop path}; a second source that would land on a taken crop gets ``NAME~2`` etc."""
+    plan: dict[str, dict[int, Path]] = {}
+    taken: set[PurePath] = set()
+    for it in items:
+        if it.modality != "face" or it.path in plan:
+            continue
+        rel = base = crop_relpath(it)
+        n = 1
+        while rel in taken:
+            n += 1
+            rel = base.with_name(f"{base.name}~{n}")
+        if n > 1:
+            log.warning("%s: crop name %s taken by another image; written as %s", it.path, base, rel)
+        taken.add(rel)
+        plan[it.path] = {s: out / CROP_DIRS[s] / f"{rel}.png" for s in sizes}
+    return plan
+
+
 def align_faces(items: Iterable[Item], out: str | os.PathLike, *, sizes: Sequence[int] = (128,),
-                workers: int = 2) -> AlignReport:
+                workers: int = 2, retry_failed: bool = False, progress: bool = False) -> AlignReport:
     """Aligned crops of every face item under ``out/faces`` (128) / ``out/faces64`` (64), ``workers`` processes.
 
-    Images whose crops (all sizes) exist are reused without decoding (resume); outputs are written atomically.
-    A missing / corrupt image or one without a face is a failure (reported, never raised).
+    Resume: images whose crops (all sizes) exist are reused without decoding, and images that failed before
+    (listed in ``out/faces/failed.tsv``, unchanged since) are reported again without decoding unless
+    ``retry_failed``. Crops are written atomically as they are made. A missing / corrupt image or one without a
+    face is a failure (reported, never raised).
     """
+    from tqdm.auto import tqdm
+
     out = Path(out)
-    report = AlignReport()
+    report = AlignReport(crops=_plan_crops(items, out, sizes))
+    failed_file = out / CROP_DIRS[max(sizes)] / FAILED_FILE
+    before = {} if retry_failed else _read_failed(failed_file)
     todo: dict[str, dict[int, str]] = {}
-    for it in items:
-        if it.modality != "face":
-            continue
-        rel = crop_relpath(it)
-        targets = {s: out / CROP_DIRS[s] / f"{rel}.png" for s in sizes}
-        report.crops[it.path] = targets
+    for src, targets in report.crops.items():
         if all(p.is_file() for p in targets.values()):
             report.reused += 1
+        elif src in before and before[src][0] == _stamp(src):
+            report.failures.append((src, before[src][1]))
+            report.known += 1
         else:
-            todo[it.path] = {s: str(p) for s, p in targets.items()}
-    if workers <= 1 or len(todo) <= 1:
-        results = [_align_one(src, outs) for src, outs in todo.items()]
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
-            results = list(pool.map(_align_one, todo, todo.values(), chunksize=8))
+            todo[src] = {s: str(p) for s, p in targets.items()}
+    bar = tqdm(total=len(todo), desc="align faces", unit="img", disable=not progress or not todo)
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            results = (_align_one(src, outs) for src, outs in todo.items())
+            _collect(results, report, bar)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+                _collect(pool.map(_align_one, todo, todo.values(), chunksize=8), report, bar)
+    finally:
+        bar.close()
+        failed_file.parent.mkdir(parents=True, exist_ok=True)
+        failed_file.write_text("".join(f"{src}\t{_stamp(src)}\t{msg}\n" for src, msg in report.failures),
+                               encoding="utf-8")
+    for src, _ in report.failures:
+        report.crops.pop(src, None)
+    return report
+
+
+def _collect(results: Iterable[tuple[str, str | None]], report: AlignReport, bar) -> None:
     for src, error in results:
         if error is None:
             report.computed += 1
         else:
             log.info("skipped %s", error)
-            report.failures.append((src, error))
-            del report.crops[src]
-    return report
+            report.failures.append((src, error.replace("\n", " ")))
+        bar.update()
 
 
 def apply_crops(manifest: Manifest, report: AlignReport, out: str | os.PathLike) -> Manifest:
@@ -286,7 +344,8 @@ def _unreadable_faces(manifest: Manifest) -> tuple[Manifest, list[tuple[str, str
 def prepare_corpus(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                    vox2: str | os.PathLike | None = None, meta=None, vox2_meta=None, split: str = "authors",
                    pins_file: str | os.PathLike | None = None, align: bool = True, sizes: Sequence[int] = (128,),
-                   features: bool = True, workers: int = 2, progress: bool = False) -> PrepareResult:
+                   features: bool = True, workers: int = 2, retry_failed: bool = False,
+                   progress: bool = False) -> PrepareResult:
     """Join, label, align and cache, then write ``out/manifest.csv`` (paths relative to it). See module doc."""
     from ..audio.batch import extract_manifest
     from .manifest import write_manifest
@@ -301,7 +360,8 @@ def prepare_corpus(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], 
     manifest = label_splits(manifest, split, pins_file)
     result = PrepareResult(manifest=manifest, path=out / "manifest.csv", join=join)
     if align:
-        result.align = align_faces(manifest, out, sizes=sizes, workers=workers)
+        result.align = align_faces(manifest, out, sizes=sizes, workers=workers, retry_failed=retry_failed,
+                                    progress=progress)
         result.face_failures = list(result.align.failures)
         manifest = apply_crops(manifest, result.align, out)
     else:
