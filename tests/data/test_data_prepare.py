@@ -11,6 +11,7 @@ from PIL import Image
 
 from voiceface.cli import main
 from voiceface.data import read_manifest
+from voiceface.data.loaders import face_path
 from voiceface.data.prepare import prepare_corpus, split_counts
 
 PINS = {"1": "train", "2": "val", "4": "test"}
@@ -109,9 +110,10 @@ def small_tree(voxceleb1_samples, orl_faces, tmp_path):
     return tmp_path
 
 
-def test_align_features_resume_and_corrupt_image(small_tree):
+def test_align_features_resume_and_corrupt_image(small_tree, monkeypatch):
     pytest.importorskip("dlib")
-    args = dict(vox1=small_tree / "vox1", faces=[small_tree / "vggface"], out=small_tree / "out",
+    monkeypatch.chdir(small_tree)      # relative paths, as typed on a command line
+    args = dict(vox1="vox1", faces=["vggface"], out="out",
                 sizes=(128, 64), workers=2)
     first = prepare_corpus(**args)
     assert (first.align.computed, first.align.reused, first.features_computed) == (4, 0, 2)
@@ -121,7 +123,7 @@ def test_align_features_resume_and_corrupt_image(small_tree):
     assert len(faces) == 4 and len(m.select(modality="voice")) == 2
     for it in faces:
         assert it.path.endswith(".png") and Image.open(it.path).size == (128, 128)
-        assert Image.open(small_tree / "out" / it.extra["path64"]).size == (64, 64)
+        assert Image.open(face_path(it, 64, m.root)).size == (64, 64)
     crop = small_tree / "out" / "faces" / "Alan_Tudyk" / "00000001.png"
     stamp = crop.stat().st_mtime_ns
     second = prepare_corpus(**args)
@@ -133,7 +135,8 @@ def test_align_features_resume_and_corrupt_image(small_tree):
     assert len(list((small_tree / "out" / "cache" / "logmel64").glob("*.npy"))) == 2
 
 
-def test_cli_reports_corrupt_image_without_align(small_tree, capsys):
+def test_cli_reports_corrupt_image_without_align(small_tree, capsys, monkeypatch):
+    monkeypatch.delenv("VOICEFACE_LISTS", raising=False)
     code = main(["prepare", "voxceleb", "--vox1", str(small_tree / "vox1"), "--faces", str(small_tree / "vggface"),
                  "--out", str(small_tree / "o"), "--no-align", "--no-features"])
     out, err = capsys.readouterr()

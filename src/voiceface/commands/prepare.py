@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 ROWS = ("identities", "male ids", "female ids", "speech segments", "face images", "genders", "nationalities")
@@ -32,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["authors", "pins"], default="authors",
                    help="scheme written to the 'split' column (default authors; pins needs --pins-file)")
     p.add_argument("--pins-file", metavar="FILE",
-                   help="Learnable PINs splits/identity_splits.txt or the voxceleb1_eval_lists folder")
+                   help="Learnable PINs splits/identity_splits.txt or the voxceleb1_eval_lists folder (default: "
+                        "$VOICEFACE_LISTS when set, the folder 'voiceface evaluate dimnet' reads lists from)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--sizes", default="128", help="crop sides, comma-separated from 128 (DIMNet) and 64 (GAN)")
     p.add_argument("--no-align", action="store_true", help="keep the original images (no crops)")
@@ -63,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--sizes must be integers separated by commas, got {args.sizes!r}") from None
     if not set(sizes) <= {128, 64}:
         raise ConfigError(f"--sizes must be 128 and/or 64, got {args.sizes!r}")
+    pins_file = args.pins_file or os.environ.get("VOICEFACE_LISTS") or None
     res = prepare_corpus(args.vox1, args.faces, args.out, vox2=args.vox2, meta=args.meta, vox2_meta=args.vox2_meta,
-                         split=args.split, pins_file=args.pins_file, align=not args.no_align, sizes=sizes,
+                         split=args.split, pins_file=pins_file, align=not args.no_align, sizes=sizes,
                          features=not args.no_features, workers=args.workers, retry_failed=args.retry_failed,
                          progress=sys.stderr.isatty())
     for _, message in res.face_failures + res.voice_failures:
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     tables = {"split_authors": "authors split", "split_pins": "PINs split"}
     report = {}
     for column, title in tables.items():
-        if column == "split_pins" and not args.pins_file:
+        if column == "split_pins" and not pins_file:
             print("PINs split: not computed (give --pins-file identity_splits.txt)")
             continue
         report[column] = split_counts(res.manifest, column)

@@ -297,7 +297,8 @@ def _collect(results: Iterable[tuple[str, str | None]], report: AlignReport, bar
 
 def apply_crops(manifest: Manifest, report: AlignReport, out: str | os.PathLike) -> Manifest:
     """Face items pointed at their crops (``path`` 128 px when made, ``path64`` 64 px; the original image kept in
-    the ``source`` column); faces without a crop are dropped. Voice items are kept as they are."""
+    the ``source`` column); faces without a crop are dropped. Voice items are kept as they are. ``out`` is the
+    folder of the manifest to be written (``path64`` is stored relative to it)."""
     items = []
     for it in manifest:
         if it.modality != "face":
@@ -307,8 +308,8 @@ def apply_crops(manifest: Manifest, report: AlignReport, out: str | os.PathLike)
         if crops is None:
             continue
         extra = {**it.extra, "source": it.path}
-        if 64 in crops:
-            extra["path64"] = str(crops[64])
+        if 64 in crops:   # relative to the manifest's folder, as ``loaders.face_path`` reads it
+            extra["path64"] = os.path.relpath(Path(crops[64]).resolve(), Path(out).resolve())
         size = 128 if 128 in crops else 64
         items.append(it.with_(path=str(crops[size]), width=size, height=size, extra=extra))
     return Manifest(items, root=Path(out))
