@@ -64,7 +64,7 @@ def _meta_people(vox1: Path, meta, vox2: Path | None, vox2_meta) -> tuple[list, 
 
 def join_corpora(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], *, vox2: str | os.PathLike | None = None,
                  meta: str | os.PathLike | None = None, vox2_meta: str | os.PathLike | None = None,
-                 probe: bool = True) -> tuple[Manifest, JoinReport]:
+                 probe: bool = True, probe_faces: bool | None = None) -> tuple[Manifest, JoinReport]:
     """Scan voices and faces and keep the identities present in both.
 
     Args:
@@ -73,6 +73,7 @@ def join_corpora(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], *,
         vox2: optional VoxCeleb2 root (``[aac/]idXXXXX/VIDEO/NNNNN.m4a``).
         meta / vox2_meta: ``vox1_meta.csv`` / ``vox2_meta.csv`` (default: looked up beside the roots).
         probe: read durations and image sizes from file headers (an unreadable image gets width ``None``).
+        probe_faces: read image headers (default ``probe``; alignment reads the images anyway).
     Returns:
         (manifest of voice items then face items of the joined identities, ``JoinReport``).
     """
@@ -84,7 +85,8 @@ def join_corpora(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], *,
     voices = list(adapters.voxceleb1(vox1, meta=people1, probe=probe))
     if vox2 is not None:
         voices += list(adapters.voxceleb2(vox2, meta=people2 or None, probe=probe))
-    face_items = [it for root in faces for it in adapters.vggface(root, meta=people1 + people2, probe=probe)]
+    probe_faces = probe if probe_faces is None else probe_faces
+    face_items = [it for root in faces for it in adapters.vggface(root, meta=people1 + people2, probe=probe_faces)]
     voice_ids = {it.identity for it in voices}
     face_ids = {it.identity for it in face_items}
     both = voice_ids & face_ids
@@ -353,7 +355,7 @@ def prepare_corpus(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest, join = join_corpora(vox1, faces, vox2=vox2, meta=meta, vox2_meta=vox2_meta)
+    manifest, join = join_corpora(vox1, faces, vox2=vox2, meta=meta, vox2_meta=vox2_meta, probe_faces=not align)
     if not join.joined:
         raise InputError(None, f"no identity has both voices and faces ({len(join.voice_only)} voice-only, "
                                f"{len(join.face_only)} face-only identities): do the face folders carry VGGFace "
