@@ -171,10 +171,11 @@ def test_voxceleb2_joins_vggface2_ids(small_tree, capsys):
     _jpg(small_tree / "vggface2" / "train" / "n000012" / "0001_01.jpg")
     code = main(["prepare", "voxceleb", "--vox1", str(small_tree / "vox1"), "--vox2", str(small_tree / "vox2"),
                  "--faces", str(small_tree / "vggface"), str(small_tree / "vggface2"), "--out", str(small_tree / "o"),
-                 "--no-align", "--no-features", "--workers", "1"])
+                 "--no-align", "--no-features", "--no-probe", "--workers", "1"])
     out = capsys.readouterr().out
     assert code == 1 and "joined 3 identities" in out and "(1 with voices only" in out
     m = read_manifest(small_tree / "o" / "manifest.csv")
     rows = [it for it in m if it.identity == "n000012"]
     assert {it.modality for it in rows} == {"voice", "face"} and {it.gender for it in rows} == {"f"}
     assert rows[0].extra["split_authors"] == "train" and rows[0].extra["split_pins"] == ""
+    assert all(it.duration is None for it in m.select(modality="voice"))      # --no-probe

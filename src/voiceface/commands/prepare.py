@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-align", action="store_true", help="keep the original images (no crops)")
     p.add_argument("--retry-failed", action="store_true",
                    help="decode again the images a previous run could not align (default: report them again)")
+    p.add_argument("--no-probe", action="store_true",
+                   help="do not read audio durations from file headers (faster scan of VoxCeleb2's .m4a files)")
     p.add_argument("--no-features", action="store_true", help="do not compute voice features now")
     p.set_defaults(func=run)
 
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     res = prepare_corpus(args.vox1, args.faces, args.out, vox2=args.vox2, meta=args.meta, vox2_meta=args.vox2_meta,
                          split=args.split, pins_file=pins_file, align=not args.no_align, sizes=sizes,
                          features=not args.no_features, workers=args.workers, retry_failed=args.retry_failed,
-                         progress=sys.stderr.isatty())
+                         probe=not args.no_probe, progress=sys.stderr.isatty())
     for _, message in res.face_failures + res.voice_failures:
         print(f"voiceface prepare: skipped {message}", file=sys.stderr)
     j = res.join

@@ -347,15 +347,19 @@ def _unreadable_faces(manifest: Manifest) -> tuple[Manifest, list[tuple[str, str
 def prepare_corpus(vox1: str | os.PathLike, faces: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                    vox2: str | os.PathLike | None = None, meta=None, vox2_meta=None, split: str = "authors",
                    pins_file: str | os.PathLike | None = None, align: bool = True, sizes: Sequence[int] = (128,),
-                   features: bool = True, workers: int = 2, retry_failed: bool = False,
+                   features: bool = True, workers: int = 2, retry_failed: bool = False, probe: bool = True,
                    progress: bool = False) -> PrepareResult:
-    """Join, label, align and cache, then write ``out/manifest.csv`` (paths relative to it). See module doc."""
+    """Join, label, align and cache, then write ``out/manifest.csv`` (paths relative to it). See module doc.
+
+    ``probe=False`` leaves voice durations empty (reading a million VoxCeleb2 ``.m4a`` headers takes a while); face
+    headers are read only without alignment, to leave out unreadable images."""
     from ..audio.batch import extract_manifest
     from .manifest import write_manifest
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest, join = join_corpora(vox1, faces, vox2=vox2, meta=meta, vox2_meta=vox2_meta, probe_faces=not align)
+    manifest, join = join_corpora(vox1, faces, vox2=vox2, meta=meta, vox2_meta=vox2_meta, probe=probe,
+                                  probe_faces=not align)
     if not join.joined:
         raise InputError(None, f"no identity has both voices and faces ({len(join.voice_only)} voice-only, "
                                f"{len(join.face_only)} face-only identities): do the face folders carry VGGFace "
