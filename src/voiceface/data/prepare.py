@@ -13,7 +13,8 @@ Steps (each a function, driven by ``voiceface prepare``):
 * ``align_faces``: aligned crops ``OUT/faces/IDENTITY/REL.png`` (128 px, DIMNet) and optionally
   ``OUT/faces64/...`` (64 px, the GAN's ``path64`` column), made in worker processes each holding one dlib
   ``FaceDetector``. Resumable: an image whose crops all exist is not decoded again. An image that cannot be read or
-  has no face is reported and left out.
+  has no face is reported and left out, and listed in ``OUT/faces/failed.tsv`` so a rerun reports it without
+  decoding it again (while the file is unchanged).
 * voice features go to ``OUT/cache/logmel64`` (``audio.batch.extract_manifest``), the folder
   ``loaders.default_cache_dir`` gives for ``OUT/manifest.csv``, so training reuses them; resumable likewise.
 * ``split_counts``: the Table 2.1 numbers (identities, speech segments, face images, genders, nationalities) per
