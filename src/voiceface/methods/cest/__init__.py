@@ -66,7 +66,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
                               fit_baseline=(v == "a"))
     ra = results["a"]
     rows = {f"({v}) {ABLATION_NAMES[v]}": results[v] for v in variants}
-    rows["mean shape (no image)"] = {"nme": ra["nme_mean_shape"]}
+    rows["mean shape (no image)"] = {"nme": ra["nme_mean_shape"], "shape_error": ra["shape_error_mean_shape"]}
     rows["per-image fit (first frames)"] = {k[:-4]: ra[k] for k in ra if k.endswith("_fit")}
     table = ablation_table(rows, out)
     announce("cest: figures (Fig. 4.4, 4.8, 4.9)", progress)
@@ -133,6 +133,9 @@ def _findings(results: dict, ra: dict) -> str:
             lines.append(f"- Thesis: {claim}. Albedo / light error ({v}) {r['albedo_error']:.1f} / "
                          f"{r['light_error']:.3f} vs (a) {ra['albedo_error']:.1f} / {ra['light_error']:.3f} -> "
                          + ("(a) better on both" if worse else "(a) NOT better on both") + ".")
+    lines.append(f"- 3D shape error (neutral mesh, face region): CEST {ra['shape_error']:.2f} vs the mean shape "
+                 f"{ra['shape_error_mean_shape']:.2f} (ratio {ra['shape_error'] / ra['shape_error_mean_shape']:.3f}; "
+                 "target <= 0.85)" + (f", IEST {ra['shape_error_iest']:.2f}." if ra.get("shape_error_iest") else "."))
     lines.append(f"- Shape: CEST NME {ra['nme']:.2f} vs the mean shape {ra['nme_mean_shape']:.2f}"
                  + (" (better than no image)." if ra["nme"] < ra["nme_mean_shape"] else
                     " (NOT better than the mean shape: the narrow CPU run does not learn identity shape here)."))

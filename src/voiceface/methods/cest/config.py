@@ -59,7 +59,9 @@ class LossConfig:
     self_term: also reconstruct I_i with its own R_i (always on when both constraints are off: ablation (e)).
     consistency_scope: ``clip`` or ``video`` (ablation (f): the other frame may come from any clip of the person).
     lambda_kp, lambda_rg: lambda1, lambda2 of Eq. 4.12.
-    kp_scale: landmarks are compared in units of ``S * kp_scale`` pixels (1/S: fractions of the image side).
+    kp_units: L_kp in ``image`` units (fractions of the side S, the default here) or ``pixels`` (the thesis's
+        form: at S = 64 that is 64 times the weight of ``image`` units).
+    rg_form: L_rg as ``mean`` (||alpha||^2 / K, the default here) or ``sum`` (the thesis's ||alpha||^2).
     """
 
     consistency: bool = True
@@ -69,8 +71,14 @@ class LossConfig:
     consistency_scope: str = "clip"
     lambda_kp: float = 1.0
     lambda_rg: float = 0.1
+    kp_units: str = "image"
+    rg_form: str = "mean"
 
     def __post_init__(self):
+        if self.kp_units not in ("image", "pixels"):
+            raise ConfigError(f"loss.kp_units must be image or pixels, got {self.kp_units!r}")
+        if self.rg_form not in ("mean", "sum"):
+            raise ConfigError(f"loss.rg_form must be mean or sum, got {self.rg_form!r}")
         if self.objective not in ("stochastic", "full"):
             raise ConfigError(f"loss.objective must be stochastic or full, got {self.objective!r}")
         if self.consistency_scope not in ("clip", "video"):
