@@ -262,7 +262,8 @@ def region_table(face, errors: dict[str, np.ndarray], crop_radius: float) -> dic
     return {name: shape_metrics.region_errors(e, regions) for name, e in errors.items()}
 
 
-def region_markdown(table: dict[str, dict[str, float]], unit: str = "mm") -> str:
+def region_markdown(table: dict[str, dict[str, float]], note: str = "Per-vertex distance (mm) to the true neutral "
+                    "mesh after similarity alignment.") -> str:
     """Markdown table: one row per method, one column per region, with each row's ratio to ``mean shape`` on
     the face region."""
     cols = list(next(iter(table.values())))
@@ -271,7 +272,7 @@ def region_markdown(table: dict[str, dict[str, float]], unit: str = "mm") -> str
     for name, row in table.items():
         ratio = f"{row['face'] / ref:.3f}" if ref else "-"
         lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + f" | {ratio} |")
-    return "\n".join(lines) + f"\n\nPer-vertex distance ({unit}) to the true neutral mesh after similarity alignment.\n"
+    return "\n".join(lines) + f"\n\n{note}\n"
 
 
 def shape_error_maps(face, errors: dict[str, np.ndarray], path, vmax: float | None = None) -> Path:

@@ -327,7 +327,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
         from ..cest.evaluate import region_markdown
 
         md += "\n## 3D shape error by face region (test voices, both genders)\n\n" + region_markdown(
-            {("mean shape" if k == "gender mean shape" else k): v for k, v in table.items()})
+            {("mean shape" if k == "gender mean shape" else k): v for k, v in table.items()},
+            note="Per-vertex distance (mm) to the true mesh in the meshes' common frame (no alignment).")
     (r.path / "report.md").write_text(md, encoding="utf-8")
     np.savez(r.path / "selection.npz", **{f"{g}_{name}": np.stack([getattr(b, name) for b in sel.bounds[g]])
                                           for g in lay.genders for name in ("mean", "std", "ci_l", "ci_u", "z")},
