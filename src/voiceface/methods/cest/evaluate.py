@@ -340,8 +340,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
     if fit_baseline and cfg.eval.fit_steps > 0:
         fidx = idx[:cfg.eval.fit_frames]
         with torch.enable_grad():
-            fp = fit_per_image(model, bank.tensors(fidx), cfg.eval.fit_steps, cfg.eval.fit_lr, cfg.loss.lambda_kp,
-                               cfg.loss.lambda_rg)
+            fp = fit_per_image(model, bank.tensors(fidx), cfg.eval.fit_steps, cfg.eval.fit_lr)   # same for every run
         res.update(_mean(frame_metrics(model.face, fp, bank, fidx, cfg.eval), "_fit"))
         res["nme_cest_on_fit_frames"] = float(per["nme"][:len(fidx)].mean())
         res["photometric_error_cest_on_fit_frames"] = float(per["photometric_error"][:len(fidx)].mean())
