@@ -27,3 +27,15 @@ def test_linear_selection_recall_and_null():
     sel0, _ = linear_selection(null, ("m", "f"), repeats=40, split=(6, 1, 2, 1), seed=0)
     frac = np.mean([sel0.z(g).mean() for g in ("m", "f")])
     assert frac <= 0.15, frac                                                  # 8 AMs x 2 genders: at most 2
+
+
+def test_decoupled_control_pairs_voices_with_other_people_of_the_same_gender():
+    from voiceface.methods.sfv.linear import decoupled
+
+    d = synthetic(n_people=40, n_ams=4, n_linked=2, rec_s=1.0, recs=2, n_mels=8, seed=0)
+    c = decoupled(d, np.random.default_rng(0))
+    moved = (c.ams != d.ams).any(1)
+    assert moved.all()
+    src = np.array([np.nonzero((d.ams == row).all(1))[0][0] for row in c.ams])
+    assert (d.gender[src] == d.gender).all() and (src != np.arange(len(src))).all()
+    assert all((t == 0).all() for t in c.truth.values())

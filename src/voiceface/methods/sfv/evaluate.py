@@ -310,6 +310,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     res["v2v_gain_mixed"] = 1.0 - res["v2v_vertex_error_mixed"] / res["vertex_error_mixed_mean_shape"]
     res["v2v_gain_within_gender"] = 1.0 - res["v2v_vertex_error_within_gender"] / res["sfv_vertex_error_mean_shape"]
     res.update(truth_scores(d, sel, lay.genders))
+    res.update(linear_scores(d, cfg, lay.genders))
     regions = face_regions_of(d)
     table = {}
     if regions:
@@ -354,7 +355,9 @@ def selection_table(sel: Selection, d: Triplets, genders, chosen) -> str:
 
 
 def report_markdown(res, sel, d, genders, chosen, figs) -> str:
-    keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate", "sfv_vertex_error",
+    keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate",
+            "sfv_linear_selected_m", "sfv_linear_selected_f", "sfv_linear_recall", "sfv_linear_false_positive_rate",
+            "sfv_vertex_error",
             "sfv_vertex_error_mean_shape", "sfv_vertex_error_nose", "sfv_vertex_error_nose_mean_shape",
             "v2v_vertex_error_mixed", "vertex_error_mixed_mean_shape", "v2v_gain_mixed",
             "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
@@ -574,6 +577,17 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
             _render_pair(out / f"{stem}.png", shapes[j], mean_face, tri, f"{stem} ({g})")
             results.append({k: v for k, v in info.items() if k != "ams"})
     return results
+
+
+def linear_scores(d: Triplets, cfg: SfVConfig, genders) -> dict[str, float]:
+    """Algorithm 2 with the ridge estimator (methods.sfv.linear, its own row): ``sfv_linear_*`` selected counts,
+    recall and false-positive rate over LINEAR_REPEATS repeated splits of the run's proportions."""
+    from .linear import LINEAR_REPEATS, linear_selection
+
+    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, cfg.data.split, 0, cfg.select.alpha)
+    out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
+    out.update({f"sfv_linear_selected_{g}": int(sel.z(g).sum()) for g in lay.genders})
+    return out
 
 
 def face_regions_of(d: Triplets) -> dict[str, np.ndarray]:
