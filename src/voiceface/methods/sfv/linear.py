@@ -19,8 +19,18 @@ RIDGE_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
 LINEAR_REPEATS = 100          # the thesis's N; about 5 s on one CPU core for 240 people
 
 
-def person_stats(data: Triplets) -> np.ndarray:
-    """(P, 2F) per-person mean and standard deviation over every frame of their recordings (bank (N, F))."""
+FEATURE_BANDS = 16             # the mean log-mel pooled to 16 bands (see person_stats)
+
+
+def person_stats(data: Triplets, bands: int | None = FEATURE_BANDS, with_std: bool = False) -> np.ndarray:
+    """Per-person voice statistics over every frame of their recordings (bank (N, F)): the per-bin mean, averaged
+    over groups of F / ``bands`` adjacent bins (None: all F bins), and with ``with_std`` the per-bin standard
+    deviation. (P, bands [+ F]).
+
+    The default (16-band mean, no std) had the best recall at no false positive among six variants on the small
+    world, seed 0 (2F mean + std 0.16, F mean 0.27, 32 / 16 / 8 bands 0.33 / 0.43 / 0.37, 7/1/1/1 split): fewer
+    features than the ~80 people of a D_t. That choice was made against that world's truth, so judge it on others.
+    """
     rec = np.repeat(np.arange(len(data.rec_len)), data.rec_len)                    # frame -> recording
     frames = data.bank[data.rec_start[rec] + _offsets(data.rec_len)]              # (N, F) in recording order
     owner = data.rec_person[rec]
@@ -35,7 +45,16 @@ def person_stats(data: Triplets) -> np.ndarray:
     s1[has] = np.add.reduceat(frames, starts[has], axis=0)
     s2[has] = np.add.reduceat(frames ** 2, starts[has], axis=0)
     mean = s1 / np.maximum(count, 1)
-    return np.concatenate([mean, np.sqrt(np.maximum(s2 / np.maximum(count, 1) - mean ** 2, 0.0))], 1)
+    pooled = mean if bands is None else _pool_bins(mean, bands)
+    if not with_std:
+        return pooled
+    return np.concatenate([pooled, np.sqrt(np.maximum(s2 / np.maximum(count, 1) - mean ** 2, 0.0))], 1)
+
+
+def _pool_bins(x: np.ndarray, bands: int) -> np.ndarray:
+    """(P, F) -> (P, min(bands, F)) means over contiguous, near-equal groups of bins."""
+    edges = np.unique(np.linspace(0, x.shape[1], min(bands, x.shape[1]) + 1).round().astype(int))
+    return np.add.reduceat(x, edges[:-1], axis=1) / np.diff(edges)
 
 
 def _offsets(lens: np.ndarray) -> np.ndarray:
