@@ -38,7 +38,8 @@ from .loss import coefficient_energy, landmark_loss, photometric
 from .model import CEST
 
 log = logging.getLogger(__name__)
-RESULT_NAMES = ("shape_error", "shape_error_mean_shape", "shape_error_iest", "nme", "nme_mean_shape", "nme_iest", "photometric_error", "photometric_error_iest",
+RESULT_NAMES = ("shape_error", "shape_error_mean_shape", "shape_error_iest", "nme", "nme_mean_shape", "nme_iest",
+                "photometric_error", "photometric_error_iest",
                 "albedo_error", "light_error", "pose_error_deg")
 
 
@@ -391,13 +392,14 @@ def report_markdown(res: dict, label: str = "CEST") -> str:
             lines.append(f"| {k} | {f(res[k], 3)} |")
     lines += ["", "NME in percent of the outer interocular distance (after rigid ICP); photometric and albedo errors "
               "on the 0-255 scale; shape_error: mean per-vertex distance (model units = mm) of the neutral identity "
-              "shape to the true mesh within crop_radius of the nose tip, after similarity alignment; light error as a fraction of the mean shading (gain-free); *_fit: per-image "
+              "shape to the true mesh within crop_radius of the nose tip, after similarity alignment; light error as "
+              "a fraction of the mean shading (gain-free); *_fit: per-image "
               "optimisation baseline on the first frames (compare with *_cest_on_fit_frames)."]
     return "\n".join(lines) + "\n"
 
 
-ABLATION_COLUMNS = ("shape_error", "nme", "photometric_error", "albedo_error", "albedo_error_raw", "light_error", "sh_energy",
-                    "pose_error_deg")
+ABLATION_COLUMNS = ("shape_error", "nme", "photometric_error", "albedo_error", "albedo_error_raw", "light_error",
+                    "sh_energy", "pose_error_deg")
 
 
 def ablation_table(rows: dict[str, dict], out: str | os.PathLike) -> str:

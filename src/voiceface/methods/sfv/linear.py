@@ -62,8 +62,8 @@ def _offsets(lens: np.ndarray) -> np.ndarray:
     return np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
 
 
-def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_GRID, pool: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_GRID, pool: bool = False,
+                      table: str = "val2") -> tuple[np.ndarray, np.ndarray]:
     """Fit every network's ridge on its D_t (features standardised on D_t), pick lambda per network and AM by its
     D_v1 squared error, and predict its D_v2 people. ``pool``: pick lambda by the D_v1 error summed over the
     gender's repeats instead; steadier, but the repeats then share one data-driven choice and Eq. 5.5's t bound, which
@@ -73,7 +73,8 @@ def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_
     Args:
         x: (P, D) person features.  lams: ridge grid (in units of the D_t size).
     Returns:
-        predictions (M, n_v2, A) in each network's normalised AM units, chosen lambda (M, A).
+        predictions (M, n, A) of the people of ``layout.tables[table]`` (D_v2 by default) in each network's
+        normalised AM units, chosen lambda (M, A).
     """
     tr, trl = layout.tables["train"]
     w = (np.arange(tr.shape[1])[None] < trl[:, None]).astype(np.float64)[..., None]   # (M, n_t, 1) valid rows
@@ -88,7 +89,8 @@ def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_
     gram = np.einsum("mnd,mne->mde", zt, zt)
     rhs = np.einsum("mnd,mna->mda", zt, y)
     eye = np.eye(x.shape[1])
-    coef = np.stack([np.linalg.solve(gram + lam * trl[:, None, None] / 10.0 * eye, rhs) for lam in lams])  # (L, M, D, A)
+    reg = trl[:, None, None] / 10.0 * eye                                            # (M, D, D) per unit lambda
+    coef = np.stack([np.linalg.solve(gram + lam * reg, rhs) for lam in lams])        # (L, M, D, A)
     v1, v1l = layout.tables["val1"]
     w1 = (np.arange(v1.shape[1])[None] < v1l[:, None])[None, ..., None]
     err = (((np.einsum("mnd,lmda->lmna", z(v1), coef) - normalised_targets(data, layout, v1)[None]) ** 2) * w1).sum(2)
@@ -98,8 +100,7 @@ def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_
             err[:, nets] = err[:, nets].sum(1, keepdims=True)
     best = err.argmin(0)                                                             # (M, A)
     chosen = np.take_along_axis(coef, best[None, :, None, :], 0)[0]                  # (M, D, A)
-    v2, _ = layout.tables["val2"]
-    return np.einsum("mnd,mda->mna", z(v2), chosen), np.asarray(lams)[best]
+    return np.einsum("mnd,mda->mna", z(layout.tables[table][0]), chosen), np.asarray(lams)[best]
 
 
 def linear_selection(data: Triplets, genders=("m", "f"), repeats: int = 100, split=(7, 1, 1, 1), seed: int = 0,
