@@ -83,8 +83,10 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
     curves["mean shape"] = mean_shape_nme(model_a.face, bank, idx, cfg_a.eval)
     figs.append(ced_figure(curves, out / "cest_fig4_9_ced.png"))
     metrics = {f"cest_{v}/{k}": results[v][k] for v in variants
-               for k in ("nme", "photometric_error", "albedo_error", "light_error", "sh_energy", "pose_error_deg")}
-    metrics.update({f"cest/{k}": ra[k] for k in ("nme_mean_shape", "nme_iest", "photometric_error_iest",
+               for k in ("shape_error", "nme", "photometric_error", "albedo_error", "light_error", "sh_energy",
+                         "pose_error_deg")}
+    metrics.update({f"cest/{k}": ra[k] for k in ("shape_error_mean_shape", "shape_error_iest", "shape_error_fit",
+                                                  "nme_mean_shape", "nme_iest", "photometric_error_iest",
                                                   "nme_fit", "photometric_error_fit") if k in ra})
     md = [f"Narrow 64x64 CPU preset, {base.optim.steps} Adam steps per variant on the training clips "
           f"({base.data.clips_per_batch} clips x {base.data.frames_per_clip} frames per minibatch); "
