@@ -134,3 +134,54 @@ def similarity_vertex_errors(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     rotated = np.einsum("nij,nvj->nvi", r, p0)
     scale = (rotated * t0).sum((1, 2)) / np.maximum((rotated ** 2).sum((1, 2)), 1e-12)
     return np.linalg.norm(scale[:, None, None] * rotated - t0, axis=-1)
+
+
+# face regions of a template in the built-in topology, by the nearest of its 68 iBUG landmarks (Sec. 5.3.3's
+# regions; the thesis's error tables and Fig. 5.8 break shape errors down this way)
+REGION_LANDMARKS: dict[str, tuple[int, ...]] = {
+    "nose": tuple(range(27, 36)),
+    "mouth": tuple(range(48, 68)),
+    "eyes": tuple(range(36, 48)),
+    "cheeks": tuple(range(0, 5)) + tuple(range(12, 17)),
+    "chin": tuple(range(5, 12)),
+    "forehead": tuple(range(17, 27)),
+}
+REGIONS = tuple(REGION_LANDMARKS)
+
+
+def face_regions(template: np.ndarray, landmarks68: np.ndarray, radius: float = 95.0) -> dict[str, np.ndarray]:
+    """Face regions of a template mesh: each vertex within ``radius`` of the nose tip (landmark 30) goes to the
+    region of its nearest landmark, except that mouth / nose vertices lateral of the mouth corners / nose wings
+    are cheeks and vertices above the eyebrows (larger y than the brows' mean) go to the
+    forehead whatever their nearest landmark. Also ``face``: every vertex within ``radius``.
+
+    Args:
+        template: (V, 3) vertices (y up).  landmarks68: (68,) vertex indices of the iBUG landmarks.
+    Returns:
+        {region: (V,) bool} for :data:`REGIONS` and ``face``; the regions partition ``face``.
+    """
+    v = np.asarray(template, np.float64)
+    lm_idx = np.asarray(landmarks68)
+    lm = v[lm_idx]
+    face = np.linalg.norm(v - lm[30], axis=1) <= radius
+    nearest = np.linalg.norm(v[:, None] - lm[None], axis=2).argmin(1)                # (V,)
+    label = np.empty(68, object)
+    for name, ids in REGION_LANDMARKS.items():
+        label[list(ids)] = name
+    region = label[nearest]
+    side = np.abs(v[:, 0])                                                            # lateral of the mouth / nose
+    region[(region == "mouth") & (side > np.abs(lm[[48, 54], 0]).max())] = "cheeks"
+    region[(region == "nose") & (side > 1.6 * np.abs(lm[31:36, 0]).max())] = "cheeks"
+    region[v[:, 1] > lm[17:27, 1].mean()] = "forehead"
+    out = {name: face & (region == name) for name in REGIONS}
+    out["face"] = face
+    return out
+
+
+def region_errors(errors: np.ndarray, regions: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean of per-vertex errors (n, V) over all shapes and each region's vertices ((V,) bool masks), plus ``all``
+    (every vertex)."""
+    e = np.asarray(errors, np.float64)
+    out = {"all": float(e.mean())}
+    out.update({name: float(e[:, m].mean()) if m.any() else float("nan") for name, m in regions.items()})
+    return out

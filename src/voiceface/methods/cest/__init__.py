@@ -66,7 +66,7 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
                               fit_baseline=(v == "a"))
     ra = results["a"]
     rows = {f"({v}) {ABLATION_NAMES[v]}": results[v] for v in variants}
-    rows["mean shape (no image)"] = {"nme": ra["nme_mean_shape"]}
+    rows["mean shape (no image)"] = {"nme": ra["nme_mean_shape"], "shape_error": ra["shape_error_mean_shape"]}
     rows["per-image fit (first frames)"] = {k[:-4]: ra[k] for k in ra if k.endswith("_fit")}
     table = ablation_table(rows, out)
     announce("cest: figures (Fig. 4.4, 4.8, 4.9)", progress)
@@ -83,8 +83,10 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
     curves["mean shape"] = mean_shape_nme(model_a.face, bank, idx, cfg_a.eval)
     figs.append(ced_figure(curves, out / "cest_fig4_9_ced.png"))
     metrics = {f"cest_{v}/{k}": results[v][k] for v in variants
-               for k in ("nme", "photometric_error", "albedo_error", "light_error", "sh_energy", "pose_error_deg")}
-    metrics.update({f"cest/{k}": ra[k] for k in ("nme_mean_shape", "nme_iest", "photometric_error_iest",
+               for k in ("shape_error", "nme", "photometric_error", "albedo_error", "light_error", "sh_energy",
+                         "pose_error_deg")}
+    metrics.update({f"cest/{k}": ra[k] for k in ("shape_error_mean_shape", "shape_error_iest", "shape_error_fit",
+                                                  "nme_mean_shape", "nme_iest", "photometric_error_iest",
                                                   "nme_fit", "photometric_error_fit") if k in ra})
     md = [f"Narrow 64x64 CPU preset, {base.optim.steps} Adam steps per variant on the training clips "
           f"({base.data.clips_per_batch} clips x {base.data.frames_per_clip} frames per minibatch); "
@@ -133,6 +135,9 @@ def _findings(results: dict, ra: dict) -> str:
             lines.append(f"- Thesis: {claim}. Albedo / light error ({v}) {r['albedo_error']:.1f} / "
                          f"{r['light_error']:.3f} vs (a) {ra['albedo_error']:.1f} / {ra['light_error']:.3f} -> "
                          + ("(a) better on both" if worse else "(a) NOT better on both") + ".")
+    lines.append(f"- 3D shape error (neutral mesh, face region): CEST {ra['shape_error']:.2f} vs the mean shape "
+                 f"{ra['shape_error_mean_shape']:.2f} (ratio {ra['shape_error'] / ra['shape_error_mean_shape']:.3f}; "
+                 "target <= 0.85)" + (f", IEST {ra['shape_error_iest']:.2f}." if ra.get("shape_error_iest") else "."))
     lines.append(f"- Shape: CEST NME {ra['nme']:.2f} vs the mean shape {ra['nme_mean_shape']:.2f}"
                  + (" (better than no image)." if ra["nme"] < ra["nme_mean_shape"] else
                     " (NOT better than the mean shape: the narrow CPU run does not learn identity shape here)."))

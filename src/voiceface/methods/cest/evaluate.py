@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ...data.controls import derangement
-from ...engine import Run, dist
+from ...engine import Run, dist, write_json
 from ...face3d import geometry
 from ...metrics import shape as shape_metrics
 from .config import EvalConfig
@@ -38,7 +38,8 @@ from .loss import coefficient_energy, landmark_loss, photometric
 from .model import CEST
 
 log = logging.getLogger(__name__)
-RESULT_NAMES = ("nme", "nme_mean_shape", "nme_iest", "photometric_error", "photometric_error_iest",
+RESULT_NAMES = ("shape_error", "shape_error_mean_shape", "shape_error_iest", "nme", "nme_mean_shape", "nme_iest",
+                "photometric_error", "photometric_error_iest",
                 "albedo_error", "light_error", "pose_error_deg")
 
 
@@ -239,12 +240,73 @@ def specificity_errors(model: CEST, bank: ClipBank, idx: np.ndarray, partners: n
     return out
 
 
+def neutral_shapes(face, coeffs: np.ndarray) -> np.ndarray:
+    """(n, V, 3) neutral identity shapes (expression dropped) of predicted coefficients (n, Ki [+ Ke])."""
+    with torch.no_grad():
+        return face.shape(torch.as_tensor(np.asarray(coeffs)[:, :face.num_identity], dtype=torch.float32)).numpy()
+
+
+def shape_errors(face, coeffs: dict[str, np.ndarray], bank: ClipBank, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-vertex 3D shape errors (n, V) (model units, mm for the built-in model) of each method's predicted
+    neutral identity shape against the person's true neutral mesh, each after a similarity alignment
+    (:func:`~voiceface.metrics.shape.similarity_vertex_errors`), plus ``mean shape`` (the model's mean, no image).
+    ``coeffs``: {method: (n, Ki + Ke) predicted coefficients of frames ``idx``}."""
+    true = neutral_shapes(face, bank.truth["coeffs"][idx])
+    out = {name: shape_metrics.similarity_vertex_errors(neutral_shapes(face, c), true) for name, c in coeffs.items()}
+    out["mean shape"] = shape_metrics.similarity_vertex_errors(np.broadcast_to(face.mean.numpy(), true.shape), true)
+    return out
+
+
+def region_table(face, errors: dict[str, np.ndarray], crop_radius: float) -> dict[str, dict[str, float]]:
+    """{method: {region: mean error}} over the face regions of the model's mean shape (``all``: every vertex,
+    ``face``: within ``crop_radius`` of the nose tip; nose, mouth, eyes, cheeks, chin, forehead partition it)."""
+    regions = shape_metrics.face_regions(face.mean.numpy(), face.landmarks68.numpy(), crop_radius)
+    return {name: shape_metrics.region_errors(e, regions) for name, e in errors.items()}
+
+
+def region_markdown(table: dict[str, dict[str, float]], note: str = "Per-vertex distance (mm) to the true neutral "
+                    "mesh after similarity alignment.") -> str:
+    """Markdown table: one row per method, one column per region, with each row's ratio to ``mean shape`` on
+    the face region."""
+    cols = list(next(iter(table.values())))
+    ref = table.get("mean shape", {}).get("face")
+    lines = ["| method | " + " | ".join(cols) + " | face / mean shape |", "|---" * (len(cols) + 2) + "|"]
+    for name, row in table.items():
+        ratio = f"{row['face'] / ref:.3f}" if ref else "-"
+        lines.append(f"| {name} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + f" | {ratio} |")
+    return "\n".join(lines) + f"\n\n{note}\n"
+
+
+def shape_error_maps(face, errors: dict[str, np.ndarray], path, vmax: float | None = None) -> Path:
+    """Fig. 5.8-style per-vertex error maps (mean over frames) of each method on the mean face, one row each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ...face3d import viz
+
+    tri = face.triangles
+    hi = vmax or max(float(np.percentile(e.mean(0), 99)) for e in errors.values())
+    imgs = []
+    for name, e in errors.items():
+        fig = viz.error_heatmap(face.mean, tri, e.mean(0), vmax=hi, yaws=(0.0, 0.6), size=160,
+                                title=f"{name}: {e.mean():.2f}")
+        fig.canvas.draw()
+        imgs.append(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+        plt.close(fig)
+    w = max(i.shape[1] for i in imgs)
+    grid = np.concatenate([np.pad(i, ((0, 0), (0, w - i.shape[1]), (0, 0)), constant_values=255) for i in imgs])
+    viz.save_png(grid, path)
+    return Path(path)
+
+
 def _mean(d: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:
     return {k + suffix: float(np.mean(v)) for k, v in d.items()}
 
 
 def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, iest_run: str | None = None,
-             label: str = "CEST", fit_baseline: bool = True) -> dict:
+             label: str = "CEST", fit_baseline: bool = True, figures: bool = True) -> dict:
     """Evaluate the run on the test clips of its data (or ``data``); write RUN/results.json, RUN/report.md and
     RUN/ced.csv. ``iest_run`` (or ``eval.iest_run`` in the config) supplies the IEST baseline; without it the
     ``*_iest`` results are null. Returns the flat results."""
@@ -268,24 +330,49 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
     res["n_test_frames"] = int(len(idx))
     iest = iest_run or cfg.eval.iest_run
     res["nme_iest"] = res["photometric_error_iest"] = None
+    coeffs = {label: pred["coeffs"]}
     if iest:
         im, _ = load_trained(iest)
-        ip = frame_metrics(im.face, predict(im, bank, idx), bank, idx, cfg.eval)
+        ipred = predict(im, bank, idx)
+        ip = frame_metrics(im.face, ipred, bank, idx, cfg.eval)
         res["nme_iest"], res["photometric_error_iest"] = float(ip["nme"].mean()), float(ip["photometric_error"].mean())
+        coeffs["IEST"] = ipred["coeffs"]
+    shape_err = shape_errors(model.face, coeffs, bank, idx)
+    regions = region_table(model.face, shape_err, cfg.eval.crop_radius)
+    res.update(_shape_keys(regions, label))
     if fit_baseline and cfg.eval.fit_steps > 0:
         fidx = idx[:cfg.eval.fit_frames]
         with torch.enable_grad():
-            fp = fit_per_image(model, bank.tensors(fidx), cfg.eval.fit_steps, cfg.eval.fit_lr, cfg.loss.lambda_kp,
-                               cfg.loss.lambda_rg)
+            fp = fit_per_image(model, bank.tensors(fidx), cfg.eval.fit_steps, cfg.eval.fit_lr)   # same for every run
         res.update(_mean(frame_metrics(model.face, fp, bank, fidx, cfg.eval), "_fit"))
         res["nme_cest_on_fit_frames"] = float(per["nme"][:len(fidx)].mean())
         res["photometric_error_cest_on_fit_frames"] = float(per["photometric_error"][:len(fidx)].mean())
+        fit_err = shape_errors(model.face, {"per-image fit": fp["coeffs"], label: pred["coeffs"][:len(fidx)]},
+                               bank, fidx)
+        fit_regions = region_table(model.face, fit_err, cfg.eval.crop_radius)
+        res["shape_error_fit"] = fit_regions["per-image fit"]["face"]
+        res["shape_error_cest_on_fit_frames"] = fit_regions[label]["face"]
     th, ced = shape_metrics.ced_curve(per["nme"], np.linspace(0, 20, 41))
     with open(r.path / "ced.csv", "w", newline="") as f:
         csv.writer(f).writerows([("nme_threshold", "percent_below"), *zip(th.round(3), ced.round(3))])
     r.write_results(res)
-    (r.path / "report.md").write_text(report_markdown(res, label), encoding="utf-8")
+    write_json(r.path / "shape_regions.json", regions)
+    md = report_markdown(res, label) + "\n## 3D shape error by face region\n\n" + region_markdown(regions)
+    if figures:
+        shape_error_maps(model.face, shape_err, r.path / "shape_error_maps.png")
+        md += "\n![shape error maps](shape_error_maps.png)\n"
+    (r.path / "report.md").write_text(md, encoding="utf-8")
     return res
+
+
+def _shape_keys(regions: dict[str, dict[str, float]], label: str) -> dict[str, float]:
+    """Flat result keys ``shape_error[_iest|_mean_shape][_<region>]`` of a :func:`region_table`."""
+    suffix = {label: "", "IEST": "_iest", "mean shape": "_mean_shape", "per-image fit": "_fit"}
+    out = {}
+    for name, row in regions.items():
+        for reg, v in row.items():
+            out["shape_error" + suffix[name] + ("" if reg == "face" else f"_{reg}")] = v
+    return out
 
 
 def _train_data(run) -> str:
@@ -301,17 +388,20 @@ def report_markdown(res: dict, label: str = "CEST") -> str:
     lines = [f"# {label} on the simulated world's test clips ({res.get('n_test_frames')} frames)", "",
              "| metric | value |", "|---|---|"]
     for k in RESULT_NAMES + ("albedo_error_raw", "sh_energy", "sh_energy_true", "nme_fit", "photometric_error_fit",
-                             "nme_cest_on_fit_frames", "photometric_error_cest_on_fit_frames"):
+                             "nme_cest_on_fit_frames", "photometric_error_cest_on_fit_frames", "shape_error_fit",
+                             "shape_error_cest_on_fit_frames"):
         if k in res:
             lines.append(f"| {k} | {f(res[k], 3)} |")
     lines += ["", "NME in percent of the outer interocular distance (after rigid ICP); photometric and albedo errors "
-              "on the 0-255 scale; light error as a fraction of the mean shading (gain-free); *_fit: per-image "
+              "on the 0-255 scale; shape_error: mean per-vertex distance (model units = mm) of the neutral identity "
+              "shape to the true mesh within crop_radius of the nose tip, after similarity alignment; light error as "
+              "a fraction of the mean shading (gain-free); *_fit: per-image "
               "optimisation baseline on the first frames (compare with *_cest_on_fit_frames)."]
     return "\n".join(lines) + "\n"
 
 
-ABLATION_COLUMNS = ("nme", "photometric_error", "albedo_error", "albedo_error_raw", "light_error", "sh_energy",
-                    "pose_error_deg")
+ABLATION_COLUMNS = ("shape_error", "nme", "photometric_error", "albedo_error", "albedo_error_raw", "light_error",
+                    "sh_energy", "pose_error_deg")
 
 
 def ablation_table(rows: dict[str, dict], out: str | os.PathLike) -> str:

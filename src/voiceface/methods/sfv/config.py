@@ -80,4 +80,13 @@ PRESETS: dict[str, SfVConfig] = {
         train=TrainConfig(steps=300, batch_size=16, select_every=50, log_every=25, checkpoint_every=100),
         select=SelectConfig(repeats=10),
         fit=FitConfig(components=20, steps=200)),
+    # More statistical power per CPU minute: quarter-cost estimators (half widths: 0.15 vs 0.53 GFLOP per step and
+    # repeat, bench/bm_sfv.py) buy 3x the repeats for about the same time, and a doubled D_v2 (6/1/2/1) halves the
+    # variance of each repeat's error ratio; the t bound of Eq. 5.5 narrows with both.
+    "cpu_power": SfVConfig(
+        model=ModelConfig(channels=(16, 24, 36, 54)),
+        data=DataConfig(split=(6, 1, 2, 1), crop_min_s=2.0, crop_max_s=3.0, segment_s=3.0, max_test_s=20.0),
+        train=TrainConfig(steps=300, batch_size=16, select_every=50, log_every=25, checkpoint_every=100),
+        select=SelectConfig(repeats=30),
+        fit=FitConfig(components=20, steps=200)),
 }

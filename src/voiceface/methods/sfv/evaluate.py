@@ -15,6 +15,7 @@ import torch
 
 from ... import config as cfgmod
 from ...engine import Run, dist, load_checkpoint, write_json
+from ...metrics import shape as shape_metrics
 from .config import SfVConfig
 from .data import Triplets
 from .loss import fuse_segments
@@ -311,11 +312,27 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     res["v2v_gain_mixed"] = 1.0 - res["v2v_vertex_error_mixed"] / res["vertex_error_mixed_mean_shape"]
     res["v2v_gain_within_gender"] = 1.0 - res["v2v_vertex_error_within_gender"] / res["sfv_vertex_error_mean_shape"]
     res.update(truth_scores(d, sel, lay.genders))
+    res.update(linear_scores(d, cfg, lay.genders))
+    regions = face_regions_of(d)
+    table = {}
+    if regions:
+        names = {"sfv": "SfV", "mean": "gender mean shape", "v2v_gender": "voice-to-vertex (within gender)",
+                 "v2v_mixed": "voice-to-vertex (mixed)", "mixed_mean": "mixed mean shape"}
+        table = {names[k]: shape_metrics.region_errors(cat[k], regions) for k in names}
+        res.update({f"sfv_region_{key}_{reg}": v for key, name in (("sfv", "SfV"), ("mean", "gender mean shape"))
+                    for reg, v in table[name].items()})
     r = Run.open(run)
     save_shape_model(r.path / "shape_model.npz", d, lay, exports, calib)
     figs = _figures(r.path / "figures", d, sel, chosen, maps, lay.genders) if figures else []
     r.write_results(res)
-    (r.path / "report.md").write_text(report_markdown(res, sel, d, lay.genders, chosen, figs), encoding="utf-8")
+    md = report_markdown(res, sel, d, lay.genders, chosen, figs)
+    if table:
+        from ..cest.evaluate import region_markdown
+
+        md += "\n## 3D shape error by face region (test voices, both genders)\n\n" + region_markdown(
+            {("mean shape" if k == "gender mean shape" else k): v for k, v in table.items()},
+            note="Per-vertex distance (mm) to the true mesh in the meshes' common frame (no alignment).")
+    (r.path / "report.md").write_text(md, encoding="utf-8")
     np.savez(r.path / "selection.npz", **{f"{g}_{name}": np.stack([getattr(b, name) for b in sel.bounds[g]])
                                           for g in lay.genders for name in ("mean", "std", "ci_l", "ci_u", "z")},
              am_names=np.array(d.am_names))
@@ -340,7 +357,9 @@ def selection_table(sel: Selection, d: Triplets, genders, chosen) -> str:
 
 
 def report_markdown(res, sel, d, genders, chosen, figs) -> str:
-    keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate", "sfv_vertex_error",
+    keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate",
+            "sfv_linear_selected_m", "sfv_linear_selected_f", "sfv_linear_recall", "sfv_linear_false_positive_rate",
+            "sfv_vertex_error",
             "sfv_vertex_error_mean_shape", "sfv_vertex_error_nose", "sfv_vertex_error_nose_mean_shape",
             "v2v_vertex_error_mixed", "vertex_error_mixed_mean_shape", "v2v_gain_mixed",
             "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
@@ -560,6 +579,28 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
             _render_pair(out / f"{stem}.png", shapes[j], mean_face, tri, f"{stem} ({g})")
             results.append({k: v for k, v in info.items() if k != "ams"})
     return results
+
+
+def linear_scores(d: Triplets, cfg: SfVConfig, genders) -> dict[str, float]:
+    """Algorithm 2 with the ridge estimator (methods.sfv.linear, its own row): ``sfv_linear_*`` selected counts,
+    recall and false-positive rate over LINEAR_REPEATS repeated splits of the run's proportions."""
+    from .linear import LINEAR_REPEATS, linear_selection
+
+    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, cfg.data.split, 0, cfg.select.alpha)
+    out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
+    out.update({f"sfv_linear_selected_{g}": int(sel.z(g).sum()) for g in lay.genders})
+    return out
+
+
+def face_regions_of(d: Triplets) -> dict[str, np.ndarray]:
+    """Face regions (metrics.shape.face_regions: nose, mouth, eyes, cheeks, chin, forehead, face) of the meshes'
+    mean when they have the built-in model's topology (its 68 landmarks); {} otherwise."""
+    from ...face3d import builtin_model
+
+    m = builtin_model()
+    if m.num_vertices != d.vertices.shape[1]:
+        return {}
+    return shape_metrics.face_regions(d.vertices.mean(0), m.landmarks68.numpy())
 
 
 def _triangles(n_vertices: int) -> np.ndarray | None:
