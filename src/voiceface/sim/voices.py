@@ -104,8 +104,9 @@ _EXTRA_MIX = np.random.default_rng(20261130).standard_normal((N_EXTRA, len(_TRAI
 _EXTRA_MIX = _EXTRA_MIX / np.linalg.norm(_EXTRA_MIX, axis=1, keepdims=True)
 """(N_EXTRA, 19) fixed mixing (constant seed) of the identity draws into further habits: glottal speed quotient,
 vowel-space expansion of F1 and of F2, F0 tremor-free "pitch set" of accents (see ``_identity_params``)."""
-NASAL_CUE_SCALE = 1.4
-"""Multiplier of all log-frequency effects on the nasal resonances and of the lip-rounding effects (face-linked and
+NASAL_CUE_SCALE = 1.8
+LIP_CUE_SCALE = 1.4
+"""Multipliers of all log-frequency effects on the nasal resonances and of the lip-rounding effects (face-linked and
 identity parts alike, so the share of each parameter's variance that comes from the face, hence the ground truth,
 is unchanged): keeps the nasal/lip cues audible beside the stronger identity traits."""
 ACCENT_SEED = 61
@@ -374,7 +375,7 @@ def _face_linked_params(ze: np.ndarray, e: np.ndarray, female: np.ndarray) -> di
     zero = 720.0 * np.exp(k * (0.22 * nw + 0.18 * e[_NOISE["zero_id"]]))
     bw = 110.0 * np.exp(k * (0.22 * nw + 0.22 * e[_NOISE["bw_id"]]))
     # lip rounding range: a wider mouth rounds/protrudes further, lowering rounded phones' formants more
-    rounding = np.clip(0.16 + k * (0.06 * mw + 0.05 * e[_NOISE["lip_id"]]), 0.0, 0.45)
+    rounding = np.clip(0.16 + LIP_CUE_SCALE * (0.06 * mw + 0.05 * e[_NOISE["lip_id"]]), 0.0, 0.45)
     return {"nasal_pole_hz": pole, "nasal_zero_hz": zero, "nasal_pole2_hz": pole2, "nasal_bw_hz": bw,
             "lip_rounding": rounding}
 
