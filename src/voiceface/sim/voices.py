@@ -29,15 +29,21 @@ gender and age (covariate-conditional) and reduced to their *specific* parts (ea
 on all other controls, rescaled: ``voiceface.sim.people.linked_face_z``), so the voice carries no shared face factor
 such as overall size, and ``coupling`` c in [0, 1]::
 
-    F0 level, range, contour habits   <- gender, age (+ identity traits)   [no facial information]
+    F0 level, range, contour habits   <- gender, age, nationality (+ identity traits)  [no facial information]
     vocal tract L                     <- gender, age (+ identity traits)   [no facial information]
+    accent                            <- nationality: vowel formant table, vowel preferences, rate, pauses,
+                                         F0 range, declination, final movement, accent peak  [no facial information]
+    ageing                            <- age: F0 (women lower, men over 60 higher), jitter, shimmer, breathiness,
+                                         creak, darker source, slower rate, longer pauses    [no facial information]
     nasal pole/zero/bandwidth         <- nose protrusion (women only), nose width  [+ identity noise]
     lip rounding                      <- mouth width                               [+ identity noise]
     effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
-    identity traits (no face info): formant dispersion, a per-vowel formant table, formant bandwidths, F5,
-    piriform and subglottal resonances, tilt, open quotient, breathiness, vocal fry, jitter, shimmer, nasality,
-    rate, vowel share, pause habit, preferred vowels, declination, final rise/fall, accent timing, a smooth
-    long-term spectral envelope offset above 2 kHz
+    identity traits (no face info): formant dispersion, a per-vowel formant table and a vowel-space expansion,
+    formant bandwidths, F5, piriform and subglottal resonances, tilt, open quotient, glottal pulse skew (speed
+    quotient), breathiness, vocal fry, jitter, shimmer, nasality, rate, vowel share, pause habit, preferred vowels,
+    declination, final rise/fall, accent timing, a smooth long-term spectral envelope offset above 2 kHz
+    (nasal and lip effects, face-linked and identity parts alike, are scaled by NASAL_CUE_SCALE / LIP_CUE_SCALE so
+    they stay audible beside the identity traits; the scaling leaves each parameter's face share unchanged)
 
     each face z used by the voice is  z_eff = c * z + sqrt(1 - c^2) * e,  e ~ N(0, 1) independent of the face,
 
