@@ -40,8 +40,10 @@ def test_vad_and_logmel_front_end_run_and_see_phrases():
 
 def test_voiced_unvoiced_alternation():
     """Frame energy and zero-crossing rate alternate between voiced (low ZCR), fricative (high ZCR) and silence."""
-    # vowel share and pauses are speaker habits now: pin them to the population's typical values
-    p = dataclasses.replace(voices.voice_params_from_person(_person(seed=2)), vowel_share=0.45, pause_scale=1.0)
+    # vowel share, pauses, source tilt and pulse skew are speaker habits (a dark, slow speaker has few loud
+    # fricative frames): pin them to the population's typical values
+    p = dataclasses.replace(voices.voice_params_from_person(_person(seed=2)), vowel_share=0.45, pause_scale=1.0,
+                            tilt_db_oct=0.0, speed_quotient=0.75)
     y = voices.synthesize(p, 6.0, np.random.default_rng(1), None).astype(np.float64)
     fr = y[: len(y) // 320 * 320].reshape(-1, 320)                        # 20 ms frames
     energy = 10 * np.log10((fr ** 2).mean(1) + 1e-12)
@@ -121,3 +123,41 @@ def test_link_is_stronger_for_women():
     shift = {g: voices.voice_params_from_person(_person(g, z=z, seed=5)).nasal_zero_hz
              / voices.voice_params_from_person(_person(g, seed=5)).nasal_zero_hz for g in "mf"}
     assert shift["f"] > shift["m"] > 1.0
+
+
+def test_accent_is_shared_by_a_nationality_and_ignores_the_face():
+    """A nationality's accent moves everyone of that nationality the same way (vowel table, rate, prosody), differs
+    between nationalities, and never reaches the face-linked parameters (coupling 0 stays face-free)."""
+    n = 400
+    rng = np.random.default_rng(3)
+    z, e = rng.standard_normal((n, len(voices.LINKED_FEATURES))), rng.standard_normal((n, voices.N_VOICE_NOISE))
+    g, age = np.full(n, "m"), np.full(n, 35.0)
+    plain = voices.voice_param_arrays(g, age, z, e, 1.0)
+    acc = {nat: voices.voice_param_arrays(g, age, z, e, 1.0, np.full(n, nat)) for nat in ("USA", "India")}
+    for nat, a in acc.items():
+        ratio = np.log(a["vowel_offsets"] / plain["vowel_offsets"])                  # (n, 33)
+        assert np.allclose(ratio, ratio[:1]) and np.abs(ratio).max() > 0.02, nat     # one shift for all
+        for f in voices.FACE_LINKED_PARAMS:
+            assert np.array_equal(a[f], plain[f]), (nat, f)
+    assert not np.allclose(acc["USA"]["vowel_offsets"], acc["India"]["vowel_offsets"])
+    assert not np.allclose(acc["USA"]["rate_syl_s"], acc["India"]["rate_syl_s"])
+    # a person's nationality reaches the voice through voice_params_from_person
+    p = _person("f", seed=9)
+    q = SimpleNamespace(**vars(p), nationality="Nigeria")
+    assert voices.voice_params_from_person(p).vowel_offsets != voices.voice_params_from_person(q).vowel_offsets
+
+
+def test_voice_ages():
+    """Older voices: women's F0 lower, old men's higher than at 60, more jitter and breathiness, slower rate."""
+    n = 2000
+    e = np.random.default_rng(1).standard_normal((n, voices.N_VOICE_NOISE))
+    z = np.zeros((n, len(voices.LINKED_FEATURES)))
+    va = {(g, a): voices.voice_param_arrays(np.full(n, g), np.full(n, float(a)), z, e, 1.0)
+          for g in "mf" for a in (25, 60, 78)}
+    med = lambda g, a, k: np.median(va[(g, a)][k])  # noqa: E731
+    assert med("f", 78, "f0_hz") < 0.85 * med("f", 25, "f0_hz")
+    assert med("m", 78, "f0_hz") > 1.1 * med("m", 60, "f0_hz")
+    for g in "mf":
+        assert med(g, 78, "jitter") > 1.4 * med(g, 25, "jitter")
+        assert med(g, 78, "breathiness") > 1.2 * med(g, 25, "breathiness")
+        assert med(g, 78, "rate_syl_s") < 0.9 * med(g, 25, "rate_syl_s")

@@ -29,15 +29,21 @@ gender and age (covariate-conditional) and reduced to their *specific* parts (ea
 on all other controls, rescaled: ``voiceface.sim.people.linked_face_z``), so the voice carries no shared face factor
 such as overall size, and ``coupling`` c in [0, 1]::
 
-    F0 level, range, contour habits   <- gender, age (+ identity traits)   [no facial information]
+    F0 level, range, contour habits   <- gender, age, nationality (+ identity traits)  [no facial information]
     vocal tract L                     <- gender, age (+ identity traits)   [no facial information]
+    accent                            <- nationality: vowel formant table, vowel preferences, rate, pauses,
+                                         F0 range, declination, final movement, accent peak  [no facial information]
+    ageing                            <- age: F0 (women lower, men over 60 higher), jitter, shimmer, breathiness,
+                                         creak, darker source, slower rate, longer pauses    [no facial information]
     nasal pole/zero/bandwidth         <- nose protrusion (women only), nose width  [+ identity noise]
     lip rounding                      <- mouth width                               [+ identity noise]
     effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
-    identity traits (no face info): formant dispersion, a per-vowel formant table, formant bandwidths, F5,
-    piriform and subglottal resonances, tilt, open quotient, breathiness, vocal fry, jitter, shimmer, nasality,
-    rate, vowel share, pause habit, preferred vowels, declination, final rise/fall, accent timing, a smooth
-    long-term spectral envelope offset above 2 kHz
+    identity traits (no face info): formant dispersion, a per-vowel formant table and a vowel-space expansion,
+    formant bandwidths, F5, piriform and subglottal resonances, tilt, open quotient, glottal pulse skew (speed
+    quotient), breathiness, vocal fry, jitter, shimmer, nasality, rate, vowel share, pause habit, preferred vowels,
+    declination, final rise/fall, accent timing, a smooth long-term spectral envelope offset above 2 kHz
+    (nasal and lip effects, face-linked and identity parts alike, are scaled by NASAL_CUE_SCALE / LIP_CUE_SCALE so
+    they stay audible beside the identity traits; the scaling leaves each parameter's face share unchanged)
 
     each face z used by the voice is  z_eff = c * z + sqrt(1 - c^2) * e,  e ~ N(0, 1) independent of the face,
 
@@ -49,6 +55,7 @@ speaker encoder (GE2E) recognises a voice across recording sessions.
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -94,10 +101,23 @@ _ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
 """(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
 long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
 values."""
-ENVELOPE_SD_DB = 2.5
+ENVELOPE_SD_DB = 4.0
+"""Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 ENV_LO_HZ = 2000.0
 """Lower edge (Hz) of the speaker's spectral envelope offset (``_envelope_gain``)."""
-"""Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
+N_EXTRA = 4
+_EXTRA_MIX = np.random.default_rng(20261130).standard_normal((N_EXTRA, len(_TRAIT_DIMS)))
+_EXTRA_MIX = _EXTRA_MIX / np.linalg.norm(_EXTRA_MIX, axis=1, keepdims=True)
+"""(N_EXTRA, 19) fixed mixing (constant seed) of the identity draws into further habits: glottal speed quotient,
+vowel-space expansion of F1 and of F2, F0 tremor-free "pitch set" of accents (see ``_identity_params``)."""
+NASAL_CUE_SCALE = 1.8
+LIP_CUE_SCALE = 1.4
+"""Multipliers of all log-frequency effects on the nasal resonances and of the lip-rounding effects (face-linked and
+identity parts alike, so the share of each parameter's variance that comes from the face, hence the ground truth,
+is unchanged): keeps the nasal/lip cues audible beside the stronger identity traits."""
+ACCENT_SEED = 61
+"""Seed base of the per-nationality accents (``_accent_arrays``): seeded by ``ACCENT_SEED`` and the CRC32 of the
+nationality's name, so an accent does not depend on which other nationalities exist."""
 LINK_GAIN = {"m": (0.0, 0.8, 0.8), "f": (0.45, 0.9, 0.9)}
 """Gender-dependent strength of the face link per linked feature (``LINKED_FEATURES`` order; multiplies the per-sd
 effect sizes in ``_face_linked_params``): women's nose and mouth are more predictable from voice, as the thesis
@@ -192,6 +212,8 @@ class VoiceParams:
         pause_scale: multiplier of pause durations.  vowel_share: vowel share of a syllable's duration.
         envelope_db: (N_ENVELOPE,) coefficients (dB) of the speaker's smooth long-term spectral envelope offset
             (resonance and voice-quality habits; cosine basis over log frequency ``ENV_LO_HZ`` - 8 kHz).
+        speed_quotient: opening phase's share of the open phase of the glottal pulse (pulse skew; the rest is
+            the closing phase, whose speed sets the source's high-frequency energy).
     """
 
     f0_hz: float
@@ -226,6 +248,7 @@ class VoiceParams:
     pause_scale: float = 1.0
     vowel_share: float = 0.45
     envelope_db: tuple[float, ...] = field(default=(0.0,) * N_ENVELOPE)
+    speed_quotient: float = 0.75
 
     def to_dict(self) -> dict[str, float]:
         """Flat dict for tables (people.csv): tuples become ``name_i`` columns."""
@@ -285,11 +308,12 @@ def sample_session(rng: np.random.Generator, snr_db: tuple[float, float] = (15.0
 
 def f0_mean_hz(gender, age):
     """Population median F0 given gender ('m'|'f', or an array of them) and age (years): ~118 Hz for young men,
-    ~210 Hz for young women; women's F0 falls with age after 30, men's falls slightly to 60 and rises after."""
+    ~210 Hz for young women; women's F0 falls with age after 30 (~35 Hz by 70), men's falls slightly to 60 and
+    rises after (~+20 Hz by 80)."""
     female = np.asarray(gender) == "f"
     age = np.asarray(age, dtype=np.float64)
-    male_f0 = 118.0 - 0.15 * np.clip(age - 25.0, 0.0, 35.0) + 0.6 * np.maximum(age - 60.0, 0.0)
-    out = np.where(female, 210.0 - 0.55 * np.maximum(age - 30.0, 0.0), male_f0)
+    male_f0 = 118.0 - 0.15 * np.clip(age - 25.0, 0.0, 35.0) + 1.0 * np.maximum(age - 60.0, 0.0)
+    out = np.where(female, 210.0 - 0.9 * np.maximum(age - 30.0, 0.0), male_f0)
     return float(out) if out.ndim == 0 else out
 
 
@@ -307,7 +331,8 @@ def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
     Args:
         person: any object with ``gender`` ('m'|'f'), ``age`` (years), ``face_z`` (6,) within-covariate z-scores of
             ``LINKED_FEATURES`` and ``voice_noise`` (``N_VOICE_NOISE``,) independent standard normal draws (the
-            person's voice identity; ``voiceface.sim.people.Person`` has them).
+            person's voice identity; ``voiceface.sim.people.Person`` has them); an optional ``nationality`` adds
+            that nationality's accent (``_accent``).
         coupling: c in [0, 1]; each face z-score the voice uses is ``c z + sqrt(1 - c^2) e`` with ``e`` from the
             person's ``voice_noise`` (independent of the face), so marginal distributions do not depend on c.
     Returns:
@@ -317,14 +342,17 @@ def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
     e = np.asarray(person.voice_noise, dtype=np.float64)
     if z.shape != (len(LINKED_FEATURES),) or e.shape != (N_VOICE_NOISE,):
         raise ValueError(f"person needs face_z ({len(LINKED_FEATURES)},) and voice_noise ({N_VOICE_NOISE},)")
-    a = voice_param_arrays(np.array([person.gender]), np.array([float(person.age)]), z[None], e[None], coupling)
+    nat = getattr(person, "nationality", None)
+    a = voice_param_arrays(np.array([person.gender]), np.array([float(person.age)]), z[None], e[None], coupling,
+                           None if nat is None else np.array([nat]))
     return VoiceParams(**{k: (tuple(float(x) for x in v[0]) if v.ndim == 2 else float(v[0])) for k, v in a.items()})
 
 
 def voice_param_arrays(gender: np.ndarray, age: np.ndarray, face_z: np.ndarray, voice_noise: np.ndarray,
-                       coupling: float) -> dict[str, np.ndarray]:
+                       coupling: float, nationality: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """``voice_params_from_person`` for n people at once: gender (n,) 'm'|'f', age (n,), face_z (n, 3),
-    voice_noise (n, N_VOICE_NOISE) -> {VoiceParams field: (n,) or (n, k) array}."""
+    voice_noise (n, N_VOICE_NOISE), nationality (n,) names or None (no accent) -> {VoiceParams field: (n,) or
+    (n, k) array}."""
     if not 0.0 <= coupling <= 1.0:
         raise ValueError(f"coupling must be in [0, 1], got {coupling}")
     e = np.asarray(voice_noise, dtype=np.float64).T                               # (N_VOICE_NOISE, n)
@@ -334,6 +362,7 @@ def voice_param_arrays(gender: np.ndarray, age: np.ndarray, face_z: np.ndarray, 
     female = (np.asarray(gender) == "f").astype(np.float64)
     out = _face_linked_params(ze, e, female)
     out.update(_identity_params(gender, age, e, female))
+    _apply_accent(out, nationality)
     out["face_z"] = ze.T
     return out
 
@@ -346,35 +375,46 @@ def _face_linked_params(ze: np.ndarray, e: np.ndarray, female: np.ndarray) -> di
     # a more protruding nose (longer nasal passage) lowers the nasal resonances, wider nostrils move the
     # anti-resonance and second resonance up and broaden the resonances (more open, more damped); the internal
     # nasal cavity adds identity-specific variation
-    pole = 280.0 * np.exp(-0.14 * npr + 0.1 * e[_NOISE["pole_id"]])
-    pole2 = 1050.0 * np.exp(-0.09 * npr + 0.09 * nw + 0.1 * e[_NOISE["pole2_id"]])
-    zero = 720.0 * np.exp(0.22 * nw + 0.18 * e[_NOISE["zero_id"]])
-    bw = 110.0 * np.exp(0.22 * nw + 0.22 * e[_NOISE["bw_id"]])
+    k = NASAL_CUE_SCALE
+    pole = 280.0 * np.exp(k * (-0.14 * npr + 0.1 * e[_NOISE["pole_id"]]))
+    pole2 = 1050.0 * np.exp(k * (-0.09 * npr + 0.09 * nw + 0.1 * e[_NOISE["pole2_id"]]))
+    zero = 720.0 * np.exp(k * (0.22 * nw + 0.18 * e[_NOISE["zero_id"]]))
+    bw = 110.0 * np.exp(k * (0.22 * nw + 0.22 * e[_NOISE["bw_id"]]))
     # lip rounding range: a wider mouth rounds/protrudes further, lowering rounded phones' formants more
-    rounding = np.clip(0.16 + 0.06 * mw + 0.05 * e[_NOISE["lip_id"]], 0.0, 0.4)
+    rounding = np.clip(0.16 + LIP_CUE_SCALE * (0.06 * mw + 0.05 * e[_NOISE["lip_id"]]), 0.0, 0.45)
     return {"nasal_pole_hz": pole, "nasal_zero_hz": zero, "nasal_pole2_hz": pole2, "nasal_bw_hz": bw,
             "lip_rounding": rounding}
 
 
 def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str, np.ndarray]:
-    """Everything but the face link: gender, age and the person's identity draws e (N_VOICE_NOISE, n), expanded
-    by ``_TRAIT_MIX`` into N_TRAITS unit-variance habits t (N_TRAITS, n). No facial information."""
+    """Everything but the face link and the accent: gender, age and the person's identity draws e (N_VOICE_NOISE, n),
+    expanded by ``_TRAIT_MIX`` into N_TRAITS unit-variance habits t (N_TRAITS, n) and by ``_EXTRA_MIX`` into
+    N_EXTRA more x (N_EXTRA, n); ageing by ``_age_factors``. No facial information."""
     t = _TRAIT_MIX @ e[_TRAIT_DIMS]                                                 # (N_TRAITS, n)
-    lognorm = lambda mean, sd, x: mean * np.exp(sd * x)  # noqa: E731
-    vow = np.exp(0.1 * t[:33]).T                                                   # (n, 33) F1-F3 per vowel
+    x = _EXTRA_MIX @ e[_TRAIT_DIMS]                                                 # (N_EXTRA, n)
+    lognorm = lambda mean, sd, v: mean * np.exp(sd * v)  # noqa: E731
+    ag = _age_factors(age)
+    # the speaker's vowel space: per-vowel idiosyncrasies and an expansion (or centralisation) of F1 and F2 about
+    # the central vowel, (n, 11, 3) -> (n, 33)
+    ref = np.array([v[:3] for v in _VOWELS.values()], dtype=np.float64)            # (11, 3)
+    spread = np.log(ref / np.asarray(_VOWELS["@"][:3], dtype=np.float64))          # (11, 3)
+    expand = np.stack([0.18 * x[1], 0.18 * x[2], np.zeros_like(x[1])], -1)          # (n, 3)
+    vow = np.exp(0.1 * t[:33].T + (expand[:, None, :] * spread[None]).reshape(-1, 33))
     return {
         "f0_hz": f0_mean_hz(gender, age) * np.exp(0.19 * e[_NOISE["f0"]]),
         "f0_range_st": np.clip(2.5 + 1.0 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.5),
-        "vtl_cm": vtl_mean_cm(gender, age) * (1.0 + 0.06 * e[_NOISE["vtl"]]),
-        "formant_offsets": np.stack([1.0 + 0.06 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1),
+        "vtl_cm": vtl_mean_cm(gender, age) * (1.0 + 0.08 * e[_NOISE["vtl"]]),
+        "formant_offsets": np.stack([1.0 + 0.12 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1).clip(0.6, 1.4),
         "nasality": np.clip(0.15 + 0.08 * e[_NOISE["nasality"]] + 0.05 * female, 0.02, 0.45),
-        "tilt_db_oct": -1.0 * female + 3.0 * e[_NOISE["tilt"]],
-        "rate_syl_s": np.clip(lognorm(4.6, 0.16, e[_NOISE["rate"]]), 3.0, 7.0),
-        "jitter": np.clip(lognorm(0.008, 0.45, e[_NOISE["jitter"]]), 0.002, 0.04),
-        "shimmer": np.clip(lognorm(0.05, 0.4, e[_NOISE["shimmer"]]), 0.01, 0.18),
-        "breathiness": np.clip(lognorm(0.07, 0.6, e[_NOISE["breath"]]) * (1.0 + 0.5 * female), 0.01, 0.5),
+        "tilt_db_oct": -1.0 * female + 5.0 * e[_NOISE["tilt"]] - ag["tilt"],
+        "rate_syl_s": np.clip(lognorm(4.6, 0.16, e[_NOISE["rate"]]) * ag["rate"], 2.6, 7.0),
+        "jitter": np.clip(lognorm(0.008, 0.45, e[_NOISE["jitter"]]) * ag["jitter"], 0.002, 0.05),
+        "shimmer": np.clip(lognorm(0.05, 0.4, e[_NOISE["shimmer"]]) * ag["shimmer"], 0.01, 0.22),
+        "breathiness": np.clip(lognorm(0.07, 0.6, e[_NOISE["breath"]]) * (1.0 + 0.5 * female) * ag["breath"],
+                               0.01, 0.6),
         "open_quotient": np.clip(0.6 + 0.11 * e[_NOISE["oq"]] + 0.06 * female, 0.3, 0.9),
-        "formant_bw_scale": lognorm(1.0, 0.3, t[33]),
+        "speed_quotient": np.clip(0.75 + 0.07 * x[0], 0.55, 0.9),
+        "formant_bw_scale": lognorm(1.0, 0.4, t[33]),
         "f5_offset": lognorm(1.0, 0.08, t[34]),
         "subglottal_hz": (np.array([600.0, 1450.0, 2300.0])[:, None] * (1.0 + 0.12 * female)
                           * np.exp(0.1 * t[54:57])).T,
@@ -386,17 +426,60 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         "decl_st_s": -1.8 + 0.8 * t[48],
         "final_st": -2.0 + 2.0 * t[49],
         "accent_peak": np.clip(0.5 * t[50], -1.0, 1.0),
-        "creak": np.clip(0.3 * t[51] + 0.1, 0.0, 1.0),
-        "pause_scale": lognorm(1.0, 0.3, t[52]),
+        "creak": np.clip(0.3 * t[51] + 0.1 + ag["creak"], 0.0, 1.0),
+        "pause_scale": lognorm(1.0, 0.3, t[52]) * ag["pause"],
         "vowel_share": np.clip(0.45 + 0.06 * t[53], 0.3, 0.6),
         # long-term average speech spectra differ between talkers by a few dB per third-octave band (between-talker
         # sd ~3-6 dB, largest above 2 kHz: Byrne et al. 1994, J. Acoust. Soc. Am. 96, 2108), from voice quality,
         # the "speaker's formant" near 3-4 kHz and resonance habits: a smooth per-speaker envelope offset, fixed
-        # over sessions, ~ENVELOPE_SD_DB * sqrt(N_ENVELOPE / 2) ~ 4.3 dB rms per band above ENV_LO_HZ (2 kHz), none
-        # below: a full-band envelope of this size hides the nasal/lip cues (tests/sim/test_sim_link.py's ridge R^2
-        # of the linked AMs fell from 0.08 to 0.00; with the 2 kHz edge it is 0.065)
+        # over sessions, above ENV_LO_HZ (2 kHz) only: a full-band envelope hides the nasal/lip cues
+        # (tests/sim/test_sim_link.py's ridge R^2 of the linked AMs fell from 0.08 to 0.00)
         "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
+
+
+def _age_factors(age) -> dict[str, np.ndarray]:
+    """Voice ageing beyond F0 (``f0_mean_hz``) for ages (n,): from 40 on, more jitter, shimmer, breathiness and
+    creak, a darker source (tilt, dB/oct to subtract), a slower rate and longer pauses (presbyphonia)."""
+    a = np.maximum(np.asarray(age, dtype=np.float64) - 40.0, 0.0)
+    return {"jitter": np.exp(0.018 * a), "shimmer": np.exp(0.014 * a), "breath": np.exp(0.012 * a),
+            "creak": 0.006 * a, "tilt": 0.03 * a, "rate": np.exp(-0.006 * a), "pause": np.exp(0.008 * a)}
+
+
+ACCENT_SD = {"vowel": 0.06, "pref": 0.6, "rate": 0.08, "f0_range": 0.6, "decl": 0.6, "final": 1.5, "peak": 0.4,
+             "pause": 0.15, "share": 0.04}
+"""Between-nationality sd of each accent component (log units for vowel formants, rate and pauses; semitones for
+F0 range and final movement; st/s for declination; peak position and vowel share in their own units)."""
+
+
+def _accent(nationality: str) -> dict[str, np.ndarray]:
+    """One nationality's accent (deterministic, ``ACCENT_SEED``): shifts of the vowel formant table (33,), vowel
+    preferences (11,), and scalars for rate, F0 range, declination, final movement, accent peak, pauses and vowel
+    share (each ~ N(0, ACCENT_SD))."""
+    rng = np.random.default_rng([ACCENT_SEED, zlib.crc32(str(nationality).encode())])
+    return {"vowel": rng.standard_normal(33) * ACCENT_SD["vowel"], "pref": rng.standard_normal(11) * ACCENT_SD["pref"],
+            **{k: rng.standard_normal() * ACCENT_SD[k] for k in ("rate", "f0_range", "decl", "final", "peak",
+                                                                  "pause", "share")}}
+
+
+def _apply_accent(out: dict[str, np.ndarray], nationality) -> None:
+    """Shift the voice parameters ``out`` (n people) in place by each person's nationality's accent (``_accent``);
+    ``nationality`` (n,) of names, or None for no accent. Independent of the face and of face_z."""
+    if nationality is None:
+        return
+    nat = np.asarray(nationality, dtype=str)
+    names, inv = np.unique(nat, return_inverse=True)
+    acc = [_accent(nm) for nm in names]
+    pick = lambda k: np.array([a[k] for a in acc])[inv]  # noqa: E731     (n,) or (n, k)
+    out["vowel_offsets"] = out["vowel_offsets"] * np.exp(pick("vowel"))
+    out["vowel_pref"] = out["vowel_pref"] + pick("pref")
+    out["rate_syl_s"] = np.clip(out["rate_syl_s"] * np.exp(pick("rate")), 2.6, 7.5)
+    out["f0_range_st"] = np.clip(out["f0_range_st"] + pick("f0_range"), 0.8, 7.0)
+    out["decl_st_s"] = out["decl_st_s"] + pick("decl")
+    out["final_st"] = out["final_st"] + pick("final")
+    out["accent_peak"] = np.clip(out["accent_peak"] + pick("peak"), -1.0, 1.0)
+    out["pause_scale"] = out["pause_scale"] * np.exp(pick("pause"))
+    out["vowel_share"] = np.clip(out["vowel_share"] + pick("share"), 0.3, 0.62)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -599,7 +682,7 @@ def _glottal_source(rng: np.random.Generator, f0: np.ndarray, p: VoiceParams,
     cyc = np.minimum(phase.astype(np.int64), n_cyc - 1)
     frac = phase - np.floor(phase)
     oq = p.open_quotient * (1.0 - 0.45 * fry)
-    tp, tn = 0.75 * oq, 0.25 * oq
+    tp, tn = p.speed_quotient * oq, (1.0 - p.speed_quotient) * oq
     flow = np.where(frac < tp, 0.5 * (1.0 - np.cos(np.pi * frac / tp)),
                     np.where(frac < tp + tn, np.cos(0.5 * np.pi * (frac - tp) / tn), 0.0))
     irregular = np.exp(0.8 * rng.standard_normal(n_cyc))[cyc] * (1.0 - 0.5 * (cyc % 2))
