@@ -203,7 +203,7 @@ class VoiceBank(Replacing):
         self._init_failures()
 
     def _path_of(self, i: int) -> str:
-        return self._files[i]
+        return str(self._files[i])
 
     def __len__(self) -> int:
         return len(self.items)
