@@ -8,7 +8,7 @@ flips) for ``--steps`` steps with 0, 2 and 4 DataLoader workers; the ratios are 
 The model side: steps/s of one DIMNet training step (thesis widths, Table 2.2) on the same batch size, i.e. how
 many crops/s training consumes. Run:
 
-    .venv/bin/python bench/bm_pipeline.py [--voices 256 --faces 512 --steps 6 --threads 1 --workers 0 2 4]
+    .venv/bin/python bench/bm_pipeline.py [--voices 256 --faces 512 --steps 6 --threads 1 --workers 0 2 4 --device auto]
 """
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from PIL import Image
 from voiceface.audio.batch import cache_path
 from voiceface.data.loaders import FaceBank, VoiceBank
 from voiceface.data.manifest import Item
-from voiceface.data.pipeline import LoaderOptions, StepDataset, step_batches
+from voiceface.data.pipeline import LoaderOptions, StepDataset, step_batches, to_device
+from voiceface.engine.dist import default_device
 from voiceface.methods.dimnet.config import DIMNetConfig
 from voiceface.methods.dimnet.loss import DIMNetLoss
 from voiceface.methods.dimnet.model import build_networks
@@ -59,14 +60,14 @@ def pipeline_rate(td: TrainData, cfg: DIMNetConfig, steps: int, workers: int) ->
     return n / (time.perf_counter() - t0)
 
 
-def model_rate(cfg: DIMNetConfig, td: TrainData, steps: int) -> float:
-    """DIMNet training steps/s (forward + backward + SGD) on batches of the configured size."""
+def model_rate(cfg: DIMNetConfig, td: TrainData, steps: int, device: torch.device) -> float:
+    """DIMNet training steps/s (forward + backward + SGD) on batches of the configured size, on ``device``."""
     torch.manual_seed(0)
-    voice, face, heads = build_networks(cfg.net, {"identity": 50})
+    voice, face, heads = (m.to(device) for m in build_networks(cfg.net, {"identity": 50}))
     loss = DIMNetLoss(voice, face, heads, {"identity": 1.0})
     params = [p for m in (voice, face, heads) for p in m.parameters()]
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
-    batches = [Batches(td, cfg, 0)(s) for s in range(steps + 1)]
+    batches = [to_device(Batches(td, cfg, 0)(s), device) for s in range(steps + 1)]
 
     def step(b):
         opt.zero_grad()
@@ -74,9 +75,13 @@ def model_rate(cfg: DIMNetConfig, td: TrainData, steps: int) -> float:
         total.backward()
         opt.step()
     step(batches[0])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     t0 = time.perf_counter()
     for b in batches[1:]:
         step(b)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return steps / (time.perf_counter() - t0)
 
 
@@ -88,6 +93,7 @@ def main() -> None:
     ap.add_argument("--model-steps", type=int, default=2)
     ap.add_argument("--workers", type=int, nargs="+", default=[0, 2, 4])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="auto", help="for the model side (auto: CUDA when present)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = DIMNetConfig()   # the thesis: 128 voices (300-800 frames) + 128 faces (128 px) per step
@@ -107,8 +113,9 @@ def main() -> None:
             base = base or r
             print(f"pipeline, {w} workers: {r:6.2f} batches/s = {r * d.voices_per_batch:8.1f} voice crops/s + "
                   f"{r * d.faces_per_batch:8.1f} faces/s (ratio {r / base:.2f}x vs 0 workers)")
-        m = model_rate(cfg, td, args.model_steps)
-        print(f"DIMNet thesis widths, one training step: {m:.3f} steps/s = consumes {m * d.voices_per_batch:.1f} "
+        device = default_device(args.device)
+        m = model_rate(cfg, td, args.model_steps, device)
+        print(f"DIMNet thesis widths on {device}, one training step: {m:.3f} steps/s = consumes {m * d.voices_per_batch:.1f} "
               f"voice crops/s + {m * d.faces_per_batch:.1f} faces/s; pipeline at 0 workers / model = "
               f"{base / m:.1f}x")
 
