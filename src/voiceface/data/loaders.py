@@ -13,6 +13,13 @@ Three small pieces (Sec. 2.3 "Preprocessing"; the same inputs serve Chapters 2, 
   (sorted values), saved with a run as JSON (``save_label_encoders`` / ``load_label_encoders``).
 
 Indices passed to the banks are positions in ``bank.items`` (the usable items, in manifest order).
+
+Training reads go through the tolerant ``sample_crops`` / ``read``: a file that fails to decode mid-training (a
+corrupt cache ``.npy``, a damaged image of a bank too large to preload) is replaced by the next readable item
+(cyclically, so the replacement is deterministic in any process) and returned with the indices actually used, so
+labels follow the replacement; each failure is remembered (not decoded again) and reported once through
+``drain_failures()`` (the input pipeline, ``data.pipeline``, ships it to the run's log). ``features`` / ``crops`` /
+``images`` / ``batch`` stay strict (they raise ``InputError``).
 """
 from __future__ import annotations
 
@@ -99,6 +106,47 @@ def encoders_from_dict(data: Mapping) -> dict[str, LabelEncoder]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# tolerant reads
+
+
+class Replacing:
+    """Mixin for banks: ``_tolerant(indices, read)`` reads every index with ``read(i)`` (which raises
+    ``InputError``), replacing failures by the next readable index; ``drain_failures`` reports new failures."""
+
+    def _init_failures(self) -> None:
+        self._bad: dict[int, str] = {}
+        self._fresh: list[tuple[str, str]] = []
+
+    def _path_of(self, i: int) -> str:
+        raise NotImplementedError
+
+    def _tolerant(self, indices: Sequence[int], read) -> tuple[list, np.ndarray]:
+        """([read(j) for the used j], (B,) int64 used indices)."""
+        out, used = [], np.asarray(indices, dtype=np.int64).copy()
+        n = len(self)
+        for b, i in enumerate(used):
+            j = int(i)
+            for _ in range(n):
+                if j not in self._bad:
+                    try:
+                        out.append(read(j))
+                        break
+                    except InputError as e:
+                        self._bad[j] = str(e)
+                        self._fresh.append((self._path_of(j), str(e)))
+                j = (j + 1) % n
+            else:
+                raise InputError(self._path_of(int(i)), "no readable item left in the bank")
+            used[b] = j
+        return out, used
+
+    def drain_failures(self) -> list[tuple[str, str]]:
+        """(path, message) of every read that failed since the last call."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+
+# --------------------------------------------------------------------------------------------------------------
 # voices
 
 
@@ -134,7 +182,7 @@ def crop_batch(feats: Sequence[np.ndarray], length: int, rng: np.random.Generato
     return torch.from_numpy(out).transpose(1, 2).contiguous()
 
 
-class VoiceBank:
+class VoiceBank(Replacing):
     """Cached (T, 64) normalised log-mel features of voice items (see module docstring).
 
     ``memory_mb`` bounds the features kept in RAM after the first load (the rest are read from the cache each time).
@@ -152,6 +200,10 @@ class VoiceBank:
         self._files = [keyed[os.path.abspath(it.path)] for it in self.items]
         self._mem: dict[int, np.ndarray] = {}
         self._budget = int(memory_mb * 2**20)
+        self._init_failures()
+
+    def _path_of(self, i: int) -> str:
+        return str(self._files[i])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -160,7 +212,12 @@ class VoiceBank:
         """(T, 64) float32 features of item ``i``."""
         f = self._mem.get(i)
         if f is None:
-            f = np.load(self._files[i])
+            try:
+                f = np.load(self._files[i])
+            except (OSError, ValueError, EOFError) as e:
+                raise InputError(self._files[i], f"cannot read cached features ({e.__class__.__name__})") from None
+            if f.ndim != 2 or f.shape[0] == 0:
+                raise InputError(self._files[i], f"cached features of shape {f.shape}, expected (T, F)")
             if self._budget >= f.nbytes:
                 self._mem[i] = f
                 self._budget -= f.nbytes
@@ -171,6 +228,13 @@ class VoiceBank:
         """Training batch (B, 64, L), L uniform in [min_frames, max_frames] (Sec. 2.3: 300-800 frames)."""
         length = int(rng.integers(min_frames, max_frames + 1))
         return crop_batch([self.features(int(i)) for i in indices], length, rng)
+
+    def sample_crops(self, indices: Sequence[int], rng: np.random.Generator, min_frames: int = 300,
+                     max_frames: int = 800) -> tuple[torch.Tensor, np.ndarray]:
+        """Like ``crops`` (same draws from ``rng``), unreadable items replaced: ((B, 64, L), (B,) used indices)."""
+        length = int(rng.integers(min_frames, max_frames + 1))
+        feats, used = self._tolerant(indices, self.features)
+        return crop_batch(feats, length, rng), used
 
     def whole(self, i: int, min_frames: int = 0) -> torch.Tensor:
         """One whole utterance (1, 64, T) (repeated cyclically to at least ``min_frames``)."""
@@ -218,7 +282,7 @@ def to_tensor(images: np.ndarray, flips: np.ndarray | None = None) -> torch.Tens
     return x
 
 
-class FaceBank:
+class FaceBank(Replacing):
     """Aligned face images of face items as (B, 3, S, S) tensors in [-1, 1] (see module docstring).
 
     Images are decoded once and kept as uint8 when they fit in ``memory_mb``; unreadable files are reported in
@@ -253,6 +317,18 @@ class FaceBank:
             self._images = np.stack(imgs) if imgs else np.zeros((0, size, size, 3), np.uint8)
         self.items: tuple[Item, ...] = tuple(keep)
         self._paths = paths
+        self._init_failures()
+
+    def _path_of(self, i: int) -> str:
+        return self._paths[i]
+
+    def read(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """((B, S, S, 3) uint8, (B,) int64 used indices): like ``images``, unreadable files replaced."""
+        if self._images is not None:
+            idx = np.asarray(indices, dtype=np.int64)
+            return self._images[idx], idx
+        imgs, used = self._tolerant(indices, lambda i: read_face(self._paths[i], self.size))
+        return (np.stack(imgs) if imgs else np.zeros((0, self.size, self.size, 3), np.uint8)), used
 
     def __len__(self) -> int:
         return len(self.items)

@@ -8,6 +8,8 @@ Single process (plain ``voiceface train``): no process group, ``world_size() == 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.distributed as torch_dist
@@ -63,3 +65,18 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
 def barrier() -> None:
     if torch_dist.is_initialized():
         torch_dist.barrier()
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Run the block on rank 0 first, then on the other ranks (which wait at a barrier until rank 0 is done).
+
+    For shared caches (voice features, aligned crops): rank 0 fills the cache, the others then find it full and only
+    read it. Without a process group the block simply runs."""
+    if not is_main():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main():
+            barrier()

@@ -8,6 +8,11 @@ functions:
 * ``step_fn(batch, step) -> {name: float}``: runs the loss phases (forward, backward, optimiser steps) and returns
   scalars to log.
 
+Batches come through ``data.pipeline``: in this process (``loader.workers == 0``, the default) or from
+``DataLoader`` workers with prefetch and pinned memory; with ``device`` set, the loop moves each batch there (so
+``batch_fn`` returns CPU tensors). Reads that failed while building a batch (``sources``' ``drain_failures``) are
+logged as ``bad_input`` events and counted in ``bad_inputs`` of the following log rows, never fatal.
+
 The loop resumes from ``RUN/checkpoint.pt`` when present, logs averaged scalars to ``RUN/log.jsonl`` every
 ``log_every`` steps, and checkpoints atomically every ``checkpoint_every`` steps and at the end, so a kill loses at
 most ``checkpoint_every`` steps of work.
@@ -19,12 +24,13 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from . import dist
+from ..data.pipeline import FailureSource, LoaderOptions, StepDataset, step_batches, to_device
 from ..errors import ConfigError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .runs import Run
@@ -117,30 +123,38 @@ def loss_postfix(values: Mapping[str, float], limit: int = 4) -> dict[str, str]:
 def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
         batch_fn: Callable[[int], Any], step_fn: Callable[[Any, int], Mapping[str, float]],
         total_steps: int, log_every: int = 50, checkpoint_every: int = 500,
-        progress: bool = True, stop_after: int | None = None, precision: str = "fp32") -> dict[str, float]:
+        progress: bool = True, stop_after: int | None = None, precision: str = "fp32",
+        loader: LoaderOptions = LoaderOptions(), device: torch.device | None = None,
+        sources: Sequence[FailureSource] = ()) -> dict[str, float]:
     """Train ``parts`` from the last checkpoint (or step 0) to ``total_steps``; return the last logged scalars.
 
     ``stop_after`` ends the loop after that many steps of this call (without a final checkpoint beyond the
     periodic ones): tests use it to simulate a kill. Each start or resume logs a ``start`` event with
-    ``world_size``, ``device`` (of the first parameter) and ``precision`` (what the method trains in).
+    ``world_size``, ``device`` (of the first parameter), ``precision`` (what the method trains in) and
+    ``workers`` (input processes). ``loader``, ``device``, ``sources``: see the module docstring.
     """
     start = 0
     if run.checkpoint_path.exists():
         start = restore(parts, load_checkpoint(run.checkpoint_path))
         log.info("resuming %s from step %d", run.path, start)
     if dist.is_main():
-        run.log(start, event="start", resumed=start > 0, precision=precision, **runtime(parts))
+        run.log(start, event="start", resumed=start > 0, precision=precision, workers=loader.workers,
+                **runtime(parts))
     for module in parts.models.values():
         module.train()
     sums: dict[str, float] = defaultdict(float)
     count = 0
     last: dict[str, float] = {}
+    bad = 0
     t0 = time.perf_counter()
     bar = progress_bar(total_steps, start, f"{method} {run.path.name}", progress and dist.is_main())
     step = start
     done = 0
-    while step < total_steps:
-        values = step_fn(batch_fn(step), step)
+    non_blocking = loader.workers > 0 and device is not None and device.type == "cuda"
+    batches = step_batches(StepDataset(batch_fn, total_steps, sources), start, loader, device)
+    for _, batch, failures in batches:
+        bad += report_failures(run, step, failures)
+        values = step_fn(to_device(batch, device, non_blocking), step)
         for sched in parts.schedulers.values():
             sched.step()
         step += 1
@@ -153,13 +167,14 @@ def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
             last = {k: v / count for k, v in sums.items()}
             elapsed = time.perf_counter() - t0
             if dist.is_main():
-                run.log(step, **last, steps_per_s=done / max(elapsed, 1e-9))
+                run.log(step, **last, steps_per_s=done / max(elapsed, 1e-9), **({"bad_inputs": bad} if bad else {}))
             bar.set_postfix(loss_postfix(last), refresh=False)
             sums.clear()
             count = 0
         if step % checkpoint_every == 0 and step < total_steps:
             checkpoint(run, parts, method=method, config=config, step=step, metrics=last)
         if stop_after is not None and done >= stop_after:
+            batches.close()
             bar.close()
             return last
     bar.close()
@@ -167,3 +182,12 @@ def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
         checkpoint(run, parts, method=method, config=config, step=step, metrics=last)
     dist.barrier()
     return last
+
+
+def report_failures(run: Run, step: int, failures: Sequence[tuple[str, str]]) -> int:
+    """Log each failed read as a ``bad_input`` event (rank 0) and a warning; return how many there were."""
+    for path, msg in failures:
+        log.warning("replaced an unreadable input at step %d: %s", step, msg)
+        if dist.is_main():
+            run.log(step, event="bad_input", path=path, error=msg)
+    return len(failures)

@@ -45,7 +45,11 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Minibatch make-up and augmentation (Sec. 2.3 "Preprocessing", "Training")."""
+    """Minibatch make-up and augmentation (Sec. 2.3 "Preprocessing", "Training"), and the input pipeline.
+
+    ``workers``: DataLoader processes building batches (0: in the training process), ``prefetch`` batches ahead
+    each; ``extract_workers``: processes extracting voice features into the cache; ``face_memory_mb``: face banks
+    up to this size are decoded once into RAM, larger ones are read from disk per batch."""
 
     voices_per_batch: int = 128
     faces_per_batch: int = 128
@@ -55,7 +59,10 @@ class DataConfig:
     train_splits: tuple[str, ...] = ("train",)
     test_splits: tuple[str, ...] = ("test",)
     heldout_fraction: float = 0.1
-    workers: int = 1
+    workers: int = 0
+    prefetch: int = 2
+    extract_workers: int = 1
+    face_memory_mb: float = 2048.0
     cache_dir: str = ""
 
 

@@ -73,7 +73,7 @@ def head_accuracy(trained: Trained, emb: np.ndarray, items: Sequence[Item], name
 
 def embed_items(trained: Trained, items: Sequence[Item], manifest: Manifest, cache: Path, device: torch.device
                 ) -> tuple[M.Side, M.Side, list[Item], list[Item], np.ndarray, np.ndarray]:
-    vb = VoiceBank(items, cache, workers=trained.config.data.workers)
+    vb = VoiceBank(items, cache, workers=trained.config.data.extract_workers)
     fb = FaceBank(items, trained.config.net.face_size, root=manifest.root)
     for path, msg in vb.failures + fb.failures:
         log.warning("skipped: %s", msg)
@@ -135,7 +135,7 @@ def real_voice_metrics(trained: Trained, cache: Path, device: torch.device,
     out: dict[str, float] = {}
     for name, manifest in (real_voice_sets() if sets is None else sets).items():
         items = [it for it in manifest if it.gender in ("m", "f")]
-        vb = VoiceBank(items, cache, workers=trained.config.data.workers)
+        vb = VoiceBank(items, cache, workers=trained.config.data.extract_workers)
         for path, msg in vb.failures:
             log.warning("skipped: %s", msg)
         if not len(vb):

@@ -7,7 +7,9 @@ the checkpoint and in ``RUN/labels.json``.
 
 Each step draws a mixed minibatch (``data.voices_per_batch`` random voice crops of one length in
 [min_frames, max_frames], ``data.faces_per_batch`` faces flipped with probability 0.5) from a generator seeded by
-(seed, step, rank), so a resumed run sees exactly the batches an uninterrupted one would. SGD (momentum, weight
+(seed, step, rank), so a resumed run sees exactly the batches an uninterrupted one would; ``Batches`` builds them
+on CPU, in the training process or in ``data.workers`` DataLoader processes (``data.pipeline``), with the same
+result either way. SGD (momentum, weight
 decay) with a step schedule updates voice net, face net and classifiers; the loss's modality switch keeps the
 voice and face gradients disjoint. Under ``torchrun`` the parts are DDP-wrapped and each rank draws its own
 batches.
@@ -25,7 +27,8 @@ import torch
 
 from ... import config as cfglib
 from ...data.loaders import (FaceBank, LabelEncoder, VoiceBank, default_cache_dir, encoders_from_dict,
-                             encoders_to_dict, fit_label_encoders, item_labels, save_label_encoders)
+                             encoders_to_dict, fit_label_encoders, item_labels, save_label_encoders, to_tensor)
+from ...data.pipeline import LoaderOptions
 from ...data.manifest import Item, Manifest, read_manifest
 from ...data.splits import heldout_sessions
 from ...engine import Parts, Run, dist, fit, load_checkpoint
@@ -76,11 +79,14 @@ class TrainData:
 
 
 def load_train_data(manifest: Manifest, cfg: DIMNetConfig, run_path: Path, progress: bool = True) -> TrainData:
+    """Banks of the training items; voice features are extracted into the shared cache by rank 0 first (the other
+    DDP ranks wait at a barrier, then only read the cache)."""
     train, _ = training_items(manifest, cfg)
     encoders = fit_label_encoders(train)
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(manifest, run_path / "cache")
-    voices = VoiceBank(train, cache, workers=cfg.data.workers, progress=progress and dist.is_main())
-    faces = FaceBank(train, cfg.net.face_size, root=manifest.root)
+    with dist.main_first():
+        voices = VoiceBank(train, cache, workers=cfg.data.extract_workers, progress=progress and dist.is_main())
+    faces = FaceBank(train, cfg.net.face_size, root=manifest.root, memory_mb=cfg.data.face_memory_mb)
     for what, bank in (("voice", voices), ("face", faces)):
         for path, msg in bank.failures:
             log.warning("skipped %s item: %s", what, msg)
@@ -90,6 +96,32 @@ def load_train_data(manifest: Manifest, cfg: DIMNetConfig, run_path: Path, progr
     return TrainData(voices, faces, encoders,
                      {n: encoders[n].encode(item_labels(voices.items, n)) for n in names},
                      {n: encoders[n].encode(item_labels(faces.items, n)) for n in names})
+
+
+@dataclass
+class Batches:
+    """DIMNet's ``batch_fn``: ``Batches(td, cfg, rank)(step)`` -> the mixed minibatch of ``step`` on CPU.
+
+    {"voices": (Bv, 64, L) float32, "faces": (Bf, 3, S, S) float32, "voice_labels" / "face_labels": {name: (B,)
+    int64}}, drawn from ``default_rng([seed, step, rank])`` (each DDP rank its own shard). Unreadable files are
+    replaced by the banks (labels follow the replacement). A picklable object, so DataLoader workers can run it
+    under any start method."""
+
+    td: TrainData
+    cfg: DIMNetConfig
+    rank: int = 0
+
+    def __call__(self, step: int) -> dict:
+        d, td = self.cfg.data, self.td
+        rng = np.random.default_rng([self.cfg.seed, step, self.rank])
+        vi = rng.integers(0, len(td.voices), d.voices_per_batch)
+        voices, vi = td.voices.sample_crops(vi, rng, d.min_frames, d.max_frames)   # (Bv, 64, L)
+        fi = rng.integers(0, len(td.faces), d.faces_per_batch)
+        flips = td.faces.random_flips(len(fi), rng) if d.flip else None
+        images, fi = td.faces.read(fi)                                              # (Bf, S, S, 3) uint8
+        return {"voices": voices, "faces": to_tensor(images, flips),                # (Bf, 3, S, S)
+                "voice_labels": {n: torch.from_numpy(v[vi]) for n, v in td.voice_labels.items()},
+                "face_labels": {n: torch.from_numpy(v[fi]) for n, v in td.face_labels.items()}}
 
 
 def build_parts(cfg: DIMNetConfig, classes: dict[str, int], device: torch.device) -> Parts:
@@ -130,20 +162,6 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         save_label_encoders(td.encoders, run.path / "labels.json")
     loss = DIMNetLoss(parts.models["voice"], parts.models["face"], parts.models["heads"], weights)
     opt = parts.optimizers["sgd"]
-    d = cfg.data
-    rank = dist.rank()
-
-    def batch_fn(step: int) -> dict:
-        rng = np.random.default_rng([cfg.seed, step, rank])
-        vi = rng.integers(0, len(td.voices), d.voices_per_batch)
-        voices = td.voices.crops(vi, rng, d.min_frames, d.max_frames)            # (Bv, 64, L)
-        fi = rng.integers(0, len(td.faces), d.faces_per_batch)
-        flips = td.faces.random_flips(len(fi), rng) if d.flip else None
-        faces = td.faces.batch(fi, flips)                                         # (Bf, 3, S, S)
-        return {"voices": voices.to(device), "faces": faces.to(device),
-                "voice_labels": {n: torch.as_tensor(td.voice_labels[n][vi], device=device) for n in weights},
-                "face_labels": {n: torch.as_tensor(td.face_labels[n][fi], device=device) for n in weights}}
-
     def step_fn(batch: dict, step: int) -> dict[str, float]:
         opt.zero_grad(set_to_none=True)
         total, logs = loss.mixed(batch["voices"], batch["faces"], batch["voice_labels"], batch["face_labels"])
@@ -152,9 +170,10 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         logs["lr"] = opt.param_groups[0]["lr"]
         return logs
 
-    fit(run, parts, method=METHOD_NAME, config=cfglib.to_dict(cfg), batch_fn=batch_fn, step_fn=step_fn,
-        total_steps=cfg.optim.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-        progress=progress, stop_after=stop_after)
+    fit(run, parts, method=METHOD_NAME, config=cfglib.to_dict(cfg), batch_fn=Batches(td, cfg, dist.rank()),
+        step_fn=step_fn, total_steps=cfg.optim.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
+        progress=progress, stop_after=stop_after, device=device, sources=(td.voices, td.faces),
+        loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
     return run.path
 
 
