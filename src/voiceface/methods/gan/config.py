@@ -27,6 +27,7 @@ class ModelConfig:
     face_embed: int = 64                     # trunk output 64x1x1
     share_trunk: bool = True                 # Sec. 3.3: D and C share their convolutional layers
     gen_pixel_norm: bool = False             # stable: PixelNorm after each hidden layer of the generator
+    gen_upsample: bool = False               # stable: nearest x2 upsampling + 3x3 conv instead of stride-2 ConvT, tanh
     spectral_norm: bool = False              # stable: spectral normalisation of every conv / linear of D and C
     mbstd: bool = False                      # stable: minibatch-std feature appended before D's head
     mbstd_group: int = 4                     # group size of the minibatch std (a divisor of the batch is used)
