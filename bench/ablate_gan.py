@@ -8,6 +8,12 @@ of the world's real faces are cached in OUT/dlib_cache.npz (keyed by image conte
 their generated faces. The voice encoder is pretrained once (first row) and copied to the other rows. Run:
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/ablate_gan.py --data WORLD --out DIR [--steps 600] [--rows a,b]
+
+Measured (small world seed 0 after the looks' dimorphism change, --steps 300, one seed; dlib gender judge 91.3% on
+real unseen faces): gender of generated faces (dlib LR) stable 0.80; without upsampling 0.89 (checkerboard images,
+but dark hair / beard areas), thesis recipe 0.55, without PixelNorm 0.73, spectral norm 0.55 (diversity ratio 0.07:
+collapse), R1 0.78, EMA 0.56, mismatched pairs 0.84, projection 0.76, minibatch std 0.78; recall@10 0.16-0.23
+(chance 0.167) and 1:2 matching 0.45-0.59 in every row.
 """
 from __future__ import annotations
 
