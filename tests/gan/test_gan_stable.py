@@ -175,3 +175,17 @@ def test_stable_tiny_run_samples_ema_and_resumes(gan_world, tmp_path):
     for name in ("generator", "generator_ema", "critics"):
         for k, v in ckpt["models"][name].items():
             torch.testing.assert_close(b["models"][name][k], v, rtol=0, atol=0, msg=f"{name}.{k}")
+
+
+def test_upsampling_generator_has_no_transposed_strides_and_bounded_output():
+    torch.manual_seed(0)
+    g = dcgan_init(Generator(8, (16, 8, 8, 8, 8), pixel_norm=True, upsample=True))
+    e = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_(True)
+    f = g(e)
+    assert f.shape == (4, 3, 64, 64) and f.abs().max() < 1.0               # tanh output
+    strided = [m for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1)]
+    ups = [m for m in g.modules() if isinstance(m, torch.nn.Upsample)]
+    assert not strided and len(ups) == 4
+    f.square().sum().backward()
+    assert e.grad.abs().sum() > 0 and f.std() > 1e-3                        # signal and gradient reach the input
+    assert PRESETS["cpu"].model.gen_upsample and not PRESETS["thesis"].model.gen_upsample

@@ -36,9 +36,9 @@ _HAIR_P = {"european": (0.10, 0.35, 0.30, 0.20, 0.05), "african": (0.85, 0.15, 0
            "east_asian": (0.80, 0.20, 0.0, 0.0, 0.0), "south_asian": (0.75, 0.25, 0.0, 0.0, 0.0),
            "latin": (0.45, 0.45, 0.10, 0.0, 0.0)}
 GREY = np.array([0.55, 0.54, 0.52])
-P_LONG_MALE = 0.08
+P_LONG_MALE = 0.05
 """Share of men with long hair (hair_length >= 0.35)."""
-P_SHORT_FEMALE = 0.12
+P_SHORT_FEMALE = 0.06
 """Share of women with short hair (hair_length <= 0.4)."""
 
 
@@ -109,10 +109,10 @@ def sample_traits(rng: np.random.Generator, male: bool, age: float, group: str) 
     return Traits(
         pattern=int(rng.integers(0, 2 ** 31)), moles=int(rng.choice(6, p=(0.3, 0.25, 0.2, 0.12, 0.08, 0.05))),
         freckles=float(rng.uniform(0.3, 1.0) if u[0] < FRECKLE_P[group] else 0.0),
-        mottle=float(rng.uniform(0.0, 1.0)), blush=float(np.clip(rng.normal(0.25 if male else 0.55, 0.2), 0, 1)),
+        mottle=float(rng.uniform(0.0, 1.0)), blush=float(np.clip(rng.normal(0.2 if male else 0.6, 0.2), 0, 1)),
         under_eye=float(rng.uniform(0.0, 1.0)), wrinkle=float(np.clip((age - 30.0) / 40.0, 0, 1) * rng.uniform(0.5, 1)),
         iris_rgb=tuple(float(c) for c in iris),
-        lash=float(np.clip(rng.normal(0.4 if male else 0.75, 0.2), 0, 1)),
+        lash=float(np.clip(rng.normal(0.3 if male else 0.85, 0.2), 0, 1)),
         brow_arch=float(rng.uniform(0, 1)), brow_tilt=float(rng.uniform(-1, 1)), brow_lift=float(rng.normal(0, 1.5)),
         brow_len=float(rng.uniform(0, 1)), brow_gap=float(rng.uniform(0, 1)),
         widow=float(rng.uniform(0.3, 1.0) if u[1] < 0.3 else 0.0),
@@ -167,9 +167,9 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     hairlines)."""
     male = gender == "m"
     u = rng.random(8)
-    if male:     # mostly short, ~8 % long
+    if male:     # mostly short, ~5 % long
         length = rng.uniform(0.0, 0.25) if u[0] > P_LONG_MALE else rng.uniform(0.35, 1.0)
-    else:        # mostly long, ~12 % short
+    else:        # mostly long, ~6 % short
         length = rng.uniform(0.5, 1.0) if u[0] > P_SHORT_FEMALE else rng.uniform(0.0, 0.4)
     volume = float(np.clip(rng.normal(0.35 if male else 0.55, 0.2), 0.0, 1.0))
     names = list(HAIR_COLOURS)
@@ -180,12 +180,12 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     rgb = (1 - grey) * rgb + grey * GREY
     recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
     fringe = rng.uniform(0.3, 1.0) if u[2] < (0.12 if male else 0.35) else 0.0
-    if male:     # ~35 % clean-shaven, ~40 % stubble, ~25 % beard
-        beard = 0.0 if u[3] < 0.35 else (rng.uniform(0.25, 0.55) if u[3] < 0.75 else rng.uniform(0.6, 1.0))
+    if male:     # ~20 % clean-shaven, ~45 % stubble, ~35 % beard
+        beard = 0.0 if u[3] < 0.2 else (rng.uniform(0.3, 0.6) if u[3] < 0.65 else rng.uniform(0.6, 1.0))
     else:
         beard = 0.0
-    brow = float(np.clip(rng.normal(0.75 if male else 0.25, 0.18), 0.0, 1.0))
-    lip = rng.uniform(0.35, 0.9) if (not male and u[4] < 0.75) else rng.uniform(0.0, 0.15)
+    brow = float(np.clip(rng.normal(0.8 if male else 0.2, 0.15), 0.0, 1.0))
+    lip = rng.uniform(0.5, 1.0) if (not male and u[4] < 0.9) else rng.uniform(0.0, 0.15)
     reach = float(rng.uniform(0.0, 1.0))
     return Look(hair_length=float(length), hair_volume=volume, hair_rgb=tuple(float(c) for c in rgb),
                 recession=float(recession), fringe=float(fringe), beard=float(beard),

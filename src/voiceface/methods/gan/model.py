@@ -88,17 +88,24 @@ class Generator(nn.Module):
     ->64 64x64, ReLU; ConvT(64->3, k1 s1 p0) 64x64 (no output non-linearity, as released; clamp to [-1, 1] to view).
     ``pixel_norm`` (stable recipe) puts a ``PixelNorm`` after every hidden ReLU: without any normalisation the DCGAN
     init N(0, 0.02) shrinks the signal ~5x per layer (output std ~1e-6 at the start), which stalls short trainings.
+    ``upsample`` (stable recipe) replaces each stride-2 transposed conv by nearest-neighbour x2 upsampling and a 3x3
+    conv (no checkerboard: every output pixel gets the same number of kernel taps) and ends in Conv3x3(->3) + tanh.
     """
 
     def __init__(self, embed_dim: int = 64, channels: Sequence[int] = (1024, 512, 256, 128, 64), out_channels: int = 3,
-                 pixel_norm: bool = False):
+                 pixel_norm: bool = False, upsample: bool = False):
         super().__init__()
         norm = [PixelNorm()] if pixel_norm else []
         layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, channels[0], 4, 1, 0, bias=True), nn.ReLU(inplace=True),
                                    *norm]
         for cin, cout in zip(channels[:-1], channels[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=True), nn.ReLU(inplace=True), *norm]
-        layers.append(nn.ConvTranspose2d(channels[-1], out_channels, 1, 1, 0, bias=True))
+            up = ([nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=True)] if upsample
+                  else [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=True)])
+            layers += [*up, nn.ReLU(inplace=True), *norm]
+        if upsample:
+            layers += [nn.Conv2d(channels[-1], out_channels, 3, 1, 1, bias=True), nn.Tanh()]
+        else:
+            layers.append(nn.ConvTranspose2d(channels[-1], out_channels, 1, 1, 0, bias=True))
         self.net = nn.Sequential(*layers)
         self.embed_dim = embed_dim
 

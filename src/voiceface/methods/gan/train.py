@@ -266,7 +266,7 @@ def feature_fn(kind: str, device: torch.device | str = "cpu"):
 def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> tuple[Generator, FaceCritics]:
     m = cfg.model
     with seeded(seed + 2):
-        gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm)
+        gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm, upsample=m.gen_upsample)
         crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk,
                            m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0)
         if cfg.init_std > 0:
