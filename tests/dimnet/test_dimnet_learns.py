@@ -27,7 +27,7 @@ def test_dimnet_g_learns_gender_and_control_does_not(learn_world, learn_seed, tm
     gender label no longer follows the voice. The voice gender classifier must then stay near chance, and 1:2
     voice -> face matching through the embeddings must stay below the true model's.
 
-    Measured on the current world (seeds 0 / 1 / 2 / 3, ~70 s per seed on a loaded 2-core machine;
+    Measured on the current world (seeds 0 / 1 / 2 / 3, 45-73 s per seed on a loaded 2-core machine;
     rerun: ``OMP_NUM_THREADS=1 VOICEFACE_LEARN_SEEDS=0,1,2,3 PYTHONPATH=src python -m pytest -q -rP -k learns
     tests/dimnet``): acc_gender_voice true 0.806 / 0.722 / 0.861 / 0.806, control 0.431 / 0.444 / 0.556 / 0.417
     (gap >= 0.278); match_v2f_U true 0.632 / 0.542 / 0.583 / 0.569, control 0.444 / 0.458 / 0.458 / 0.528 (true >
