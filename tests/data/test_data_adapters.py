@@ -24,19 +24,6 @@ def _wav(path, seconds):
     soundfile.write(path, np.zeros(int(16000 * seconds), np.int16), 16000, subtype="PCM_16")
 
 
-def _m4a(path, seconds):
-    import av
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=16000)
-        s.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, int(16000 * seconds)), np.float32), format="fltp",
-                                           layout="mono")
-        frame.sample_rate = 16000
-        for pkt in list(s.encode(frame)) + list(s.encode(None)):
-            c.mux(pkt)
-
-
 def _img(path, w=40, h=50):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
@@ -71,10 +58,10 @@ def test_voxceleb1_tree(vox1_tree):
     assert [it.path for it in m2] == [it.path for it in m] and m2[0].duration is None
 
 
-def test_voxceleb2_tree(tmp_path):
+def test_voxceleb2_tree(tmp_path, write_m4a):
     root = tmp_path / "vox2"
-    _m4a(root / "aac" / "id00012" / "21Uxsk56VDQ" / "00001.m4a", 1.0)
-    _m4a(root / "aac" / "id00015" / "0fijmz4vTVU" / "00003.m4a", 0.5)
+    write_m4a(root / "aac" / "id00012" / "21Uxsk56VDQ" / "00001.m4a", 1.0)
+    write_m4a(root / "aac" / "id00015" / "0fijmz4vTVU" / "00003.m4a", 0.5)
     (tmp_path / "vox2_meta.csv").write_text(VOX2_META)    # found in ROOT's parent
     m = adapters.voxceleb2(root)
     assert [(it.identity, it.gender, it.session, it.extra["vox_id"], it.extra["vox_set"]) for it in m] == [

@@ -148,26 +148,12 @@ def test_cli_reports_corrupt_image_without_align(small_tree, capsys, monkeypatch
     assert {it.split for it in m} == {"val", "train"}     # Alan -> A-B val, Woody -> F-Z train
 
 
-def _m4a(path, seconds=0.2):
-    import av
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("aac", rate=16000)
-        s.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, int(16000 * seconds)), np.float32), format="fltp",
-                                           layout="mono")
-        frame.sample_rate = 16000
-        for pkt in list(s.encode(frame)) + list(s.encode(None)):
-            c.mux(pkt)
-
-
-def test_voxceleb2_joins_vggface2_ids(small_tree, capsys):
-    pytest.importorskip("av")
+def test_voxceleb2_joins_vggface2_ids(small_tree, capsys, write_m4a):
     (small_tree / "vox2").mkdir()
     (small_tree / "vox2" / "vox2_meta.csv").write_text("VoxCeleb2 ID ,VGGFace2 ID ,Gender ,Set \n"
                                                        "id00012 ,n000012 ,f ,dev \nid00015 ,n000015 ,m ,test \n")
-    _m4a(small_tree / "vox2" / "aac" / "id00012" / "21Uxsk56VDQ" / "00001.m4a")
-    _m4a(small_tree / "vox2" / "aac" / "id00015" / "0fijmz4vTVU" / "00001.m4a")
+    write_m4a(small_tree / "vox2" / "aac" / "id00012" / "21Uxsk56VDQ" / "00001.m4a")
+    write_m4a(small_tree / "vox2" / "aac" / "id00015" / "0fijmz4vTVU" / "00001.m4a")
     _jpg(small_tree / "vggface2" / "train" / "n000012" / "0001_01.jpg")
     code = main(["prepare", "voxceleb", "--vox1", str(small_tree / "vox1"), "--vox2", str(small_tree / "vox2"),
                  "--faces", str(small_tree / "vggface"), str(small_tree / "vggface2"), "--out", str(small_tree / "o"),

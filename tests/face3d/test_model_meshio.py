@@ -26,6 +26,9 @@ def test_npy_npz_and_errors(tmp_path):
     assert np.array_equal(load_mesh(tmp_path / "v.npy")[0], v)
     v2, f2, c2 = load_mesh(tmp_path / "m.npz")
     assert np.array_equal(v2, v) and f2 is None and c2 is None
+    (tmp_path / "points.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\n")          # vertices only
+    pv, pf, pc = load_mesh(tmp_path / "points.obj")
+    assert pv.shape == (3, 3) and pv[1, 0] == 1 and pf is None and pc is None
     with pytest.raises(InputError, match="not found"):
         load_mesh(tmp_path / "none.obj")
     np.save(tmp_path / "bad.npy", np.zeros((4, 2)))

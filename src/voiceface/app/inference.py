@@ -77,7 +77,6 @@ def covariates(trained, emb: torch.Tensor) -> dict[str, list[dict]]:
 def estimate_genders(dimnet_run: str | Path, voices) -> list[dict]:
     """The gender of each recording (paths or (N,) 16 kHz arrays) by a DIMNet run's gender head: per voice
     {gender, probability} or {error}. A run without a gender head raises ``InputError``."""
-    from ..audio import extract_features
     from ..methods.dimnet.train import load_trained
 
     trained = load_trained(dimnet_run)
@@ -86,14 +85,21 @@ def estimate_genders(dimnet_run: str | Path, voices) -> list[dict]:
     out = []
     for v in voices:
         try:
-            feat = torch.from_numpy(extract_features(v)).T[None]                # (1, 64, T)
+            best = covariates(trained, voice_embedding(trained, v))["gender"][0]
         except InputError as e:
             out.append({"error": e.problem})
             continue
-        with torch.no_grad():
-            best = covariates(trained, trained.voice(feat))["gender"][0]
         out.append({"gender": best["label"], "probability": best["probability"]})
     return out
+
+
+@torch.no_grad()
+def voice_embedding(trained, voice) -> torch.Tensor:
+    """(1, d) DIMNet voice embedding of a recording (path or (N,) 16 kHz array); ``InputError`` when it has no
+    usable speech."""
+    from ..audio import extract_features
+
+    return trained.voice(torch.from_numpy(extract_features(voice)).T[None])    # (1, 64, T) -> (1, d)
 
 
 def synthetic_voice(seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -156,14 +162,10 @@ class VoiceFaceApp:
     def _dimnet_part(self, samples: np.ndarray) -> dict:
         if self.dimnet is None:
             return {"error": "no DIMNet run"}
-        from ..audio import extract_features
-
         try:
-            feat = torch.from_numpy(extract_features(samples)).T[None]        # (1, 64, T)
+            emb = voice_embedding(self.dimnet, samples)                      # (1, d)
         except InputError as e:
             return {"error": e.problem}
-        with torch.no_grad():
-            emb = self.dimnet.voice(feat)                                    # (1, d)
         res = {"covariates": covariates(self.dimnet, emb),
                "absent": [c for c in ("gender", "nationality") if c not in self.dimnet.heads.heads],
                "absent_command": NATIONALITY_COMMAND}

@@ -123,16 +123,9 @@ def heat_colors(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
 
 
 def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """An OBJ written by the project (``face3d.meshio``): ((V, 3) vertices, (F, 3) 0-based triangles (possibly
-    none), (V, 3) colours in [0, 1] or None). A vertices-only OBJ (SfV on a landmark template) keeps its vertices."""
+    """An OBJ written by the project (``face3d.meshio.load_mesh``): ((V, 3) vertices, (F, 3) 0-based triangles
+    (empty for a vertices-only OBJ, e.g. SfV on a landmark template), (V, 3) colours in [0, 1] or None)."""
     from ..face3d.meshio import load_mesh
 
-    try:
-        v, f, c = load_mesh(path)
-    except InputError:                    # trimesh drops the vertices of a file without faces
-        rows = [line.split()[1:4] for line in Path(path).read_text(encoding="ascii").splitlines()
-                if line.startswith("v ")]
-        if not rows:
-            raise
-        v, f, c = np.array(rows, dtype=np.float32), None, None
+    v, f, c = load_mesh(path)
     return v, (np.zeros((0, 3), np.int64) if f is None else f), c

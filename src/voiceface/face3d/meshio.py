@@ -51,10 +51,17 @@ def save_mesh(path, vertices, triangles, colors=None) -> Path:
     return path
 
 
+def _obj_vertices(p: Path) -> np.ndarray:
+    """(V, 3) the ``v`` lines of an OBJ (a vertices-only file, such as a landmark template's reconstruction)."""
+    rows = [line.split()[1:4] for line in p.read_text(encoding="ascii").splitlines() if line.startswith("v ")]
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
+
+
 def load_mesh(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Read a mesh: ``.obj`` / ``.ply`` (vertices, triangles, colours or None), ``.npy`` (vertices (V, 3) only) or
     ``.npz`` (``vertices`` and optional ``triangles`` / ``colors``; a simulated world's mesh files work).
-    Returns (vertices (V, 3) float32, triangles (F, 3) int64 or None, colours (V, 3) float32 in [0, 1] or None).
+    Returns (vertices (V, 3) float32, triangles (F, 3) int64 or None, colours (V, 3) float32 in [0, 1] or None);
+    an OBJ without faces (vertices only) gives its vertices and None.
     Raises ``InputError`` for a missing or unreadable file."""
     p = Path(path)
     if not p.is_file():
@@ -78,6 +85,8 @@ def load_mesh(path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
             mesh = trimesh.load(p, process=False, force="mesh")
             v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
             c = None
+            if len(v) == 0 and suffix == ".obj":      # trimesh drops the vertices of an OBJ without faces
+                v = _obj_vertices(p)
             vc = getattr(mesh.visual, "vertex_colors", None)
             if getattr(mesh.visual, "kind", None) == "vertex" and vc is not None and len(vc) == len(v):
                 c = np.asarray(vc)[:, :3] / 255.0
