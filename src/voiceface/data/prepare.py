@@ -22,6 +22,8 @@ Steps (each a function, driven by ``voiceface prepare``):
 """
 from __future__ import annotations
 
+import functools
+
 import logging
 import os
 from collections import defaultdict
@@ -180,26 +182,28 @@ def crop_relpath(item: Item) -> PurePath:
     return rel
 
 
-_DETECTOR = None   # one dlib detector per worker process (loading the models takes a second)
+@functools.lru_cache(maxsize=1)
+def _detector():
+    """One dlib detector per worker process (loading the models takes a second)."""
+    from ..face.detect import FaceDetector
+
+    return FaceDetector()
 
 
 def _align_one(src: str, outs: dict[int, str]) -> tuple[str, str | None]:
     """Worker: align one image into every ``outs`` (size -> PNG path). Returns (src, None) or (src, message)."""
-    global _DETECTOR
     from PIL import Image
 
-    from ..face.align import alignment_transform, warp_affine
-    from ..face.detect import FaceDetector, load_image
+    from ..face.align import align_image
+    from ..face.detect import load_image
 
-    if _DETECTOR is None:
-        _DETECTOR = FaceDetector()
     try:
         image = load_image(src)
-        face = _DETECTOR.find(image, src)
+        face = _detector().find(image, src)
     except InputError as e:
         return src, str(e)
     for size, out in outs.items():
-        crop = warp_affine(image, alignment_transform(face.landmarks, size), size)
+        crop = align_image(image, face.landmarks, size)
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{out}.{os.getpid()}.tmp"
         Image.fromarray(crop).save(tmp, format="PNG")
