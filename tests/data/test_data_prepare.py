@@ -165,3 +165,25 @@ def test_voxceleb2_joins_vggface2_ids(small_tree, capsys, write_m4a):
     assert {it.modality for it in rows} == {"voice", "face"} and {it.gender for it in rows} == {"f"}
     assert rows[0].extra["split_authors"] == "train" and rows[0].extra["split_pins"] == ""
     assert all(it.duration is None for it in m.select(modality="voice"))      # --no-probe
+
+
+def test_crop_names_never_collide_and_follow_align_rule(tmp_path):
+    """Images of one identity whose names differ only by extension, case or after their first dot get one crop each,
+    named by the rule ``voiceface align`` uses (face.detect.unique_output), never written over each other."""
+    from voiceface.data.manifest import Item
+    from voiceface.data.prepare import _plan_crops
+    from voiceface.face.detect import plan_outputs
+
+    root = tmp_path / "vgg" / "Ann_Lee"
+    root.mkdir(parents=True)
+    paths = sorted([root / "0001.jpg", root / "0001.png", root / "0001.JPG", root / "person01.smile",
+                    root / "person01.glasses"])
+    for p in paths:
+        Image.new("RGB", (8, 8)).save(p, format="PNG" if p.suffix == ".png" else "JPEG")
+    items = [Item(path=str(p), modality="face", identity="Ann_Lee") for p in paths]
+    plan = _plan_crops(items, tmp_path / "out", (128, 64))
+    rel = [plan[str(p)][128].relative_to(tmp_path / "out" / "faces").with_suffix("").as_posix() for p in paths]
+    assert len({r.lower() for r in rel}) == len(paths)
+    assert rel == ["Ann_Lee/0001", "Ann_Lee/Ann_Lee_0001", "Ann_Lee/0001.png", "Ann_Lee/person01.glasses",
+                   "Ann_Lee/person01.smile"]
+    assert [got.as_posix() for _, got in plan_outputs([root.parent]).jobs] == rel

@@ -29,7 +29,7 @@ import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Iterable, Sequence
 
 from ..errors import InputError
@@ -232,20 +232,20 @@ def _read_failed(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def _plan_crops(items: Iterable[Item], out: Path, sizes: Sequence[int]) -> dict[str, dict[int, Path]]:
-    """source -> {size: crop path}; a second source that would land on a taken crop gets ``NAME~2`` etc."""
+    """source -> {size: crop path}; a second source that would land on a taken crop is renamed by the rule every
+    batch command shares (``face.detect.unique_output``) and reported."""
+    from ..face.detect import unique_output
+
     plan: dict[str, dict[int, Path]] = {}
-    taken: set[PurePath] = set()
+    taken: dict[str, str] = {}
     for it in items:
         if it.modality != "face" or it.path in plan:
             continue
-        rel = base = crop_relpath(it)
-        n = 1
-        while rel in taken:
-            n += 1
-            rel = base.with_name(f"{base.name}~{n}")
-        if n > 1:
-            log.warning("%s: crop name %s taken by another image; written as %s", it.path, base, rel)
-        taken.add(rel)
+        want = PurePosixPath(crop_relpath(it).as_posix())
+        rel = unique_output(want, it.path, taken)
+        if rel != want:
+            log.warning("%s: crop name %s is already %s's; written as %s", it.path, want, taken[str(want).lower()], rel)
+        taken[str(rel).lower()] = it.path
         plan[it.path] = {s: out / CROP_DIRS[s] / f"{rel}.png" for s in sizes}
     return plan
 

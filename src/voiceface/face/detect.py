@@ -25,7 +25,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -152,9 +152,12 @@ class OutputPlan:
     skipped: int = 0
 
 
-def _unique(rel: PurePosixPath, f: Path, taken: dict[str, Path]) -> PurePosixPath:
-    """``rel`` if free, else ``FOLDER_NAME``, else the file's full name, else ``NAME_2``, ``NAME_3``, ...: never an
-    output already in ``taken`` (lower-cased output -> its input: compared as case-insensitive file systems do)."""
+def unique_output(rel: PurePosixPath, f: str | os.PathLike, taken: Mapping[str, object]) -> PurePosixPath:
+    """The output name (relative, without suffix) for input ``f`` whose natural name is ``rel``: ``rel`` if free,
+    else ``FOLDER_NAME``, else the file's full name, else ``NAME_2``, ``NAME_3``, ...; never an output already in
+    ``taken`` (keys: lower-cased outputs, compared as case-insensitive file systems do). The one renaming rule of
+    every batch command that writes one file per input image (``voiceface align``, ``voiceface prepare``)."""
+    f = Path(f)
     options = [rel, rel.parent / f"{f.parent.name}_{rel.name}", rel.parent / f.name]
     options += [rel.parent / f"{rel.name}_{k}" for k in range(2, len(taken) + 3)]
     return next(o for o in options if str(o).lower() not in taken)
@@ -163,7 +166,7 @@ def _unique(rel: PurePosixPath, f: Path, taken: dict[str, Path]) -> PurePosixPat
 def plan_outputs(inputs: Iterable[str | os.PathLike], flat: bool = False) -> OutputPlan:
     """One output name per input image: the file name minus only a known image extension (``person01.smile`` ->
     ``person01.smile``, ``a.jpg`` -> ``a``), under its sub-folder for folder inputs (``flat``: no sub-folders);
-    folders are scanned by content (``scan_images``); a name already taken is renamed (``_unique``) and reported."""
+    folders are scanned by content (``scan_images``); a name already taken is renamed (``unique_output``) and reported."""
     out = OutputPlan()
     taken: dict[str, Path] = {}
     for arg in map(Path, inputs):
@@ -175,7 +178,7 @@ def plan_outputs(inputs: Iterable[str | os.PathLike], flat: bool = False) -> Out
             files, rels = [arg], [PurePosixPath(arg.name)]
         for f, rel in zip(files, rels):
             want = PurePosixPath(image_stem(rel.name)) if flat else rel.parent / image_stem(rel.name)
-            got = _unique(want, f, taken)
+            got = unique_output(want, f, taken)
             if got != want:
                 first = taken[str(want).lower()]
                 out.renamed.append(f"{f}: output {want} is already {first}'s; written as {got}")
