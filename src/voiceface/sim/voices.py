@@ -288,7 +288,11 @@ class SessionParams:
 
 def sample_session(rng: np.random.Generator, snr_db: tuple[float, float] = (15.0, 40.0),
                    rt60_s: tuple[float, float] = (0.0, 0.6), eq_sd_db: float = 1.0) -> SessionParams:
-    """Draw a random recording session (uniform SNR and RT60 in the given ranges, Gaussian EQ gains)."""
+    """Draw a random recording session (uniform SNR and RT60 in the given ranges, Gaussian EQ gains).
+
+    As in interview-style recordings (VoxCeleb): a near microphone (reverberant energy 0.6-6 % of the direct path,
+    i.e. a direct-to-reverberant ratio of 12-22 dB) and ambient noise whose spectrum falls by 4.5-7.5 dB per octave
+    (``noise_tilt`` 1.5-2.5, room and traffic noise as in the NC curves), not white noise."""
     rt60 = float(rng.uniform(*rt60_s))
     return SessionParams(
         level_dbfs=float(rng.uniform(-32.0, -20.0)),
