@@ -40,10 +40,10 @@ def test_vad_and_logmel_front_end_run_and_see_phrases():
 
 def test_voiced_unvoiced_alternation():
     """Frame energy and zero-crossing rate alternate between voiced (low ZCR), fricative (high ZCR) and silence."""
-    # vowel share, pauses, source tilt and pulse skew are speaker habits (a dark, slow speaker has few loud
+    # vowel share, pauses, rate, source tilt and pulse skew are speaker habits (a dark, slow speaker has few loud
     # fricative frames): pin them to the population's typical values
     p = dataclasses.replace(voices.voice_params_from_person(_person(seed=2)), vowel_share=0.45, pause_scale=1.0,
-                            tilt_db_oct=0.0, speed_quotient=0.75)
+                            rate_syl_s=4.6, tilt_db_oct=0.0, speed_quotient=0.75)
     y = voices.synthesize(p, 6.0, np.random.default_rng(1), None).astype(np.float64)
     fr = y[: len(y) // 320 * 320].reshape(-1, 320)                        # 20 ms frames
     energy = 10 * np.log10((fr ** 2).mean(1) + 1e-12)

@@ -101,7 +101,7 @@ _ENV_MIX = _ENV_MIX / np.linalg.norm(_ENV_MIX, axis=1, keepdims=True)
 """(N_ENVELOPE, 19) fixed mixing (constant seed) of the identity draws into the coefficients of the speaker's
 long-term spectral envelope offset (``VoiceParams.envelope_db``); a separate matrix so the older traits keep their
 values."""
-ENVELOPE_SD_DB = 4.0
+ENVELOPE_SD_DB = 6.0
 """Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 ENV_LO_HZ = 2000.0
 """Lower edge (Hz) of the speaker's spectral envelope offset (``_envelope_gain``)."""
@@ -288,17 +288,21 @@ class SessionParams:
 
 def sample_session(rng: np.random.Generator, snr_db: tuple[float, float] = (15.0, 40.0),
                    rt60_s: tuple[float, float] = (0.0, 0.6), eq_sd_db: float = 1.0) -> SessionParams:
-    """Draw a random recording session (uniform SNR and RT60 in the given ranges, Gaussian EQ gains)."""
+    """Draw a random recording session (uniform SNR and RT60 in the given ranges, Gaussian EQ gains).
+
+    As in interview-style recordings (VoxCeleb): a near microphone (reverberant energy 0.6-6 % of the direct path,
+    i.e. a direct-to-reverberant ratio of 12-22 dB) and ambient noise whose spectrum falls by 4.5-7.5 dB per octave
+    (``noise_tilt`` 1.5-2.5, room and traffic noise as in the NC curves), not white noise."""
     rt60 = float(rng.uniform(*rt60_s))
     return SessionParams(
         level_dbfs=float(rng.uniform(-32.0, -20.0)),
         snr_db=float(rng.uniform(*snr_db)),
         rt60_s=rt60,
-        wet=float(rng.uniform(0.02, 0.2)) if rt60 > 0.05 else 0.0,
+        wet=float(rng.uniform(0.006, 0.06)) if rt60 > 0.05 else 0.0,
         eq_db=tuple(float(g) for g in rng.normal(0.0, eq_sd_db, 8)),
         highpass_hz=float(rng.uniform(40.0, 150.0)),
         lowpass_hz=float(rng.uniform(6000.0, 7900.0)),
-        noise_tilt=float(rng.uniform(0.0, 2.0)),
+        noise_tilt=float(rng.uniform(1.5, 2.5)),
     )
 
 
@@ -402,12 +406,12 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
     vow = np.exp(0.1 * t[:33].T + (expand[:, None, :] * spread[None]).reshape(-1, 33))
     return {
         "f0_hz": f0_mean_hz(gender, age) * np.exp(0.19 * e[_NOISE["f0"]]),
-        "f0_range_st": np.clip(2.5 + 1.0 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.5),
+        "f0_range_st": np.clip(2.5 + 1.4 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.5),
         "vtl_cm": vtl_mean_cm(gender, age) * (1.0 + 0.08 * e[_NOISE["vtl"]]),
         "formant_offsets": np.stack([1.0 + 0.12 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1).clip(0.6, 1.4),
         "nasality": np.clip(0.15 + 0.08 * e[_NOISE["nasality"]] + 0.05 * female, 0.02, 0.45),
         "tilt_db_oct": -1.0 * female + 5.0 * e[_NOISE["tilt"]] - ag["tilt"],
-        "rate_syl_s": np.clip(lognorm(4.6, 0.16, e[_NOISE["rate"]]) * ag["rate"], 2.6, 7.0),
+        "rate_syl_s": np.clip(lognorm(4.6, 0.22, e[_NOISE["rate"]]) * ag["rate"], 2.6, 7.0),
         "jitter": np.clip(lognorm(0.008, 0.45, e[_NOISE["jitter"]]) * ag["jitter"], 0.002, 0.05),
         "shimmer": np.clip(lognorm(0.05, 0.4, e[_NOISE["shimmer"]]) * ag["shimmer"], 0.01, 0.22),
         "breathiness": np.clip(lognorm(0.07, 0.6, e[_NOISE["breath"]]) * (1.0 + 0.5 * female) * ag["breath"],
@@ -422,13 +426,13 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         "piriform_hz": lognorm(4800.0, 0.08, t[35]) * np.where(female, 1.12, 1.0),
         "piriform_depth": np.clip(0.55 + 0.2 * t[36], 0.0, 0.95),
         "vowel_offsets": vow,
-        "vowel_pref": 0.5 * t[37:48].T,
-        "decl_st_s": -1.8 + 0.8 * t[48],
-        "final_st": -2.0 + 2.0 * t[49],
-        "accent_peak": np.clip(0.5 * t[50], -1.0, 1.0),
+        "vowel_pref": 0.7 * t[37:48].T,
+        "decl_st_s": -1.8 + 1.1 * t[48],
+        "final_st": -2.0 + 2.8 * t[49],
+        "accent_peak": np.clip(0.7 * t[50], -1.0, 1.0),
         "creak": np.clip(0.3 * t[51] + 0.1 + ag["creak"], 0.0, 1.0),
-        "pause_scale": lognorm(1.0, 0.3, t[52]) * ag["pause"],
-        "vowel_share": np.clip(0.45 + 0.06 * t[53], 0.3, 0.6),
+        "pause_scale": lognorm(1.0, 0.42, t[52]) * ag["pause"],
+        "vowel_share": np.clip(0.45 + 0.084 * t[53], 0.3, 0.6),
         # long-term average speech spectra differ between talkers by a few dB per third-octave band (between-talker
         # sd ~3-6 dB, largest above 2 kHz: Byrne et al. 1994, J. Acoust. Soc. Am. 96, 2108), from voice quality,
         # the "speaker's formant" near 3-4 kHz and resonance habits: a smooth per-speaker envelope offset, fixed
@@ -446,8 +450,8 @@ def _age_factors(age) -> dict[str, np.ndarray]:
             "creak": 0.006 * a, "tilt": 0.03 * a, "rate": np.exp(-0.006 * a), "pause": np.exp(0.008 * a)}
 
 
-ACCENT_SD = {"vowel": 0.06, "pref": 0.6, "rate": 0.08, "f0_range": 0.6, "decl": 0.6, "final": 1.5, "peak": 0.4,
-             "pause": 0.15, "share": 0.04}
+ACCENT_SD = {"vowel": 0.06, "pref": 0.85, "rate": 0.11, "f0_range": 0.85, "decl": 0.85, "final": 2.1, "peak": 0.55,
+             "pause": 0.21, "share": 0.056}
 """Between-nationality sd of each accent component (log units for vowel formants, rate and pauses; semitones for
 F0 range and final movement; st/s for declination; peak position and vowel share in their own units)."""
 
@@ -691,6 +695,16 @@ def _glottal_source(rng: np.random.Generator, f0: np.ndarray, p: VoiceParams,
     return dflow, flow
 
 
+def _pulse_peak(p: VoiceParams) -> float:
+    """Reference peak |flow derivative| (per sample) of the speaker's modal pulses at the median F0: the steeper of
+    the opening (pi / 2 tp) and closing (pi / 2 tn) slopes, times 1.5 for accents, jitter and shimmer. A fixed
+    per-speaker scale (not the utterance's own maximum, which creaky or accented utterances push up at random) keeps
+    the voicing-to-noise balance of a speaker the same from utterance to utterance."""
+    oq = p.open_quotient
+    slope = 0.5 * np.pi / (oq * min(p.speed_quotient, 1.0 - p.speed_quotient))
+    return 1.5 * slope * p.f0_hz / SAMPLE_RATE
+
+
 def _resonator(freq: np.ndarray, bw: np.ndarray) -> np.ndarray:
     """Complex response of Klatt digital resonators on the STFT bins, unit gain at DC.
 
@@ -814,7 +828,7 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
     asp = _ms_to_samples(_smooth(tr.asp, 9), n)
     fric = _ms_to_samples(_smooth(tr.fric, 5), n)
     loud = _ms_to_samples(_smooth(np.where(tr.accent > 0.3, 1.25, 1.0), 61), n)
-    g = dflow / (np.abs(dflow).max() + 1e-9)
+    g = dflow / _pulse_peak(params)
     noise_a = rng.standard_normal(n)
     breath = params.breathiness * noise_a * (0.25 + flow) * 0.35
     src_tract = loud * (voice * (g + breath)) + asp * 0.08 * noise_a
