@@ -113,7 +113,8 @@ def sample_traits(rng: np.random.Generator, male: bool, age: float, group: str) 
         under_eye=float(rng.uniform(0.0, 1.0)), wrinkle=float(np.clip((age - 30.0) / 40.0, 0, 1) * rng.uniform(0.5, 1)),
         iris_rgb=tuple(float(c) for c in iris),
         lash=float(np.clip(rng.normal(0.3 if male else 0.85, 0.2), 0, 1)),
-        brow_arch=float(rng.uniform(0, 1)), brow_tilt=float(rng.uniform(-1, 1)), brow_lift=float(rng.normal(0, 1.5)),
+        brow_arch=float(rng.beta(1.5, 2.5) if male else rng.beta(2.5, 1.5)), brow_tilt=float(rng.uniform(-1, 1)),
+        brow_lift=float(rng.normal(-1.2 if male else 1.2, 1.5)),
         brow_len=float(rng.uniform(0, 1)), brow_gap=float(rng.uniform(0, 1)),
         widow=float(rng.uniform(0.3, 1.0) if u[1] < 0.3 else 0.0),
         part=float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.0) if u[2] < 0.6 else 0.0),
@@ -178,10 +179,12 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     rgb = rgb * np.exp(0.25 * rng.standard_normal())
     grey = np.clip((age - 35.0) / 40.0, 0.0, 1.0) * rng.uniform(0.2, 1.0)
     rgb = (1 - grey) * rgb + grey * GREY
-    recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
+    recession = (rng.uniform(3.0, 12.0) + (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if u[1] < 0.6
+                                           else 0.0)) if male else 0.0
     fringe = rng.uniform(0.3, 1.0) if u[2] < (0.12 if male else 0.35) else 0.0
-    if male:     # ~20 % clean-shaven, ~45 % stubble, ~35 % beard
-        beard = 0.0 if u[3] < 0.2 else (rng.uniform(0.3, 0.6) if u[3] < 0.65 else rng.uniform(0.6, 1.0))
+    if male:     # ~20 % clean-shaven (a faint shadow of the shaved beard), ~45 % stubble, ~35 % beard
+        beard = (rng.uniform(0.1, 0.22) if u[3] < 0.2 else
+                 (rng.uniform(0.3, 0.6) if u[3] < 0.65 else rng.uniform(0.6, 1.0)))
     else:
         beard = 0.0
     brow = float(np.clip(rng.normal(0.8 if male else 0.2, 0.15), 0.0, 1.0))
@@ -283,7 +286,9 @@ def hair_weight(look: Look) -> np.ndarray:
     t = look.traits
     c = np.clip(np.cos(r["theta"]), 0.0, 1.0)
     side = (1.0 - c) ** 1.5
-    front_line = r["y_tr"] + 4.0 + look.recession - 38.0 * look.fringe * np.exp(-0.5 * (r["x"] / 45.0) ** 2)
+    temples = np.exp(-0.5 * ((r["ax"] - 34.0) / 10.0) ** 2)                  # men recede at the temples first
+    front_line = (r["y_tr"] + 4.0 + look.recession * (0.45 + 0.55 * temples)
+                  - 38.0 * look.fringe * np.exp(-0.5 * (r["x"] / 45.0) ** 2))
     if t is not None:
         front_line = front_line - 9.0 * t.widow * np.exp(-0.5 * (r["x"] / 6.0) ** 2) + 5.0 * t.part * r["x"] / 45.0
     drop = 40.0 + 95.0 * look.hair_length
@@ -427,6 +432,8 @@ def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.
     lip_rgb = np.array([0.62, 0.12, 0.16])
     if t is not None:       # the person's own lip colour (pinker .. browner)
         lip_rgb = np.clip(lip_rgb * np.exp(0.1 * np.random.default_rng(t.pattern + 2).standard_normal(3)), 0.02, 1)
+    nat = 0.6 * r["lips"][:, None]      # untinted lips: close to the skin, a little darker and pinker
+    a = a * (1 - nat) + nat * skin * np.array([0.95, 0.72, 0.74])
     lw = look.lip_tint * r["lips"][:, None]
     a = a * (1 - lw) + lw * lip_rgb
     return torch.as_tensor(np.clip(a, 0.02, 1.0), dtype=torch.float32)
@@ -464,8 +471,8 @@ def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.n
     half_w = (77.0 + 14.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
     top = (164.0 + 18.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
     square = 2.0 + 1.6 * (0.5 + 0.5 * np.sin(3.0 * phase))                      # 2 round .. 3.6 boxy
-    bottom = 40.0 - 230.0 * look.hair_length
-    ragged = (8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+    bottom = (50.0 - 60.0 * look.hair_length) if short else (40.0 - 230.0 * look.hair_length)
+    ragged = ((8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)) * (0.4 if short else 1.0)
     flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
     au = np.abs(u / flare)
     dome = np.where(v > 40.0, au ** square + np.abs((v - 40.0) / (top - 40.0)) ** square, au ** square)
@@ -487,7 +494,7 @@ def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, l
     Returns:
         (B, 3, S, S) backgrounds with hair.
     """
-    if look is None or (look.hair_length < 0.3 and look.recession > 15.0):     # bald men: no cap
+    if look is None or (look.hair_length < 0.3 and look.recession > 22.0):     # bald men: no cap
         return backgrounds
     from ..face3d.geometry import SH_C0
 
