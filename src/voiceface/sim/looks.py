@@ -330,8 +330,8 @@ def brow_weight(look: Look) -> np.ndarray:
     if t is None:
         return r["brow_x"] * np.exp(-0.5 * ((r["y"] - r["brow_y"] + 0.5 * look.brow) / sd) ** 2)
     ax, u = r["ax"], (r["ax"] - 30.0) / 20.0
-    centre = (r["brow_y"] - 0.5 * look.brow + t.brow_lift + (t.brow_arch - 0.5) * 4.0 * (1.0 - u ** 2)
-              + 3.0 * t.brow_tilt * u)
+    centre = (r["brow_y"] - 0.5 * look.brow + t.brow_lift + (t.brow_arch - 0.5) * 5.5 * (1.0 - u ** 2)
+              + 4.0 * t.brow_tilt * u)
     sd = (1.4 + 2.0 * look.brow) * (1.0 - 0.45 * _ramp(ax, 30.0, 56.0))
     inner, outer = 9.0 + 8.0 * t.brow_gap, 44.0 + 12.0 * t.brow_len
     extent = _ramp(ax, inner, inner + 4.0) * (1.0 - _ramp(ax, outer - 4.0, outer)) * r["front"]
@@ -353,7 +353,7 @@ def _skin_marks(t: Traits, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, ax, y, front = r["x"], r["ax"], r["y"], r["front"]
     rng = np.random.default_rng(t.pattern)
     f = np.ones((len(x), 3))
-    f *= (1.0 + 0.07 * t.mottle * np.tanh(_blobs(rng, x, y, 10, (10.0, 25.0))))[:, None]
+    f *= (1.0 + 0.09 * t.mottle * np.tanh(_blobs(rng, x, y, 10, (10.0, 25.0))))[:, None]
     cheek = np.exp(-0.5 * (((ax - 36.0) / 12.0) ** 2 + ((y - 8.0) / 10.0) ** 2)) * front
     f *= 1.0 + 0.25 * t.blush * cheek[:, None] * np.array([0.5, -0.35, -0.3])
     lower_lid = np.exp(-0.5 * (((r["eye_r"]) / 10.0) ** 2)) * (r["eye_dy"] < -3.0) * (1.0 - r["lens"])
@@ -383,7 +383,7 @@ def _hair_texture(t: Traits) -> np.ndarray:
     rng = np.random.default_rng(t.pattern + 1)
     along = x - 28.0 * t.part
     comb = np.sin(along / (2.0 + 2.0 * t.curl) + 4.0 * t.curl * np.sin(y / 7.0 + t.hair_phase) + t.hair_phase)
-    return np.clip(1.0 + 0.12 * comb + 0.12 * np.tanh(_blobs(rng, x, y + 80.0, 8, (8.0, 20.0))), 0.6, 1.4)
+    return np.clip(1.0 + 0.16 * comb + 0.14 * np.tanh(_blobs(rng, x, y + 80.0, 8, (8.0, 20.0))), 0.6, 1.4)
 
 
 def _paint_eyes(a: np.ndarray, t: Traits) -> np.ndarray:
@@ -468,8 +468,8 @@ def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.n
     t = look.traits
     curl = 0.0 if t is None else t.curl
     short = look.hair_length < 0.3
-    half_w = (77.0 + 14.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
-    top = (164.0 + 18.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
+    half_w = (77.0 + 20.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
+    top = (164.0 + 24.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
     square = 2.0 + 1.6 * (0.5 + 0.5 * np.sin(3.0 * phase))                      # 2 round .. 3.6 boxy
     bottom = (50.0 - 60.0 * look.hair_length) if short else (40.0 - 230.0 * look.hair_length)
     ragged = ((8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)) * (0.4 if short else 1.0)
