@@ -3,8 +3,9 @@
 Real face photos show gender through much more than the craniofacial shape the built-in model varies (the
 thesis's face gender classifier reaches ~99 %, Sec. 2.3): hair length and silhouette, beard or stubble shading,
 brow thickness, lip colour. A ``Look`` carries these per person, drawn from *overlapping* gender-conditional
-distributions (some men wear long hair, some women short; many men are clean-shaven), so gender is a strong but
-not a trivial cue. Two renderings use it:
+distributions (some men wear long hair, some women short; some men are clean-shaven, with only the shadow of a
+shaved beard; brows sit lower and flatter in men, higher and more arched in women, with wide overlap), so gender is
+a strong but not a trivial cue. Two renderings use it:
 
 * ``apply_look``: per-vertex albedo edits on the model's mean-face regions (scalp hair with a receding or low
   hairline and a fringe, hair down the sides of the head for long hair, sideburns, stubble / beard / moustache
@@ -52,8 +53,9 @@ class Traits:
         moles: number of moles / marks (0..5).  freckles: 0..1 freckle density.  mottle: 0..1 uneven skin tone.
         blush: 0..1 cheek colour.  under_eye: 0..1 darker lower lids.  wrinkle: 0..1 (age) forehead and
         nasolabial lines.  iris_rgb: (3,) iris colour.  lash: 0..1 darkness of the lash line (and eye liner).
-        brow_arch: 0..1 arch height.  brow_tilt: -1..1 (tail down .. up).  brow_lift: mm above the usual brow
-        line.  brow_len: 0..1 how far out the brow tail reaches.  brow_gap: 0..1 gap between the brows.
+        brow_arch: 0..1 arch height (mostly higher in women).  brow_tilt: -1..1 (tail down .. up).  brow_lift:
+        mm above the usual brow line (women's ~2.4 mm above men's on average, sd 1.5 mm).  brow_len: 0..1 how
+        far out the brow tail reaches.  brow_gap: 0..1 gap between the brows.
         widow: 0..1 widow's peak.  part: -1..1 side of the hair parting (|part| < 0.3: none).
         hair_phase: phase of the person's hairdo (strand pattern, ragged edge).  curl: 0..1 waviness.
         moustache, goatee, cheek_beard: 0..1 weights of the facial-hair style's parts (with ``Look.beard``).
@@ -132,9 +134,11 @@ class Look:
     Attributes:
         hair_length: 0 (cropped) .. 1 (well below the shoulders-line of the crop).  hair_volume: 0..1 (width of
         the hair silhouette).  hair_rgb: (3,) reflectance.  recession: how far the front hairline has receded
-        (mm, >= 0; older men).  fringe: 0..1 (bangs lowering the front hairline).  beard: 0..1 facial-hair
-        density (0 = clean-shaven, ~0.3 stubble, 1 full beard).  beard_reach: 0..1 how high the beard climbs the
-        cheeks.  brow: 0..1 brow thickness and darkness.  lip_tint: 0..1 lip colour (lipstick) strength.
+        at the temples (mm, >= 0; men: a few mm from adulthood, more with age; the centre recedes ~half as
+        far).  fringe: 0..1 (bangs lowering the front hairline).  beard: 0..1 facial-hair density (0 = none,
+        0.1-0.22 the shadow of a shaved beard, ~0.3-0.6 stubble, 1 full beard).  beard_reach: 0..1 how high
+        the beard climbs the cheeks.  brow: 0..1 brow thickness and darkness.  lip_tint: 0..1 lip colour
+        (lipstick) strength.
     """
 
     hair_length: float
@@ -279,7 +283,8 @@ def _eye_regions(m, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def hair_weight(look: Look) -> np.ndarray:
-    """(V,) scalp-hair weight: hairline at the trichion raised by ``recession``, lowered by ``fringe`` at the
+    """(V,) scalp-hair weight: hairline at the trichion raised by ``recession`` (most at the temples), lowered by
+    ``fringe`` at the
     front (and by a widow's peak, tilted towards the parting side); longer hair covers the sides of the head
     (temples, ears) further down; a parting shows a line of scalp."""
     r = _regions()
@@ -464,7 +469,8 @@ def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.n
     """(B, S, S) 0..1 coverage of the person's hair silhouette in the head's frontal plane (u, v mm): a
     super-elliptic dome over the skull (the head is 74 mm wide each side and 160 mm high), its width, height and
     squareness the person's (``hair_volume``, hair phase), with sides falling to ``y = 40 - 230 * hair_length``
-    and a ragged lower edge. Short hair is a close cap whose outline still differs from person to person."""
+    and a ragged lower edge. Short hair (< 0.3) is a close cap ending at the temples (``y = 50 - 60 *
+    hair_length``, a little ragged) whose outline still differs from person to person."""
     t = look.traits
     curl = 0.0 if t is None else t.curl
     short = look.hair_length < 0.3
@@ -472,7 +478,8 @@ def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.n
     top = (164.0 + 24.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
     square = 2.0 + 1.6 * (0.5 + 0.5 * np.sin(3.0 * phase))                      # 2 round .. 3.6 boxy
     bottom = (50.0 - 60.0 * look.hair_length) if short else (40.0 - 230.0 * look.hair_length)
-    ragged = ((8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)) * (0.4 if short else 1.0)
+    ragged = ((8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+              ) * (0.4 if short else 1.0)
     flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
     au = np.abs(u / flare)
     dome = np.where(v > 40.0, au ** square + np.abs((v - 40.0) / (top - 40.0)) ** square, au ** square)
