@@ -284,9 +284,8 @@ def _eye_regions(m, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 def hair_weight(look: Look) -> np.ndarray:
     """(V,) scalp-hair weight: hairline at the trichion raised by ``recession`` (most at the temples), lowered by
-    ``fringe`` at the
-    front (and by a widow's peak, tilted towards the parting side); longer hair covers the sides of the head
-    (temples, ears) further down; a parting shows a line of scalp."""
+    ``fringe`` at the front (and by a widow's peak, tilted towards the parting side); longer hair covers the sides
+    of the head (temples, ears) further down; a parting shows a line of scalp."""
     r = _regions()
     t = look.traits
     c = np.clip(np.cos(r["theta"]), 0.0, 1.0)
