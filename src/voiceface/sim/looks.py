@@ -3,8 +3,9 @@
 Real face photos show gender through much more than the craniofacial shape the built-in model varies (the
 thesis's face gender classifier reaches ~99 %, Sec. 2.3): hair length and silhouette, beard or stubble shading,
 brow thickness, lip colour. A ``Look`` carries these per person, drawn from *overlapping* gender-conditional
-distributions (some men wear long hair, some women short; many men are clean-shaven), so gender is a strong but
-not a trivial cue. Two renderings use it:
+distributions (some men wear long hair, some women short; some men are clean-shaven, with only the shadow of a
+shaved beard; brows sit lower and flatter in men, higher and more arched in women, with wide overlap), so gender is
+a strong but not a trivial cue. Two renderings use it:
 
 * ``apply_look``: per-vertex albedo edits on the model's mean-face regions (scalp hair with a receding or low
   hairline and a fringe, hair down the sides of the head for long hair, sideburns, stubble / beard / moustache
@@ -52,8 +53,9 @@ class Traits:
         moles: number of moles / marks (0..5).  freckles: 0..1 freckle density.  mottle: 0..1 uneven skin tone.
         blush: 0..1 cheek colour.  under_eye: 0..1 darker lower lids.  wrinkle: 0..1 (age) forehead and
         nasolabial lines.  iris_rgb: (3,) iris colour.  lash: 0..1 darkness of the lash line (and eye liner).
-        brow_arch: 0..1 arch height.  brow_tilt: -1..1 (tail down .. up).  brow_lift: mm above the usual brow
-        line.  brow_len: 0..1 how far out the brow tail reaches.  brow_gap: 0..1 gap between the brows.
+        brow_arch: 0..1 arch height (mostly higher in women).  brow_tilt: -1..1 (tail down .. up).  brow_lift:
+        mm above the usual brow line (women's ~2.4 mm above men's on average, sd 1.5 mm).  brow_len: 0..1 how
+        far out the brow tail reaches.  brow_gap: 0..1 gap between the brows.
         widow: 0..1 widow's peak.  part: -1..1 side of the hair parting (|part| < 0.3: none).
         hair_phase: phase of the person's hairdo (strand pattern, ragged edge).  curl: 0..1 waviness.
         moustache, goatee, cheek_beard: 0..1 weights of the facial-hair style's parts (with ``Look.beard``).
@@ -113,7 +115,8 @@ def sample_traits(rng: np.random.Generator, male: bool, age: float, group: str) 
         under_eye=float(rng.uniform(0.0, 1.0)), wrinkle=float(np.clip((age - 30.0) / 40.0, 0, 1) * rng.uniform(0.5, 1)),
         iris_rgb=tuple(float(c) for c in iris),
         lash=float(np.clip(rng.normal(0.3 if male else 0.85, 0.2), 0, 1)),
-        brow_arch=float(rng.uniform(0, 1)), brow_tilt=float(rng.uniform(-1, 1)), brow_lift=float(rng.normal(0, 1.5)),
+        brow_arch=float(rng.beta(1.5, 2.5) if male else rng.beta(2.5, 1.5)), brow_tilt=float(rng.uniform(-1, 1)),
+        brow_lift=float(rng.normal(-1.2 if male else 1.2, 1.5)),
         brow_len=float(rng.uniform(0, 1)), brow_gap=float(rng.uniform(0, 1)),
         widow=float(rng.uniform(0.3, 1.0) if u[1] < 0.3 else 0.0),
         part=float(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 1.0) if u[2] < 0.6 else 0.0),
@@ -131,9 +134,11 @@ class Look:
     Attributes:
         hair_length: 0 (cropped) .. 1 (well below the shoulders-line of the crop).  hair_volume: 0..1 (width of
         the hair silhouette).  hair_rgb: (3,) reflectance.  recession: how far the front hairline has receded
-        (mm, >= 0; older men).  fringe: 0..1 (bangs lowering the front hairline).  beard: 0..1 facial-hair
-        density (0 = clean-shaven, ~0.3 stubble, 1 full beard).  beard_reach: 0..1 how high the beard climbs the
-        cheeks.  brow: 0..1 brow thickness and darkness.  lip_tint: 0..1 lip colour (lipstick) strength.
+        at the temples (mm, >= 0; men: a few mm from adulthood, more with age; the centre recedes ~half as
+        far).  fringe: 0..1 (bangs lowering the front hairline).  beard: 0..1 facial-hair density (0 = none,
+        0.1-0.22 the shadow of a shaved beard, ~0.3-0.6 stubble, 1 full beard).  beard_reach: 0..1 how high
+        the beard climbs the cheeks.  brow: 0..1 brow thickness and darkness.  lip_tint: 0..1 lip colour
+        (lipstick) strength.
     """
 
     hair_length: float
@@ -178,10 +183,12 @@ def sample_look(rng: np.random.Generator, gender: str, age: float, group: str) -
     rgb = rgb * np.exp(0.25 * rng.standard_normal())
     grey = np.clip((age - 35.0) / 40.0, 0.0, 1.0) * rng.uniform(0.2, 1.0)
     rgb = (1 - grey) * rgb + grey * GREY
-    recession = (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if male and u[1] < 0.6 else 0.0)
+    recession = (rng.uniform(3.0, 12.0) + (max(0.0, (age - 25.0) / 45.0) * rng.uniform(0.0, 35.0) if u[1] < 0.6
+                                           else 0.0)) if male else 0.0
     fringe = rng.uniform(0.3, 1.0) if u[2] < (0.12 if male else 0.35) else 0.0
-    if male:     # ~20 % clean-shaven, ~45 % stubble, ~35 % beard
-        beard = 0.0 if u[3] < 0.2 else (rng.uniform(0.3, 0.6) if u[3] < 0.65 else rng.uniform(0.6, 1.0))
+    if male:     # ~20 % clean-shaven (a faint shadow of the shaved beard), ~45 % stubble, ~35 % beard
+        beard = (rng.uniform(0.1, 0.22) if u[3] < 0.2 else
+                 (rng.uniform(0.3, 0.6) if u[3] < 0.65 else rng.uniform(0.6, 1.0)))
     else:
         beard = 0.0
     brow = float(np.clip(rng.normal(0.8 if male else 0.2, 0.15), 0.0, 1.0))
@@ -276,14 +283,16 @@ def _eye_regions(m, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def hair_weight(look: Look) -> np.ndarray:
-    """(V,) scalp-hair weight: hairline at the trichion raised by ``recession``, lowered by ``fringe`` at the
-    front (and by a widow's peak, tilted towards the parting side); longer hair covers the sides of the head
-    (temples, ears) further down; a parting shows a line of scalp."""
+    """(V,) scalp-hair weight: hairline at the trichion raised by ``recession`` (most at the temples), lowered by
+    ``fringe`` at the front (and by a widow's peak, tilted towards the parting side); longer hair covers the sides
+    of the head (temples, ears) further down; a parting shows a line of scalp."""
     r = _regions()
     t = look.traits
     c = np.clip(np.cos(r["theta"]), 0.0, 1.0)
     side = (1.0 - c) ** 1.5
-    front_line = r["y_tr"] + 4.0 + look.recession - 38.0 * look.fringe * np.exp(-0.5 * (r["x"] / 45.0) ** 2)
+    temples = np.exp(-0.5 * ((r["ax"] - 34.0) / 10.0) ** 2)                  # men recede at the temples first
+    front_line = (r["y_tr"] + 4.0 + look.recession * (0.45 + 0.55 * temples)
+                  - 38.0 * look.fringe * np.exp(-0.5 * (r["x"] / 45.0) ** 2))
     if t is not None:
         front_line = front_line - 9.0 * t.widow * np.exp(-0.5 * (r["x"] / 6.0) ** 2) + 5.0 * t.part * r["x"] / 45.0
     drop = 40.0 + 95.0 * look.hair_length
@@ -325,8 +334,8 @@ def brow_weight(look: Look) -> np.ndarray:
     if t is None:
         return r["brow_x"] * np.exp(-0.5 * ((r["y"] - r["brow_y"] + 0.5 * look.brow) / sd) ** 2)
     ax, u = r["ax"], (r["ax"] - 30.0) / 20.0
-    centre = (r["brow_y"] - 0.5 * look.brow + t.brow_lift + (t.brow_arch - 0.5) * 4.0 * (1.0 - u ** 2)
-              + 3.0 * t.brow_tilt * u)
+    centre = (r["brow_y"] - 0.5 * look.brow + t.brow_lift + (t.brow_arch - 0.5) * 5.5 * (1.0 - u ** 2)
+              + 4.0 * t.brow_tilt * u)
     sd = (1.4 + 2.0 * look.brow) * (1.0 - 0.45 * _ramp(ax, 30.0, 56.0))
     inner, outer = 9.0 + 8.0 * t.brow_gap, 44.0 + 12.0 * t.brow_len
     extent = _ramp(ax, inner, inner + 4.0) * (1.0 - _ramp(ax, outer - 4.0, outer)) * r["front"]
@@ -348,7 +357,7 @@ def _skin_marks(t: Traits, skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, ax, y, front = r["x"], r["ax"], r["y"], r["front"]
     rng = np.random.default_rng(t.pattern)
     f = np.ones((len(x), 3))
-    f *= (1.0 + 0.07 * t.mottle * np.tanh(_blobs(rng, x, y, 10, (10.0, 25.0))))[:, None]
+    f *= (1.0 + 0.09 * t.mottle * np.tanh(_blobs(rng, x, y, 10, (10.0, 25.0))))[:, None]
     cheek = np.exp(-0.5 * (((ax - 36.0) / 12.0) ** 2 + ((y - 8.0) / 10.0) ** 2)) * front
     f *= 1.0 + 0.25 * t.blush * cheek[:, None] * np.array([0.5, -0.35, -0.3])
     lower_lid = np.exp(-0.5 * (((r["eye_r"]) / 10.0) ** 2)) * (r["eye_dy"] < -3.0) * (1.0 - r["lens"])
@@ -378,7 +387,7 @@ def _hair_texture(t: Traits) -> np.ndarray:
     rng = np.random.default_rng(t.pattern + 1)
     along = x - 28.0 * t.part
     comb = np.sin(along / (2.0 + 2.0 * t.curl) + 4.0 * t.curl * np.sin(y / 7.0 + t.hair_phase) + t.hair_phase)
-    return np.clip(1.0 + 0.12 * comb + 0.12 * np.tanh(_blobs(rng, x, y + 80.0, 8, (8.0, 20.0))), 0.6, 1.4)
+    return np.clip(1.0 + 0.16 * comb + 0.14 * np.tanh(_blobs(rng, x, y + 80.0, 8, (8.0, 20.0))), 0.6, 1.4)
 
 
 def _paint_eyes(a: np.ndarray, t: Traits) -> np.ndarray:
@@ -427,6 +436,8 @@ def apply_look(albedo: torch.Tensor, look: Look, skin_rgb: np.ndarray) -> torch.
     lip_rgb = np.array([0.62, 0.12, 0.16])
     if t is not None:       # the person's own lip colour (pinker .. browner)
         lip_rgb = np.clip(lip_rgb * np.exp(0.1 * np.random.default_rng(t.pattern + 2).standard_normal(3)), 0.02, 1)
+    nat = 0.6 * r["lips"][:, None]      # untinted lips: close to the skin, a little darker and pinker
+    a = a * (1 - nat) + nat * skin * np.array([0.95, 0.72, 0.74])
     lw = look.lip_tint * r["lips"][:, None]
     a = a * (1 - lw) + lw * lip_rgb
     return torch.as_tensor(np.clip(a, 0.02, 1.0), dtype=torch.float32)
@@ -457,15 +468,17 @@ def hair_outline(look: Look, u: np.ndarray, v: np.ndarray, phase: float) -> np.n
     """(B, S, S) 0..1 coverage of the person's hair silhouette in the head's frontal plane (u, v mm): a
     super-elliptic dome over the skull (the head is 74 mm wide each side and 160 mm high), its width, height and
     squareness the person's (``hair_volume``, hair phase), with sides falling to ``y = 40 - 230 * hair_length``
-    and a ragged lower edge. Short hair is a close cap whose outline still differs from person to person."""
+    and a ragged lower edge. Short hair (< 0.3) is a close cap ending at the temples (``y = 50 - 60 *
+    hair_length``, a little ragged) whose outline still differs from person to person."""
     t = look.traits
     curl = 0.0 if t is None else t.curl
     short = look.hair_length < 0.3
-    half_w = (77.0 + 14.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
-    top = (164.0 + 18.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
+    half_w = (77.0 + 20.0 * look.hair_volume + 5.0 * curl) if short else (88.0 + 30.0 * look.hair_volume)
+    top = (164.0 + 24.0 * look.hair_volume + 6.0 * curl) if short else (165.0 + 25.0 * look.hair_volume)
     square = 2.0 + 1.6 * (0.5 + 0.5 * np.sin(3.0 * phase))                      # 2 round .. 3.6 boxy
-    bottom = 40.0 - 230.0 * look.hair_length
-    ragged = (8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+    bottom = (50.0 - 60.0 * look.hair_length) if short else (40.0 - 230.0 * look.hair_length)
+    ragged = ((8.0 + 8.0 * curl) * np.sin(u / 9.0 + phase) + 5.0 * np.sin(u / 4.0 + 2 * phase)
+              ) * (0.4 if short else 1.0)
     flare = half_w * (1.0 + 0.15 * _ramp(-v, -40.0, 150.0))
     au = np.abs(u / flare)
     dome = np.where(v > 40.0, au ** square + np.abs((v - 40.0) / (top - 40.0)) ** square, au ** square)
@@ -487,7 +500,7 @@ def paint_hair(backgrounds: np.ndarray, poses: np.ndarray, lights: np.ndarray, l
     Returns:
         (B, 3, S, S) backgrounds with hair.
     """
-    if look is None or (look.hair_length < 0.3 and look.recession > 15.0):     # bald men: no cap
+    if look is None or (look.hair_length < 0.3 and look.recession > 22.0):     # bald men: no cap
         return backgrounds
     from ..face3d.geometry import SH_C0
 
