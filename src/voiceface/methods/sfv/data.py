@@ -303,7 +303,7 @@ def from_csv(path: str | os.PathLike, measure: MeasureFn | None = None, am_names
             person_ids.append(ident)
         except InputError as e:   # one bad file is reported and skipped
             log.warning("skipping %s", e)
-            failed.append((row["voice"], str(e)))
+            failed.append((str(path.parent / row["voice"]), str(e)))
     ids = sorted(set(person_ids))
     if not ids:
         raise InputError(path, "no usable voice/shape pairs")

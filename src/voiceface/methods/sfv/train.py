@@ -192,6 +192,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         values = loss.estimator_step(x, target)
         values["v2v/mse"] = v2v_loss.estimator_step(xv, tv)["loss/mse"]
         if (step + 1) % t.select_every == 0 or step + 1 == t.steps:
+            dist.sync_buffers(model)                 # BatchNorm statistics of rank 0: equal scores on every rank
             score = val1_scores(plain, triplets, layout, cfg).to(device)         # (M,), in float32
             better = score < best.score
             best.net.load_state_dict(where_nets(better, plain.state_dict(), best.net.state_dict()))
