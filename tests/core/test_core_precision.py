@@ -32,3 +32,15 @@ def test_bf16_autocasts_forward_passes_on_cpu_and_fp32_does_not():
     bf16.step(opt)
     bf16.update()
     assert lin.weight.dtype == torch.float32 and not torch.equal(before, lin.weight)
+
+
+def test_autocast_modules_runs_only_those_modules_in_bf16_with_float32_outputs():
+    torch.manual_seed(0)
+    net, other = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+    x = torch.randn(4, 16)
+    want = net(x)
+    Precision.resolve("bf16", "cpu").autocast_modules(net)
+    y = net(x)
+    assert y.dtype == torch.float32 and not torch.equal(y, want) and torch.allclose(y, want, atol=0.1)
+    assert torch.equal(other(x), torch.nn.functional.linear(x, other.weight, other.bias))
+    assert set(net.state_dict()) == {"weight", "bias"}

@@ -60,6 +60,14 @@ class Precision:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.name])
 
+    def autocast_modules(self, *modules: torch.nn.Module) -> None:
+        """Run each module's forward under ``autocast()`` with floating outputs cast back to float32, for methods
+        whose other computations must stay in float32 (CEST's geometry and differentiable renderer: screen
+        coordinates in bfloat16 would be off by a pixel). No-op in fp32; state dicts are unchanged."""
+        if self.enabled:
+            for m in modules:
+                m.forward = _AutocastForward(m.forward, self)
+
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
@@ -79,3 +87,15 @@ class Precision:
         """Once per training step, after the last ``step``: adapt the loss scale."""
         if self.scaler is not None:
             self.scaler.update()
+
+
+class _AutocastForward:
+    """A module's bound ``forward`` run under ``precision.autocast()``, floating tensor outputs cast to float32."""
+
+    def __init__(self, forward, precision: Precision):
+        self.forward, self.precision = forward, precision
+
+    def __call__(self, *args, **kwargs):
+        with self.precision.autocast():
+            out = self.forward(*args, **kwargs)
+        return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
