@@ -11,6 +11,11 @@ Data (any manifest: the simulated world or a prepared corpus):
 Voice crops: each minibatch draws one crop length in [min_frames, max_frames] (3-8 s at 100 frames/s) and a
 random start per recording; recordings shorter than the crop are repeated cyclically. Everything a batch holds is
 derived from (seed, step, rank), so a resumed run sees the batches an uninterrupted one would.
+
+Banks and pipeline: voices and faces live in the project's one voice bank and face bank (``data.loaders``:
+``VoiceBank`` / ``FaceBank``), batches are built by ``Batches`` through ``engine.fit``'s input pipeline
+(``data.workers`` DataLoader processes, ``data.prefetch``); a file that fails to decode mid-training (banks larger
+than ``data.voice_memory_mb`` / ``data.face_memory_mb`` are read from disk) is logged, counted and replaced.
 """
 from __future__ import annotations
 
