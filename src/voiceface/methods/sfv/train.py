@@ -9,6 +9,7 @@ DDP-wrapped (every rank scores D_v1 with the same synchronised weights, so ``bes
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -179,7 +180,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     v2v_net = dist.wrap(AMNet(len(v2v["lens"]), v2v["coeff"].shape[1], cfg.model.n_mels, cfg.model.channels,
                               uncertainty=False), device)
     v2v_opt = torch.optim.SGD(v2v_net.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip, precision=prec)
+    v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip,
+                       precision=Precision.resolve(cfg.precision, device))      # its own fp16 loss scale
     parts = Parts({"model": model, "best": best, "v2v": v2v_net}, {"sgd": opt, "v2v_sgd": v2v_opt})
     plain = dist.unwrap(model)
 
@@ -201,7 +203,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
             values["val1/best_mse"] = best.score.mean().item()
         return values
 
-    fit(run, parts, method=METHOD_NAME, config=run_cfg, batch_fn=Batches(triplets, layout, v2v, cfg, dist.rank()),
+    light = dataclasses.replace(triplets, measure=None)   # what batches read: picklable for any worker start method
+    fit(run, parts, method=METHOD_NAME, config=run_cfg, batch_fn=Batches(light, layout, v2v, cfg, dist.rank()),
         step_fn=step_fn, total_steps=t.steps, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
         progress=progress, stop_after=stop_after, precision=prec.name, device=device, sources=(triplets.voices,),
         loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
