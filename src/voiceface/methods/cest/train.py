@@ -65,7 +65,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     parts = build_parts(cfg, device)
     parts.extra.update({"data": str(Path(manifest_path).resolve())})
     model: CEST = parts.models["cest"]
-    prec.autocast_modules(model.f_v, model.f_s, model.f_r, model.f_l)   # the CNNs; geometry and renderer in fp32
+    net = dist.unwrap(model)
+    prec.autocast_modules(net.f_v, net.f_s, net.f_r, net.f_l)   # the CNNs in ``precision``; geometry, renderer in fp32
     loss = CESTLoss(cfg.loss)
     opt = parts.optimizers["adam"]
     d = cfg.data
