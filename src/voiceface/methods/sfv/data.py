@@ -375,7 +375,8 @@ def synthetic(n_people: int = 160, n_ams: int = 12, n_linked: int = 4, coupling:
         r2[g] = population_r2(pa[sel], pc[sel, :n_linked]) if coupling > 0 else np.zeros(n_ams)
         truth[g] = np.where(r2[g] > 0.05, 1, np.where(r2[g] < 0.01, 0, -1))
     voices = VoiceBank.from_arrays(list(bank.astype(np.float32).reshape(len(person), frames, n_mels)))
-    return Triplets(np.array([f"s{p:04d}" for p in range(n_people)]), gender, ams, verts, voices, person, tuple(f"d{2*k}-{2*k+1}" for k in range(n_ams)),
+    return Triplets(np.array([f"s{p:04d}" for p in range(n_people)]), gender, ams, verts, voices, person,
+                    tuple(f"d{2*k}-{2*k+1}" for k in range(n_ams)),
                     tuple("nose" if k % 3 == 0 else "mouth" if k % 3 == 1 else "eyes" for k in range(n_ams)),
                     measure, truth, r2, {"nose": np.repeat(np.arange(n_ams) % 3 == 0, 2)})
 

@@ -3,9 +3,11 @@
 ``train(data, out, config_file, overrides, seed)`` builds the stacked ``AMNet`` (M = genders x repeats networks),
 one SGD optimiser, and calls ``engine.fit``. Every ``select_every`` steps each network is scored on its own D_v1
 (squared error of the fused whole-recording predictions, Eq. 5.3, 5.4) and its best weights so far are kept in the ``best``
-model (estimator selection). Resumable: the loop restores both models, the optimiser and the scores. Batches come through the shared input
-pipeline (``data.workers`` DataLoader processes, ``Batches``); under ``torchrun`` the trained networks are
-DDP-wrapped (every rank scores D_v1 with the same synchronised weights, so ``best`` stays equal across ranks).
+model (estimator selection). Resumable: the loop restores both models, the optimiser and the scores.
+
+Batches come through the shared input pipeline (``data.workers`` DataLoader processes, ``Batches``); under
+``torchrun`` the trained networks are DDP-wrapped (every rank scores D_v1 with the same synchronised weights and
+BatchNorm statistics, so ``best`` stays equal across ranks).
 """
 from __future__ import annotations
 
