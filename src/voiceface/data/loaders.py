@@ -8,7 +8,8 @@ Three small pieces (Sec. 2.3 "Preprocessing"; the same inputs serve Chapters 2, 
   (B, 64, L) training batch of random crops (one length L per batch, drawn with the caller's numpy Generator;
   short recordings repeat cyclically); ``bank.whole(i)`` gives one whole utterance (1, 64, T) for testing.
   ``VoiceBank.from_arrays(feats)`` holds features of another front end already in memory (the GAN's GE2E mel,
-  SfV's log-mel) behind the same crops; it is the one voice-crop implementation of DIMNet, the GAN and SfV.
+  SfV's log-mel) behind the same crops; it is the one voice store and crop gather of DIMNet, the GAN and SfV (SfV
+  keeps its own draw of start frames, Sec. 5.3, and reads its windows through ``bank.frames``).
 * ``FaceBank(items, size=128)``: aligned face PNGs -> (B, 3, S, S) float tensors in [-1, 1] ((x - 127.5) / 127.5),
   with optional horizontal flips; ``size=64`` reads the ``path64`` column of simulated worlds (else resizes).
 * ``LabelEncoder`` / ``fit_label_encoders``: stable value -> class index maps for identity, gender, nationality

@@ -427,8 +427,11 @@ def crop_batch(data: Triplets, train: np.ndarray, n_train: np.ndarray, batch: in
     table, counts = group_table(data.rec_person, len(data.identity))                # (P, R_max), (P,)
     pick = (rng.random((batch, m)) * counts[people]).astype(int)                    # (B, M)
     rec = table[people, pick]                                                       # (B, M) recording ids
-    x = data.voices.crops_at(rec, rng.random((batch, m)), crop_frames)             # (B, M, n_mels, T)
-    return x.numpy(), people
+    length = data.rec_len[rec]
+    # Sec. 5.3 crops: start uniform in [0, T - L) (0 when shorter; read cyclically), gathered by the voice bank
+    start = (rng.random((batch, m)) * np.maximum(length - crop_frames, 1)).astype(np.int64)
+    x = data.voices.frames(rec, start, crop_frames)                                 # (B, M, T, n_mels)
+    return np.ascontiguousarray(x.transpose(0, 1, 3, 2)), people
 
 
 def group_table(owner: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:

@@ -123,9 +123,10 @@ def eigenfaces(shapes: np.ndarray, components: int) -> tuple[np.ndarray, np.ndar
 @dataclass
 class Batches:
     """SfV's ``batch_fn``: ``Batches(...)(step)`` -> (x (B, M, n_mels, L), target (B, M, A), v2v x (B, 1 + G,
-    n_mels, L), v2v target (B, 1 + G, d)) CPU tensors, drawn from ``default_rng([seed, step, rank])``: one crop
-    length per minibatch, every stacked network its own people (``data.crop_batch``). Each DDP rank draws its own
-    shard; a resumed run sees the batches an uninterrupted one would."""
+    n_mels, L), v2v target (B, 1 + G, d)) CPU tensors, drawn from ``default_rng([seed, step])`` on rank 0 (the
+    batches of a single-process run) and ``default_rng([seed, step, rank])`` on the other DDP ranks: one crop length
+    per minibatch, every stacked network its own people (``data.crop_batch``). Each DDP rank draws its own shard; a
+    resumed run sees the batches an uninterrupted one would."""
 
     data: Triplets
     layout: Layout
@@ -136,7 +137,7 @@ class Batches:
     def __call__(self, step: int):
         cfg, data, lay = self.cfg, self.data, self.layout
         fps = cfg.data.frames_per_s
-        rng = np.random.default_rng([cfg.seed, step, self.rank])
+        rng = np.random.default_rng([cfg.seed, step] + ([self.rank] if self.rank else []))
         crop = int(rng.integers(int(cfg.data.crop_min_s * fps), int(cfg.data.crop_max_s * fps) + 1))
         table, n_train = lay.tables["train"]
         x, people = crop_batch(data, table, n_train, cfg.train.batch_size, crop, rng)
