@@ -90,3 +90,12 @@ def test_reconstruct_orl_image(trained_run, orl_faces, tmp_path):
     import trimesh
     mesh = trimesh.load(tmp_path / "out" / f"{stem}.obj", process=False)
     assert mesh.visual.vertex_colors.shape[0] == len(mesh.vertices)
+
+
+def test_bf16_steps_on_cpu_give_finite_losses(clip_world, tmp_path):
+    """precision=bf16 (autocast on CPU): a few steps train, losses are finite, the run log records bf16."""
+    run = train(clip_world, tmp_path / "bf16", config=tiny_cfg(precision="bf16"), progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in rows if r.get("event") == "start"] == ["bf16"]
+    losses = [r["loss/total"] for r in rows if "loss/total" in r]
+    assert len(losses) == 4 and all(v is not None and np.isfinite(v) for v in losses)

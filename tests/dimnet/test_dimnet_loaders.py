@@ -53,3 +53,22 @@ def test_label_encoders_stable_and_saved(tmp_path):
     save_label_encoders(enc, tmp_path / "labels.json")
     assert load_label_encoders(tmp_path / "labels.json") == enc
     assert LabelEncoder.fit("g", ["m", "f", "m"]).decode([0, 1]) == ["f", "m"]
+
+
+def test_in_memory_bank_crops_like_crop_batch_in_any_index_shape():
+    """VoiceBank.from_arrays (the GAN's GE2E mel, SfV's log-mel): one gather for (B, M) indices, the same crops as
+    crop_batch for the same draws, cyclic windows, subsets sharing the store."""
+    rng = np.random.default_rng(0)
+    feats = [rng.normal(size=(t, 8)).astype(np.float32) for t in (50, 130, 300)]
+    bank = VoiceBank.from_arrays(feats)
+    idx = np.array([[0, 1, 2], [2, 2, 0]])
+    u = np.random.default_rng(5).random(idx.shape)
+    x = bank.crops_at(idx, u, 120)
+    assert x.shape == (2, 3, 8, 120)
+    want = crop_batch([feats[i] for i in idx.reshape(-1)], 120, np.random.default_rng(5))
+    assert torch.equal(x.reshape(6, 8, 120), want)
+    w = bank.frames(np.array([1]), np.array([100]), 40, period=np.array([110]))          # wraps at frame 110
+    assert np.array_equal(w[0], feats[1][(100 + np.arange(40)) % 110])
+    sub = bank.subset([2, 0])
+    assert len(sub) == 2 and np.array_equal(sub.features(1), feats[0]) and sub.packed is bank.packed
+    assert bank.drain_failures() == [] and torch.equal(bank.whole(0, 60)[0, :, 50], torch.from_numpy(feats[0][0]))

@@ -117,3 +117,12 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(fake_world, tmp_path):
         assert torch.equal(t, p1[k]), k
         part, name = k.split(".", 1)
         assert torch.equal(t, ckpt[part][name]), k
+
+
+def test_bf16_steps_on_cpu_give_finite_losses(fake_world, tmp_path):
+    """precision=bf16 (autocast on CPU): a few steps train, losses are finite, the run log records bf16."""
+    run = train(fake_world, tmp_path / "run", config=tiny_config(precision="bf16"), progress=False)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["precision"] for r in rows if r.get("event") == "start"] == ["bf16"]
+    losses = [v for r in rows for k, v in r.items() if k.endswith("/loss")]
+    assert losses and all(v is not None and np.isfinite(v) for v in losses)

@@ -30,7 +30,7 @@ def test_crops_and_segments_read_the_right_frames():
     assert x.shape == (5, 2, 8, 30) and (people[:, 0] < 10).all() and (people[:, 1] >= 10).all()
     # every crop is a contiguous run of its person's frames
     rec = np.nonzero(d.rec_person == people[0, 1])[0]
-    frames = np.concatenate([d.bank[d.rec_start[r]:d.rec_start[r] + d.rec_len[r]] for r in rec])
+    frames = np.concatenate([d.voices.features(r) for r in rec])
     first = x[0, 1, :, 0]
     assert (np.abs(frames - first).sum(1) < 1e-6).any()
     xs, owner = segments(d, 40)
@@ -66,7 +66,7 @@ def test_csv_adapter_on_fake_landmark_set(tmp_path):
     (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
     d = from_csv(tmp_path / "pairs.csv")
     assert d.ams.shape == (4, NUM_AMS) and d.vertices.shape == (4, 65, 3) and len(d.rec_len) == 4
-    assert d.bank.shape[1] == 64 and list(d.gender) == ["f", "m", "f", "m"]
+    assert d.voices.packed.shape[1] == 64 and list(d.gender) == ["f", "m", "f", "m"]
 
 
 def test_tiny_end_to_end_and_resume(tmp_path, tiny_overrides, synth_source):
@@ -129,8 +129,8 @@ def test_predict_fuses_exactly_each_persons_segments():
     from voiceface.methods.sfv.select import predict
 
     d = synthetic(n_people=6, n_ams=3, rec_s=1.0, recs=2, n_mels=8, seed=0)
-    d.rec_len = d.rec_len.copy()
-    d.rec_len[0] = 30                                    # person 0: a short first recording -> fewer segments
+    d.voices.lengths = d.voices.lengths.copy()
+    d.voices.lengths[0] = 30                                   # person 0: a short first recording -> fewer segments
     torch.manual_seed(0)
     net = AMNet(2, 3, n_mels=8, channels=(4, 4, 4, 4)).eval()
     table = np.array([[0, 1, 2], [3, 4, 5]])

@@ -7,6 +7,9 @@ Three small pieces (Sec. 2.3 "Preprocessing"; the same inputs serve Chapters 2, 
   unusable recordings are reported in ``bank.failures`` and left out). ``bank.crops(idx, rng, 300, 800)`` gives a
   (B, 64, L) training batch of random crops (one length L per batch, drawn with the caller's numpy Generator;
   short recordings repeat cyclically); ``bank.whole(i)`` gives one whole utterance (1, 64, T) for testing.
+  ``VoiceBank.from_arrays(feats)`` holds features of another front end already in memory (the GAN's GE2E mel,
+  SfV's log-mel) behind the same crops; it is the one voice store and crop gather of DIMNet, the GAN and SfV (SfV
+  keeps its own draw of start frames, Sec. 5.3, and reads its windows through ``bank.frames``).
 * ``FaceBank(items, size=128)``: aligned face PNGs -> (B, 3, S, S) float tensors in [-1, 1] ((x - 127.5) / 127.5),
   with optional horizontal flips; ``size=64`` reads the ``path64`` column of simulated worlds (else resizes).
 * ``LabelEncoder`` / ``fit_label_encoders``: stable value -> class index maps for identity, gender, nationality
@@ -23,6 +26,7 @@ labels follow the replacement; each failure is remembered (not decoded again) an
 """
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +119,13 @@ class Replacing:
 
     def _init_failures(self) -> None:
         self._bad: dict[int, str] = {}
-        self._fresh: list[tuple[str, str]] = []
+        self._fresh: list[tuple[str, str]] = list(getattr(self, "failures", []))
+
+    def record_failures(self, failures: Sequence[tuple[str, str]]) -> None:
+        """Add (path, message) of files left out while building the bank (``failures``; also reported once by
+        ``drain_failures``, so the training loop logs them with the others)."""
+        self.failures.extend(failures)
+        self._fresh.extend(failures)
 
     def _path_of(self, i: int) -> str:
         raise NotImplementedError
@@ -141,7 +151,8 @@ class Replacing:
         return out, used
 
     def drain_failures(self) -> list[tuple[str, str]]:
-        """(path, message) of every read that failed since the last call."""
+        """(path, message) of every read that failed since the last call (the first call also returns the files
+        left out while building the bank)."""
         fresh, self._fresh = self._fresh, []
         return fresh
 
@@ -165,27 +176,47 @@ def default_cache_dir(manifest: Manifest | None, fallback: str | os.PathLike) ->
     return out
 
 
-def crop_batch(feats: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> torch.Tensor:
-    """Random crops of ``length`` frames from (T_i, 64) arrays -> (B, 64, length) float32.
+def crop_starts(lengths: np.ndarray, u: np.ndarray, length: int) -> np.ndarray:
+    """Start frames of crops of ``length`` frames: ``floor(u * max(T - length + 1, 1))`` for recordings of
+    ``lengths`` T and uniform draws ``u`` in [0, 1) (same shapes): uniform over the valid range; 0 for a recording
+    shorter than the crop (it is read cyclically from its start)."""
+    return (np.asarray(u) * np.maximum(np.asarray(lengths) - length + 1, 1)).astype(np.int64)
 
-    Recordings shorter than ``length`` are repeated cyclically first; each start is uniform over the valid range.
-    """
-    out = np.empty((len(feats), length, feats[0].shape[1] if feats else 64), np.float32)
-    starts = rng.random(len(feats))
-    for b, f in enumerate(feats):  # one slice per utterance in the batch (B <= a few hundred)
-        t = f.shape[0]
-        if t < length:
-            out[b] = f[np.arange(length) % t]
-        else:
-            s = int(starts[b] * (t - length + 1))
-            out[b] = f[s:s + length]
-    return torch.from_numpy(out).transpose(1, 2).contiguous()
+
+def crop_batch(feats: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random crops of ``length`` frames from (T_i, F) arrays -> (B, F, length) float32 (``crop_starts``;
+    recordings shorter than ``length`` repeat cyclically). Draws ``rng.random(B)`` once."""
+    u = rng.random(len(feats))
+    starts = crop_starts(np.array([f.shape[0] for f in feats], np.int64), u, length)
+    return torch.from_numpy(_cyclic_frames(feats, starts, length)).transpose(1, 2).contiguous()
+
+
+def _cyclic_frames(feats: Sequence[np.ndarray], starts: np.ndarray, length: int,
+                   period: np.ndarray | None = None) -> np.ndarray:
+    """(B, length, F) float32: frames starts[b] .. starts[b] + length - 1 of feats[b], read cyclically over its
+    first ``period[b]`` frames (default: all of them)."""
+    out = np.empty((len(feats), length, feats[0].shape[1] if len(feats) else 64), np.float32)
+    for b, f in enumerate(feats):  # one slice per utterance of the batch (B <= a few hundred; disk-backed banks)
+        t = f.shape[0] if period is None else int(period[b])
+        s = int(starts[b])
+        out[b] = f[s:s + length] if s + length <= t else f[(s + np.arange(length)) % t]
+    return out
 
 
 class VoiceBank(Replacing):
-    """Cached (T, 64) normalised log-mel features of voice items (see module docstring).
+    """Voice features (T_i, F) of N recordings, cropped for training and read whole for testing: the one voice bank
+    of every method (see module docstring).
 
-    ``memory_mb`` bounds the features kept in RAM after the first load (the rest are read from the cache each time).
+    Two stores behind one interface:
+
+    * ``VoiceBank(items, cache_dir)``: the cached (T, 64) normalised log-mel of voice items, read from the cache's
+      ``.npy`` files (``memory_mb`` bounds what is kept in RAM after the first read); reads may fail mid-training
+      and are then replaced (``sample_crops``);
+    * ``VoiceBank.from_arrays(feats, items)``: features already in memory (another front end: GE2E's mel, SfV's
+      log-mel, generated sets), packed into one (sum T_i, F) array so crops of any index shape are one fancy index.
+
+    Crops: ``crops_at(indices, u, length)`` (any index shape, start ``crop_starts``), ``frames(indices, starts,
+    length, period)`` (explicit cyclic windows, e.g. consecutive test segments).
     """
 
     def __init__(self, items: Sequence[Item], cache_dir: str | os.PathLike, *, workers: int = 1,
@@ -200,7 +231,26 @@ class VoiceBank(Replacing):
         self._files = [keyed[os.path.abspath(it.path)] for it in self.items]
         self._mem: dict[int, np.ndarray] = {}
         self._budget = int(memory_mb * 2**20)
+        self.packed: np.ndarray | None = None
+        self.offsets = self.lengths = None
         self._init_failures()
+
+    @classmethod
+    def from_arrays(cls, feats: Sequence[np.ndarray], items: Sequence[Item] | None = None) -> "VoiceBank":
+        """An in-memory bank of ready (T_i, F) features (``items``: what they are, or None)."""
+        bank = cls.__new__(cls)
+        lengths = np.array([len(f) for f in feats], dtype=np.int64)
+        bins = feats[0].shape[1] if len(feats) else 0
+        bank.packed = np.concatenate(feats).astype(np.float32, copy=False) if len(feats) else \
+            np.zeros((0, bins), np.float32)                                          # (sum T_i, F)
+        bank.lengths = lengths                                                       # (N,)
+        bank.offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # (N,)
+        bank.items = tuple(items) if items is not None else (None,) * len(lengths)
+        bank.failures = []
+        bank._files = [f"<memory #{i}>" for i in range(len(lengths))]
+        bank._mem, bank._budget = {}, 0
+        bank._init_failures()
+        return bank
 
     def _path_of(self, i: int) -> str:
         return str(self._files[i])
@@ -208,8 +258,23 @@ class VoiceBank(Replacing):
     def __len__(self) -> int:
         return len(self.items)
 
+    def subset(self, indices: Sequence[int]) -> "VoiceBank":
+        """A bank of recordings ``indices`` (in that order) sharing this one's store (no copy in memory)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = copy.copy(self)
+        out.items = tuple(self.items[i] for i in idx)
+        out._files = [self._files[i] for i in idx]
+        out._mem, out._budget = {}, self._budget if self.packed is None else 0
+        if self.packed is not None:
+            out.offsets, out.lengths = self.offsets[idx], self.lengths[idx]
+        out.failures = []
+        out._init_failures()
+        return out
+
     def features(self, i: int) -> np.ndarray:
-        """(T, 64) float32 features of item ``i``."""
+        """(T, F) float32 features of item ``i``."""
+        if self.packed is not None:
+            return self.packed[self.offsets[i]:self.offsets[i] + self.lengths[i]]
         f = self._mem.get(i)
         if f is None:
             try:
@@ -223,21 +288,51 @@ class VoiceBank(Replacing):
                 self._budget -= f.nbytes
         return f
 
+    def frames(self, indices: np.ndarray, starts: np.ndarray, length: int,
+               period: np.ndarray | None = None) -> np.ndarray:
+        """(*S, length, F) float32 windows: frames starts .. starts + length - 1 of recordings ``indices`` (both of
+        any shape S), read cyclically over each recording's first ``period`` frames (default: its length)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        st = np.broadcast_to(np.asarray(starts, dtype=np.int64), idx.shape)
+        if self.packed is not None:                                  # one gather, no loop over samples
+            per = self.lengths[idx] if period is None else np.broadcast_to(np.asarray(period, np.int64), idx.shape)
+            rows = self.offsets[idx][..., None] + (st[..., None] + np.arange(length)) % per[..., None]
+            return self.packed[rows]
+        flat = idx.reshape(-1)
+        per = None if period is None else np.broadcast_to(np.asarray(period, np.int64), idx.shape).reshape(-1)
+        out = _cyclic_frames([self.features(int(i)) for i in flat], st.reshape(-1), length, per)
+        return out.reshape(*idx.shape, length, out.shape[-1])
+
+    def crops_at(self, indices: np.ndarray, u: np.ndarray, length: int) -> torch.Tensor:
+        """(*S, F, length) crops of recordings ``indices`` (any shape S) at starts ``crop_starts(T, u, length)``."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if self.packed is not None:
+            x = self.frames(idx, crop_starts(self.lengths[idx], u, length), length)          # (*S, L, F)
+        else:
+            feats = [self.features(int(i)) for i in idx.reshape(-1)]
+            starts = crop_starts(np.array([f.shape[0] for f in feats], np.int64), np.reshape(u, -1), length)
+            x = _cyclic_frames(feats, starts, length)
+            x = x.reshape(*idx.shape, length, x.shape[-1])
+        return torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, -1, -2)))
+
     def crops(self, indices: Sequence[int], rng: np.random.Generator, min_frames: int = 300,
               max_frames: int = 800) -> torch.Tensor:
-        """Training batch (B, 64, L), L uniform in [min_frames, max_frames] (Sec. 2.3: 300-800 frames)."""
+        """Training batch (B, F, L), L uniform in [min_frames, max_frames] (Sec. 2.3: 300-800 frames)."""
         length = int(rng.integers(min_frames, max_frames + 1))
-        return crop_batch([self.features(int(i)) for i in indices], length, rng)
+        return self.crops_at(np.asarray(indices, np.int64), rng.random(len(indices)), length)
 
     def sample_crops(self, indices: Sequence[int], rng: np.random.Generator, min_frames: int = 300,
                      max_frames: int = 800) -> tuple[torch.Tensor, np.ndarray]:
-        """Like ``crops`` (same draws from ``rng``), unreadable items replaced: ((B, 64, L), (B,) used indices)."""
+        """Like ``crops`` (same draws from ``rng``), unreadable items replaced: ((B, F, L), (B,) used indices)."""
         length = int(rng.integers(min_frames, max_frames + 1))
+        if self.packed is not None:                                  # in memory: nothing can fail
+            used = np.asarray(indices, np.int64)
+            return self.crops_at(used, rng.random(len(used)), length), used
         feats, used = self._tolerant(indices, self.features)
         return crop_batch(feats, length, rng), used
 
     def whole(self, i: int, min_frames: int = 0) -> torch.Tensor:
-        """One whole utterance (1, 64, T) (repeated cyclically to at least ``min_frames``)."""
+        """One whole utterance (1, F, T) (repeated cyclically to at least ``min_frames``)."""
         f = self.features(i)
         if f.shape[0] < min_frames:
             f = f[np.arange(min_frames) % f.shape[0]]

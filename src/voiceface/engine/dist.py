@@ -62,6 +62,15 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module
 
 
+def sync_buffers(module: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (e.g. BatchNorm running statistics, which each rank updates from its own
+    batches) to every rank, as DDP does before each forward: evaluating a DDP-trained module mid-training then gives
+    the same result on every rank. No-op without a process group."""
+    if torch_dist.is_initialized():
+        for buf in unwrap(module).buffers():
+            torch_dist.broadcast(buf, src)
+
+
 def barrier() -> None:
     if torch_dist.is_initialized():
         torch_dist.barrier()

@@ -11,7 +11,8 @@ functions:
 Batches come through ``data.pipeline``: in this process (``loader.workers == 0``, the default) or from
 ``DataLoader`` workers with prefetch and pinned memory; with ``device`` set, the loop moves each batch there (so
 ``batch_fn`` returns CPU tensors). Reads that failed while building a batch (``sources``' ``drain_failures``) are
-logged as ``bad_input`` events and counted in ``bad_inputs`` of the following log rows, never fatal.
+logged as ``bad_input`` events and counted in ``bad_inputs`` of the following log rows, never fatal; so are the
+files the banks left out while they were built (drained once before the first batch).
 
 The loop resumes from ``RUN/checkpoint.pt`` when present, logs averaged scalars to ``RUN/log.jsonl`` every
 ``log_every`` steps, and checkpoints atomically every ``checkpoint_every`` steps and at the end, so a kill loses at
@@ -151,6 +152,8 @@ def fit(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any],
     step = start
     done = 0
     non_blocking = loader.workers > 0 and device is not None and device.type == "cuda"
+    # files left out while the banks were built: logged now, in this process (before any worker copies the banks)
+    bad += report_failures(run, step, [f for s in sources for f in s.drain_failures()])
     batches = step_batches(StepDataset(batch_fn, total_steps, sources), start, loader, device)
     for _, batch, failures in batches:
         bad += report_failures(run, step, failures)

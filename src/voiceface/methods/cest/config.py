@@ -130,6 +130,7 @@ class CESTConfig:
     log_every: int = 50
     checkpoint_every: int = 1000
     device: str = "auto"                # auto: CUDA when present, else CPU
+    precision: str = "fp32"             # fp32 | bf16 | fp16 (CUDA only): autocast of the forward pass
 
 
 # Fig. 4.4's ablations as config changes (applied on top of a base config).

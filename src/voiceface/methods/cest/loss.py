@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ...engine.precision import Precision
 from .config import LossConfig
 from .model import CEST
 
@@ -140,10 +141,15 @@ class CESTLoss:
             out[name] = row
         return out
 
-    def step(self, model: CEST, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Phase ``reconstruction``: one Adam step on Eq. 4.12; returns the scalars to log."""
+    def step(self, model: CEST, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+             precision: Precision | None = None) -> dict[str, float]:
+        """Phase ``reconstruction``: one Adam step on Eq. 4.12; returns the scalars to log. ``precision``
+        (``engine.precision``, default fp32) scales the loss for fp16 (its autocast is set on the networks by
+        ``Precision.autocast_modules``; the renderer stays float32)."""
+        prec = precision or Precision.resolve("fp32", "cpu")
         optimizer.zero_grad(set_to_none=True)
         losses = self(model, batch)
-        losses["total"].backward()
-        optimizer.step()
+        prec.backward(losses["total"])
+        prec.step(optimizer)
+        prec.update()
         return {f"loss/{k}": float(losses[k].detach()) for k in ("total", "photometric", "landmark", "regulariser")}

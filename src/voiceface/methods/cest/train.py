@@ -16,6 +16,7 @@ import torch
 
 from ... import config as cfglib
 from ...engine import Parts, Run, dist, fit, load_checkpoint
+from ...engine.precision import Precision
 from ...errors import InputError
 from .. import resolve_data
 from .config import CESTConfig
@@ -55,6 +56,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         config if seed is None else cfglib.replace(config, {"seed": int(seed)})
     manifest_path = resolve_data(data)
     device = dist.default_device(cfg.device)
+    prec = Precision.resolve(cfg.precision, device)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
     bank = load_sim_clips(manifest_path, cfg.data.train_splits)
     if bank.size != cfg.net.image_size:
@@ -63,6 +65,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     parts = build_parts(cfg, device)
     parts.extra.update({"data": str(Path(manifest_path).resolve())})
     model: CEST = parts.models["cest"]
+    net = dist.unwrap(model)
+    prec.autocast_modules(net.f_v, net.f_s, net.f_r, net.f_l)   # the CNNs in ``precision``; geometry, renderer in fp32
     loss = CESTLoss(cfg.loss)
     opt = parts.optimizers["adam"]
     d = cfg.data
@@ -76,11 +80,11 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         return batch
 
     def step_fn(batch: dict, step: int) -> dict:
-        return loss.step(model, opt, batch)
+        return loss.step(model, opt, batch, prec)
 
     fit(run, parts, method=METHOD_NAME, config=cfglib.to_dict(cfg), batch_fn=batch_fn, step_fn=step_fn,
         total_steps=cfg.optim.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-        progress=progress, stop_after=stop_after)
+        progress=progress, stop_after=stop_after, precision=prec.name)
     return run.path
 
 

@@ -90,6 +90,7 @@ class DIMNetConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"         # fp32 | bf16 | fp16 (CUDA only): autocast of the forward passes
     log_every: int = 50
     checkpoint_every: int = 500
 

@@ -32,6 +32,7 @@ from ...data.pipeline import LoaderOptions
 from ...data.manifest import Item, Manifest, read_manifest
 from ...data.splits import heldout_sessions
 from ...engine import Parts, Run, dist, fit, load_checkpoint
+from ...engine.precision import Precision
 from ...errors import InputError
 from .. import resolve_data
 from .config import DIMNetConfig
@@ -150,6 +151,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     manifest_path = resolve_data(data)
     manifest = read_manifest(manifest_path)
     device = dist.default_device(cfg.device)
+    prec = Precision.resolve(cfg.precision, device)
     dist.init(device)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
     td = load_train_data(manifest, cfg, run.path, progress)
@@ -164,15 +166,17 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     opt = parts.optimizers["sgd"]
     def step_fn(batch: dict, step: int) -> dict[str, float]:
         opt.zero_grad(set_to_none=True)
-        total, logs = loss.mixed(batch["voices"], batch["faces"], batch["voice_labels"], batch["face_labels"])
-        total.backward()
-        opt.step()
+        with prec.autocast():
+            total, logs = loss.mixed(batch["voices"], batch["faces"], batch["voice_labels"], batch["face_labels"])
+        prec.backward(total)
+        prec.step(opt)
+        prec.update()
         logs["lr"] = opt.param_groups[0]["lr"]
         return logs
 
     fit(run, parts, method=METHOD_NAME, config=cfglib.to_dict(cfg), batch_fn=Batches(td, cfg, dist.rank()),
         step_fn=step_fn, total_steps=cfg.optim.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-        progress=progress, stop_after=stop_after, device=device, sources=(td.voices, td.faces),
+        progress=progress, stop_after=stop_after, device=device, sources=(td.voices, td.faces), precision=prec.name,
         loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
     return run.path
 

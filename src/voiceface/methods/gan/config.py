@@ -56,6 +56,10 @@ class DataConfig:
     test_splits: tuple[str, ...] = ("test",)
     heldout_sessions: int = 1                # per training identity, the last N sessions (sorted) are held out
     flip_faces: bool = True                  # horizontal flip augmentation of real faces (authors' FaceDataset)
+    workers: int = 0                         # DataLoader processes building training batches (0: this process)
+    prefetch: int = 2                        # batches built ahead per worker
+    voice_memory_mb: float = 1024.0          # cached voice features kept in RAM (the rest read per batch)
+    face_memory_mb: float = 2048.0           # face banks up to this size are decoded once, larger read per batch
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class GANConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     device: str = "auto"
+    precision: str = "fp32"                  # fp32 | bf16 (autocast); fp16 is refused (no loss scaling here)
     seed: int = 0                            # initialisation, batches and evaluation draws
     eval_noise_trials: int = 100             # samples per duration for the D(noise) / D(speech) statistics
     gender_steps: int = 300                  # face gender classifier training steps (evaluation)

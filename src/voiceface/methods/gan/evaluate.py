@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...data.loaders import VoiceBank
 from ...data.manifest import Item, read_manifest
 from ...engine import Run, read_json
 from ...errors import VoicefaceError
@@ -40,7 +41,7 @@ from .. import resolve_data
 from .generate import contact_sheet, faces_from_features
 from .metrics import CachedDescriber, dlib_face_metrics, dlib_table
 from .model import FaceClassifier
-from .train import (TrainedGAN, feature_fn, load_faces64, load_run, make_voice_bank,
+from .train import (TrainedGAN, feature_fn, load_faces64, load_run,
                     seeded, split_data, to_unit, voice_features)
 
 log = logging.getLogger(__name__)
@@ -209,13 +210,13 @@ def _d_stats(model: TrainedGAN, test_feats: list[np.ndarray], seed: int) -> tupl
     front = feature_fn(cfg.encoder.kind, "cpu")
     n = cfg.eval_noise_trials
     rng = np.random.default_rng([seed, 17])
-    speech_bank = make_voice_bank(test_feats, np.zeros(len(test_feats)), [None] * len(test_feats))
+    speech_bank = VoiceBank.from_arrays(test_feats)
     out: dict[str, float] = {}
     all_s, all_n, figs = [], [], {"noise": [], "speech": []}
     for dur in cfg.eval_durations:
         frames = int(round(dur * 100))
         idx = rng.integers(0, len(speech_bank), n)
-        crops = speech_bank.random_crops(rng, idx, frames).transpose(1, 2).numpy()     # (n, T, F)
+        crops = speech_bank.crops_at(idx, rng.random(n), frames).transpose(1, 2).numpy()     # (n, T, F)
         f_s = faces_from_features(model, list(crops))
         noise_feats = [front(noise(NOISE_TYPES[i % len(NOISE_TYPES)], dur, rng), use_vad=False) for i in range(n)]
         f_n = faces_from_features(model, noise_feats)

@@ -11,6 +11,11 @@ Data (any manifest: the simulated world or a prepared corpus):
 Voice crops: each minibatch draws one crop length in [min_frames, max_frames] (3-8 s at 100 frames/s) and a
 random start per recording; recordings shorter than the crop are repeated cyclically. Everything a batch holds is
 derived from (seed, step, rank), so a resumed run sees the batches an uninterrupted one would.
+
+Banks and pipeline: voices and faces live in the project's one voice bank and face bank (``data.loaders``:
+``VoiceBank`` / ``FaceBank``), batches are built by ``Batches`` through ``engine.fit``'s input pipeline
+(``data.workers`` DataLoader processes, ``data.prefetch``); a file that fails to decode mid-training (banks larger
+than ``data.voice_memory_mb`` / ``data.face_memory_mb`` are read from disk) is logged, counted and replaced.
 """
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,10 +32,11 @@ import torch
 from ... import config as cfglib
 from ...audio.encoders import GE2EEncoder, LogMelEncoder, VoiceEncoder, dimnet_encoder, logmel_features
 from ...audio.io import load_audio
-from ...data.loaders import VoiceBank as LoaderVoiceBank
-from ...data.loaders import default_cache_dir, face_path, read_face
+from ...data.loaders import FaceBank, VoiceBank, default_cache_dir, to_tensor
+from ...data.pipeline import LoaderOptions
 from ...data.manifest import Item, Manifest, read_manifest
 from ...engine import Parts, Run, dist, fit, load_checkpoint
+from ...engine.precision import Precision
 from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
 from .config import GANConfig, StableConfig
@@ -43,74 +49,44 @@ METHOD_NAME = "gan"
 
 
 # ------------------------------------------------------------------------------------------------ data banks
-@dataclass
-class VoiceBank:
-    """Features of many recordings in one array: feats (sum T_i, F) float32, offsets/lengths (N,), labels (N,)."""
+def voice_bank(kind: str, items: Sequence[Item], manifest: Manifest | None, fallback_cache: Path,
+               memory_mb: float = 1024.0) -> VoiceBank:
+    """The front-end features of voice items for encoder ``kind`` in the project's one voice bank
+    (``data.loaders.VoiceBank``); a recording that fails is logged, recorded in ``bank.failures`` and left out.
 
-    feats: np.ndarray
-    offsets: np.ndarray
-    lengths: np.ndarray
-    labels: np.ndarray
-    items: list[Item]
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def crops(self, index: np.ndarray, starts: np.ndarray, length: int) -> torch.Tensor:
-        """(B,) recordings, (B,) start frames -> (B, F, length) crops, wrapping around short recordings."""
-        t = (starts[:, None] + np.arange(length)[None, :]) % self.lengths[index][:, None]   # (B, L)
-        rows = self.offsets[index][:, None] + t                                             # (B, L)
-        return torch.from_numpy(self.feats[rows]).transpose(1, 2).contiguous()             # (B, F, L)
-
-    def random_crops(self, rng: np.random.Generator, index: np.ndarray, length: int) -> torch.Tensor:
-        starts = (rng.random(len(index)) * np.maximum(self.lengths[index] - length + 1, 1)).astype(np.int64)
-        return self.crops(index, starts, length)
-
-    def full(self, i: int, min_frames: int = 0) -> torch.Tensor:
-        """Recording ``i`` whole, repeated to at least ``min_frames``: (1, F, T)."""
-        n = max(int(self.lengths[i]), min_frames)
-        return self.crops(np.array([i]), np.array([0]), n)
-
-    def subset(self, index: Sequence[int]) -> "VoiceBank":
-        index = np.asarray(index, dtype=np.int64)
-        parts = [self.feats[self.offsets[i]:self.offsets[i] + self.lengths[i]] for i in index]
-        return make_voice_bank(parts, self.labels[index], [self.items[i] for i in index])
-
-
-def make_voice_bank(feats: list[np.ndarray], labels: Iterable[int], items: list[Item]) -> VoiceBank:
-    lengths = np.array([len(f) for f in feats], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if len(feats) else np.zeros(0, np.int64)
-    bins = feats[0].shape[1] if feats else 0
-    data = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, bins), np.float32)
-    return VoiceBank(data, offsets, lengths, np.asarray(list(labels), dtype=np.int64), items)
-
-
-def voice_features(kind: str, items: Sequence[Item], manifest: Manifest | None, fallback_cache: Path
-                   ) -> tuple[list[np.ndarray], list[Item]]:
-    """Front-end features of voice items for encoder ``kind``; a file that fails is logged and skipped.
-
-    log-mel (own / dimnet): through ``data.loaders.VoiceBank`` (cached .npy per recording, shared with other runs
-    under ``<world>/cache/logmel64``); GE2E: its 40-band mel, cached in ``fallback_cache/ge2e.npz``.
+    log-mel (own / dimnet): the cached ``.npy`` per recording, shared with other runs under ``<world>/cache/logmel64``
+    (read from disk when more than ``memory_mb``; reads that fail mid-training are replaced); GE2E: its 40-band mel,
+    cached in ``fallback_cache/ge2e.npz``, in memory. Under DDP rank 0 fills the caches first, the others then read
+    them (``dist.main_first``).
     """
-    if feature_kind(kind) == "logmel":
-        bank = LoaderVoiceBank(items, default_cache_dir(manifest, fallback_cache))
-        for path, message in bank.failures:
-            log.warning("skipping %s", message)
-        return [bank.features(i) for i in range(len(bank))], list(bank.items)
-    cache = Path(fallback_cache) / "ge2e.npz"
+    with dist.main_first():
+        if feature_kind(kind) == "logmel":
+            bank = VoiceBank(items, default_cache_dir(manifest, fallback_cache), memory_mb=memory_mb)
+        else:
+            feats, kept, failed = _ge2e_features(items, Path(fallback_cache) / "ge2e.npz")
+            bank = VoiceBank.from_arrays(feats, kept)
+            bank.record_failures(failed)
+    for path, message in bank.failures:
+        log.warning("skipping %s", message)
+    return bank
+
+
+def _ge2e_features(items: Sequence[Item], cache: Path) -> tuple[list[np.ndarray], list[Item], list[tuple[str, str]]]:
+    """GE2E mel features (T, 40) of the readable items, those items, and (path, message) of the others; new
+    features are added to ``cache`` (rank 0 writes)."""
     cached: dict[str, np.ndarray] = {}
     if cache.is_file():
         with np.load(cache) as z:
             cached = {str(p): z[f"f{i}"] for i, p in enumerate(z["paths"])}
-    front = feature_fn(kind)
-    feats, kept, fresh = [], [], False
+    front = feature_fn("ge2e")
+    feats, kept, failed, fresh = [], [], [], False
     for it in items:
         f = cached.get(it.path)
         if f is None:
             try:
                 f = front(load_audio(it.path), path=it.path)
             except VoicefaceError as e:
-                log.warning("skipping %s", e)
+                failed.append((it.path, str(e)))
                 continue
             cached[it.path], fresh = f, True
         feats.append(f)
@@ -121,20 +97,23 @@ def voice_features(kind: str, items: Sequence[Item], manifest: Manifest | None, 
         tmp = cache.with_name(cache.name + ".tmp.npz")
         np.savez(tmp, paths=np.array(paths), **{f"f{i}": cached[p] for i, p in enumerate(paths)})
         os.replace(tmp, cache)
-    return feats, kept
+    return feats, kept, failed
+
+
+def voice_features(kind: str, items: Sequence[Item], manifest: Manifest | None, fallback_cache: Path
+                   ) -> tuple[list[np.ndarray], list[Item]]:
+    """(T, F) features of the usable voice items for encoder ``kind`` (``voice_bank``), and those items."""
+    bank = voice_bank(kind, items, manifest, fallback_cache)
+    return [bank.features(i) for i in range(len(bank))], list(bank.items)
 
 
 def load_faces64(items: Sequence[Item], root: Path | None) -> tuple[np.ndarray, list[Item]]:
-    """(M, 3, 64, 64) uint8 RGB faces (``path64`` or ``path`` resized, ``data.loaders.read_face``); unreadable
-    files are logged and skipped."""
-    out, kept = [], []
-    for it in items:
-        try:
-            out.append(read_face(face_path(it, 64, root), 64).transpose(2, 0, 1))
-            kept.append(it)
-        except InputError as e:
-            log.warning("skipping face %s", e)
-    return (np.stack(out) if out else np.zeros((0, 3, 64, 64), np.uint8)), kept
+    """(M, 3, 64, 64) uint8 RGB faces (``path64`` or ``path`` resized) through ``data.loaders.FaceBank``;
+    unreadable files are logged and skipped."""
+    bank = FaceBank(items, 64, root=root)
+    for _, message in bank.failures:
+        log.warning("skipping face %s", message)
+    return bank.images(np.arange(len(bank))).transpose(0, 3, 1, 2), list(bank.items)
 
 
 def to_unit(faces_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -197,9 +176,10 @@ def build_voice_net(cfg: GANConfig, seed: int) -> VoiceEmbedNet:
         return VoiceEmbedNet(cfg.model.mel_bins, cfg.model.voice_channels, cfg.model.embed_dim)
 
 
-def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig, seed: int,
+def pretrain_own(run_dir: Path, bank: VoiceBank, labels: np.ndarray, n_speakers: int, cfg: GANConfig, seed: int,
                  device: torch.device, progress: bool = False, force_config: bool = False) -> VoiceEmbedNet:
-    """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` through ``engine.fit``.
+    """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` (speaker ``labels`` (N,))
+    through ``engine.fit`` and the input pipeline, in ``cfg.precision``.
 
     Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN.
     Resumable: ``run_dir`` is its own run folder (method ``gan-encoder``).
@@ -214,27 +194,43 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, n_speakers: int, cfg: GANConfig
     parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
     run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers},
                      force_config=force_config)
-    dc = cfg.data
-
-    def batch_fn(step: int):
-        rng = np.random.default_rng([seed, 7, step, dist.rank()])
-        idx = rng.integers(0, len(bank), ec.pretrain_batch)
-        length = int(rng.integers(dc.min_frames, dc.max_frames + 1))
-        return bank.random_crops(rng, idx, length), torch.from_numpy(bank.labels[idx])
+    prec = Precision.resolve(cfg.precision, device)
 
     def step_fn(batch, step: int):
         mel, y = batch[0].to(device), batch[1].to(device)
         opt.zero_grad(set_to_none=True)
-        logits = classifier(mel)
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        with prec.autocast():
+            logits = classifier(mel)
+            loss = torch.nn.functional.cross_entropy(logits, y)
         loss.backward()
         opt.step()
         return {"loss/speaker": loss.item(), "acc/speaker": (logits.argmax(1) == y).float().mean().item()}
 
-    fit(run, parts, method="gan-encoder", config=run.config, batch_fn=batch_fn, step_fn=step_fn,
-        total_steps=ec.pretrain_steps, log_every=max(1, min(cfg.log_every, ec.pretrain_steps)),
-        checkpoint_every=cfg.checkpoint_every, progress=progress)
+    fit(run, parts, method="gan-encoder", config=run.config, batch_fn=SpeakerBatches(cfg, bank, labels, seed,
+                                                                                     dist.rank()),
+        step_fn=step_fn, total_steps=ec.pretrain_steps, log_every=max(1, min(cfg.log_every, ec.pretrain_steps)),
+        checkpoint_every=cfg.checkpoint_every, progress=progress, precision=prec.name, device=device,
+        sources=(bank,), loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
     return net.eval()
+
+
+@dataclass
+class SpeakerBatches:
+    """F_e pretraining's ``batch_fn``: step -> (crops (B, F, L), speaker labels (B,)) from
+    ``default_rng([seed, 7, step, rank])``; unreadable recordings replaced (labels follow)."""
+
+    cfg: GANConfig
+    bank: VoiceBank
+    labels: np.ndarray
+    seed: int
+    rank: int = 0
+
+    def __call__(self, step: int):
+        dc = self.cfg.data
+        rng = np.random.default_rng([self.seed, 7, step, self.rank])
+        idx = rng.integers(0, len(self.bank), self.cfg.encoder.pretrain_batch)
+        mel, used = self.bank.sample_crops(idx, rng, dc.min_frames, dc.max_frames)
+        return mel, torch.from_numpy(self.labels[used])
 
 
 def make_encoder(cfg: GANConfig, device: torch.device, net: torch.nn.Module | None = None) -> VoiceEncoder:
@@ -302,27 +298,45 @@ def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[s
             "c": torch.optim.Adam(crit.c_parameters(), lr=cfg.lr, betas=betas)}
 
 
+@dataclass
+class TrainBanks:
+    """The training banks (``data.loaders``) and their identity labels (indices into ``GANData.identities``)."""
+
+    voices: VoiceBank
+    faces: FaceBank
+    voice_labels: np.ndarray          # (N_v,) int64
+    face_labels: np.ndarray           # (N_f,) int64
+
+
+def load_banks(gd: GANData, cfg: GANConfig, out: Path) -> TrainBanks:
+    """Voice bank of the training recordings (encoder ``kind``'s features) and 64x64 face bank of the training faces
+    (decoded once when within ``data.face_memory_mb``, else read per batch)."""
+    manifest = gd.manifest
+    label = {k: i for i, k in enumerate(gd.identities)}
+    voices = voice_bank(cfg.encoder.kind, gd.train_voice, manifest, out / "cache", cfg.data.voice_memory_mb)
+    if not len(voices):
+        raise InputError(manifest.root, "no usable training voice recordings")
+    faces = FaceBank(gd.train_face, 64, root=manifest.root, memory_mb=cfg.data.face_memory_mb)
+    for _, message in faces.failures:
+        log.warning("skipping face %s", message)
+    if not len(faces):
+        raise InputError(manifest.root, "no readable training face images")
+    return TrainBanks(voices, faces, np.array([label[it.identity] for it in voices.items], dtype=np.int64),
+                      np.array([label[it.identity] for it in faces.items], dtype=np.int64))
+
+
 def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, device: torch.device,
-            progress: bool = False, force_config: bool = False
-            ) -> tuple[GANData, VoiceEncoder, VoiceBank, np.ndarray, np.ndarray]:
-    """Read the manifest, split it, build the voice feature bank and F_e (pretraining it for kind=own)."""
+            progress: bool = False, force_config: bool = False) -> tuple[GANData, VoiceEncoder, TrainBanks]:
+    """Read the manifest, split it, build the voice and face banks and F_e (pretraining it for kind=own)."""
     manifest = read_manifest(resolve_data(data))
     gd = split_data(manifest, cfg)
-    label = {k: i for i, k in enumerate(gd.identities)}
-    kind = cfg.encoder.kind
-    feats, kept = voice_features(kind, gd.train_voice, manifest, out / "cache")
-    if not kept:
-        raise InputError(manifest.root, "no usable training voice recordings")
-    bank = make_voice_bank(feats, [label[it.identity] for it in kept], kept)
-    faces_u8, face_items = load_faces64(gd.train_face, manifest.root)
-    if not len(face_items):
-        raise InputError(manifest.root, "no readable training face images")
-    face_labels = np.array([label[it.identity] for it in face_items], dtype=np.int64)
+    banks = load_banks(gd, cfg, out)
     net = None
-    if kind == "own":
-        net = pretrain_own(out / "encoder", bank, len(gd.identities), cfg, seed, device, progress, force_config)
+    if cfg.encoder.kind == "own":
+        net = pretrain_own(out / "encoder", banks.voices, banks.voice_labels, len(gd.identities), cfg, seed, device,
+                           progress, force_config)
     encoder = make_encoder(cfg, device, net)
-    return gd, encoder, bank, faces_u8, face_labels
+    return gd, encoder, banks
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
@@ -332,7 +346,10 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
 
     Writes ``out/`` (a run folder; resumes from its checkpoint). ``stop_after`` simulates a kill (tests).
     ``config`` (a ready ``GANConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``; ``seed``
-    (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed.
+    (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed. Batches come
+    through the input pipeline (``data.workers``); under ``torchrun`` G and D/C are DDP-wrapped, each rank draws its
+    own batches and rank 0 alone writes. ``precision``: fp32 or bf16 (the whole step under autocast; fp16 is
+    refused: the three optimisers and the R1 penalty are not loss-scaled).
     """
     cfg = config if config is not None else cfglib.load_config(GANConfig, config_file, overrides)
     if seed is not None:
@@ -340,11 +357,15 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     seed = cfg.seed
     out = Path(out)
     device = dist.default_device(cfg.device)
+    prec = Precision.resolve(cfg.precision, device)
+    if prec.scaler is not None:
+        raise ConfigError("precision=fp16 is not supported by the GAN (its three optimisers and R1 penalty are not "
+                          "loss-scaled); use precision=bf16")
     dist.init(device)
     # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
     manifest = os.fspath(Path(resolve_data(data)).resolve())
     run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config)
-    gd, encoder, bank, faces_u8, face_labels = prepare(data, out, cfg, seed, device, progress, force_config)
+    gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
@@ -358,42 +379,56 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     if cfg.encoder.kind == "own":
         models["voice"] = encoder.net
     parts = Parts(models=models, optimizers=opts, extra=extra)
-    step_fn = make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device)
-    batch_fn = make_batch_fn(cfg, bank, faces_u8, face_labels, len(gd.identities), encoder.dim, seed)
+    step_fn = with_precision(make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device), prec)
     if cfg.stable.sample_every > 0 and dist.is_main():
         step_fn = with_samples(step_fn, out / "samples", cfg, probe_set(gd, cfg, out), encoder,
                                ema.module if ema is not None else gen)
-    fit(run, parts, method=METHOD_NAME, config=run.config, batch_fn=batch_fn, step_fn=step_fn,
+    fit(run, parts, method=METHOD_NAME, config=run.config,
+        batch_fn=Batches(cfg, banks, len(gd.identities), encoder.dim, seed, dist.rank()), step_fn=step_fn,
         total_steps=cfg.steps, log_every=cfg.log_every, checkpoint_every=cfg.checkpoint_every,
-        progress=progress, stop_after=stop_after)
+        progress=progress, stop_after=stop_after, precision=prec.name, device=device,
+        sources=(banks.voices, banks.faces), loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
     return out
 
 
-def make_batch_fn(cfg: GANConfig, bank: VoiceBank, faces_u8: np.ndarray, face_labels: np.ndarray, n_ids: int,
-                  embed_dim: int, seed: int):
-    """``batch_fn(step) -> (mel (n, F, L), voice ids (n,), real (m, 3, 64, 64), face ids (m,), noise (n, q))``.
+def with_precision(step_fn, prec: Precision):
+    """``step_fn`` run under ``prec.autocast()`` (the GAN's phases interleave forwards, backwards and optimiser
+    steps; autocast leaves the float32 parameters and optimiser states alone)."""
+    if not prec.enabled:
+        return step_fn
 
-    With ``stable.paired_batches`` voices come from identities with faces and real face j is of voice j's identity."""
-    faces_t = torch.from_numpy(faces_u8)
-    by_id = FacesByIdentity(face_labels, n_ids)
-    voice_pool = np.flatnonzero(by_id.count[bank.labels] > 0)
+    def wrapped(batch, step: int):
+        with prec.autocast():
+            return step_fn(batch, step)
 
-    def batch_fn(step: int):
-        rng = np.random.default_rng([seed, 11, step, dist.rank()])
+    return wrapped
+
+
+class Batches:
+    """The GAN's ``batch_fn``: step -> (mel (n, F, L), voice ids (n,), real (m, 3, 64, 64) in [-1, 1], face ids
+    (m,), noise (n, q)) on CPU, drawn from ``default_rng([seed, 11, step, rank])`` (each DDP rank its own shard).
+
+    With ``stable.paired_batches`` voices come from identities with faces and real face j is of voice j's identity.
+    Unreadable files are replaced by the banks (labels follow the replacement)."""
+
+    def __init__(self, cfg: GANConfig, banks: TrainBanks, n_ids: int, embed_dim: int, seed: int, rank: int = 0):
+        self.cfg, self.banks, self.embed_dim, self.seed, self.rank = cfg, banks, embed_dim, seed, rank
+        self.by_id = FacesByIdentity(banks.face_labels, n_ids)
+        self.voice_pool = np.flatnonzero(self.by_id.count[banks.voice_labels] > 0)
+
+    def __call__(self, step: int):
+        cfg, b = self.cfg, self.banks
+        rng = np.random.default_rng([self.seed, 11, step, self.rank])
         paired = cfg.stable.paired_batches
-        vi = voice_pool[rng.integers(0, len(voice_pool), cfg.batch_size)] if paired else \
-            rng.integers(0, len(bank), cfg.batch_size)
-        length = int(rng.integers(cfg.data.min_frames, cfg.data.max_frames + 1))
-        mel = bank.random_crops(rng, vi, length)                                  # (n, F, L)
-        fi = by_id.draw(rng, bank.labels[vi]) if paired else rng.integers(0, len(faces_t), cfg.batch_size)
-        real = to_unit(faces_t[torch.from_numpy(fi)])                            # (m, 3, 64, 64)
-        if cfg.data.flip_faces:
-            flip = torch.from_numpy(rng.random(len(fi)) < 0.5)
-            real = torch.where(flip[:, None, None, None], real.flip(3), real)
-        noise = torch.from_numpy(rng.standard_normal((cfg.batch_size, embed_dim)).astype(np.float32))
-        return mel, torch.from_numpy(bank.labels[vi]), real, torch.from_numpy(face_labels[fi]), noise
-
-    return batch_fn
+        vi = self.voice_pool[rng.integers(0, len(self.voice_pool), cfg.batch_size)] if paired else \
+            rng.integers(0, len(b.voices), cfg.batch_size)
+        mel, vi = b.voices.sample_crops(vi, rng, cfg.data.min_frames, cfg.data.max_frames)      # (n, F, L)
+        fi = self.by_id.draw(rng, b.voice_labels[vi]) if paired else rng.integers(0, len(b.faces), cfg.batch_size)
+        flips = b.faces.random_flips(len(fi), rng) if cfg.data.flip_faces else None
+        images, fi = b.faces.read(fi)                                                             # (m, 64, 64, 3)
+        noise = torch.from_numpy(rng.standard_normal((cfg.batch_size, self.embed_dim)).astype(np.float32))
+        return (mel, torch.from_numpy(b.voice_labels[vi]), to_tensor(images, flips),
+                torch.from_numpy(b.face_labels[fi]), noise)
 
 
 def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, seed: int, device: torch.device):

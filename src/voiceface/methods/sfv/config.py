@@ -29,6 +29,8 @@ class DataConfig:
     frames_per_s: int = 100      # log-mel hop 10 ms
     feature_norm: str = "global"   # per-bin mean/variance normalisation: "global" (over all recordings of the set,
                                    # keeping each voice's average spectral envelope) or "utterance" (per recording)
+    workers: int = 0             # DataLoader processes building training batches (0: in the training process)
+    prefetch: int = 2            # batches built ahead per worker
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class SfVConfig:
     fit: FitConfig = FitConfig()
     seed: int = 0                # layout of splits, initialisation and batches
     device: str = "auto"         # auto: CUDA when present, else CPU
+    precision: str = "fp32"      # fp32 | bf16 | fp16 (CUDA only): autocast of the forward passes
 
 
 PRESETS: dict[str, SfVConfig] = {

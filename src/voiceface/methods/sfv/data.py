@@ -9,8 +9,10 @@ Sources:
   (``.lmk.npy`` / ``.lmk.txt``, (L, 3)); AMs measured with ``measure`` (default: ``voiceface.face3d.anthropometry``).
 * ``synthetic(...)``: a small generated set with a known voice-AM link, for tests and development.
 
-Voices are stored once as a frame bank (F_total, n_mels) with per-recording offsets, so crops and segments are
-gathered with one fancy index (no loops over samples).
+Voices are held in the project's one voice bank, ``data.loaders.VoiceBank`` (in memory, packed into one
+(F_total, n_mels) array with per-recording offsets), so crops and segments are gathered with one fancy index (no
+loops over samples). A recording that cannot be read is skipped and recorded in the bank's failures (``engine.fit``
+logs and counts it as a ``bad_input`` of the run); the person keeps their other recordings.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from ...data.loaders import VoiceBank
 from ...errors import InputError
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,8 @@ class Triplets:
     """P people with R_tot recordings. Arrays are numpy; ``measure`` maps shapes (..., V, 3) to AMs (..., A).
 
     identity: (P,) str; gender: (P,) 'm'/'f'; ams: (P, A) raw AMs; vertices: (P, V, 3) neutral shapes;
-    bank: (F_total, n_mels) float32 features; rec_start / rec_len / rec_person: (R_tot,) int64 per recording.
+    voices: the R_tot recordings' (T_r, n_mels) float32 features (an in-memory ``VoiceBank``); rec_person: (R_tot,)
+    int64 person of each recording.
     truth: optional ground truth per gender {'m': (A,), 'f': (A,)}: 1 the voice carries the AM, 0 it does not,
     -1 undecided (left out of recall / false-positive rate); truth_r2: the generator's population R^2 per AM.
     """
@@ -45,9 +49,7 @@ class Triplets:
     gender: np.ndarray
     ams: np.ndarray
     vertices: np.ndarray
-    bank: np.ndarray
-    rec_start: np.ndarray
-    rec_len: np.ndarray
+    voices: VoiceBank
     rec_person: np.ndarray
     am_names: tuple[str, ...]
     am_regions: tuple[str, ...]
@@ -62,14 +64,19 @@ class Triplets:
     def n_ams(self) -> int:
         return self.ams.shape[1]
 
+    @property
+    def rec_len(self) -> np.ndarray:
+        """(R_tot,) frames of each recording."""
+        return self.voices.lengths
+
     def subset(self, people: np.ndarray) -> "Triplets":
-        """Triplets of the given people (indices into this set), recordings kept in the same bank."""
+        """Triplets of the given people (indices into this set), their recordings a view of the same bank."""
         people = np.asarray(people)
         remap = np.full(len(self.identity), -1)
         remap[people] = np.arange(len(people))
         keep = remap[self.rec_person] >= 0
         return Triplets(self.identity[people], self.gender[people], self.ams[people], self.vertices[people],
-                        self.bank, self.rec_start[keep], self.rec_len[keep], remap[self.rec_person[keep]],
+                        self.voices.subset(np.flatnonzero(keep)), remap[self.rec_person[keep]],
                         self.am_names, self.am_regions, self.measure, self.truth, self.truth_r2,
                         self.vertex_regions, self.am_landmarks, self.feat_stats)
 
@@ -88,18 +95,33 @@ def voice_features(path: str | os.PathLike, max_s: float | None = None, norm: st
     return cmvn(feat) if norm == "utterance" else feat
 
 
-def _bank(feats: Sequence[np.ndarray], norm: str = "utterance"):
-    """Concatenate (T_i, F) features into a bank (sum T_i, F) with starts / lengths; ``norm == 'global'``
-    normalises each bin over the whole bank (the features were read un-normalised) and also returns the
+def _bank(feats: Sequence[np.ndarray], norm: str = "utterance", stats: np.ndarray | None = None
+          ) -> tuple[VoiceBank, np.ndarray | None]:
+    """An in-memory ``VoiceBank`` of (T_i, F) features; ``norm == 'global'`` normalises each bin over the whole
+    bank (the features were read un-normalised; ``stats``: a run's (2, F) mean / std instead) and also returns the
     (2, F) mean / std used, else None."""
-    lens = np.array([len(f) for f in feats], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-    bank = np.concatenate(feats).astype(np.float32)
+    bank = VoiceBank.from_arrays(feats)
     if norm == "global":
-        stats = np.stack([bank.mean(0), bank.std(0) + 1e-5])                      # (2, F)
-        bank = (bank - stats[0]) / stats[1]
-        return bank, starts, lens, stats
-    return bank, starts, lens, None
+        if stats is None:
+            stats = np.stack([bank.packed.mean(0), bank.packed.std(0) + 1e-5])       # (2, F)
+        bank.packed = ((bank.packed - stats[0]) / stats[1]).astype(np.float32)
+        return bank, stats
+    return bank, None
+
+
+def _read_voices(paths: Sequence[str | os.PathLike], max_s: float | None, norm: str
+                 ) -> tuple[list[np.ndarray], list[int], list[tuple[str, str]]]:
+    """Features of each readable recording, the positions of those read, and (path, message) of the others."""
+    mode = _read_norm(norm)
+    feats, ok, failed = [], [], []
+    for k, path in enumerate(paths):
+        try:
+            feats.append(voice_features(path, max_s, mode))
+            ok.append(k)
+        except InputError as e:
+            log.warning("skipping %s", e)
+            failed.append((str(path), str(e)))
+    return feats, ok, failed
 
 
 def _read_norm(norm: str) -> str:
@@ -184,24 +206,26 @@ def from_world(world: str | os.PathLike, norm: str = "utterance", max_s: float =
     for it in man:
         if it.modality == "voice" and it.identity in meshes:
             voices.setdefault(it.identity, []).append(it.path)
-    ids = sorted(i for i in meshes if i in voices)
-    verts, ams, feats, person = [], [], [], []
-    for p, ident in enumerate(ids):
+    paths = [(ident, path) for ident in sorted(voices) for path in voices[ident]]
+    feats, ok, failed = _read_voices([path for _, path in paths], max_s, norm)
+    ids = sorted({paths[k][0] for k in ok})                   # people with at least one readable recording
+    index = {ident: p for p, ident in enumerate(ids)}
+    person = [index[paths[k][0]] for k in ok]
+    verts, ams = [], []
+    for ident in ids:
         with np.load(meshes[ident].path) as z:
             verts.append(np.asarray(z["vertices"], np.float32))
             ams.append(np.asarray(z["ams"], np.float64))
-        for path in voices[ident]:
-            feats.append(voice_features(path, max_s, _read_norm(norm)))
-            person.append(p)
     vertices = np.stack(verts)
     wj = Path(manifest_path).parent / "world.json"
     info = json.loads(wj.read_text()) if wj.is_file() else {}
     recorded = (info.get("model") or {}).get("am_landmarks")
     landmarks = np.asarray(recorded, np.int64) if recorded else _landmark_index(vertices.shape[1])
     measure, names, regions = _landmark_measure(landmarks)
-    bank, starts, lens, fstats = _bank(feats, norm)
+    bank, fstats = _bank(feats, norm)
+    bank.record_failures(failed)
     out = Triplets(np.array(ids), np.array([meshes[i].gender for i in ids]), np.stack(ams), vertices,
-                   bank, starts, lens, np.array(person), names, regions, measure,
+                   bank, np.array(person), names, regions, measure,
                    vertex_regions={"nose": nose_mask(vertices.mean(0), landmarks)}, am_landmarks=landmarks,
                    feat_stats=fstats)
     if info:
@@ -268,7 +292,7 @@ def from_csv(path: str | os.PathLike, measure: MeasureFn | None = None, am_names
         measure, am_names, am_regions = _default_measure(len(first))
     shapes: dict[str, np.ndarray] = {}
     genders: dict[str, str] = {}
-    feats, person_ids = [], []
+    feats, person_ids, failed = [], [], []
     for row in rows:
         ident = row["identity"]
         try:
@@ -279,6 +303,7 @@ def from_csv(path: str | os.PathLike, measure: MeasureFn | None = None, am_names
             person_ids.append(ident)
         except InputError as e:   # one bad file is reported and skipped
             log.warning("skipping %s", e)
+            failed.append((str(path.parent / row["voice"]), str(e)))
     ids = sorted(set(person_ids))
     if not ids:
         raise InputError(path, "no usable voice/shape pairs")
@@ -286,11 +311,12 @@ def from_csv(path: str | os.PathLike, measure: MeasureFn | None = None, am_names
     verts = np.stack([shapes[i] for i in ids])
     with torch.no_grad():
         ams = measure(torch.from_numpy(verts).double()).numpy()
-    bank, starts, lens, fstats = _bank(feats, norm)
+    bank, fstats = _bank(feats, norm)
+    bank.record_failures(failed)
     names = tuple(am_names or (f"am{k}" for k in range(ams.shape[1])))
     regions = tuple(am_regions or ("face",) * ams.shape[1])
     default = measure_given is None
-    return Triplets(np.array(ids), np.array([genders[i] for i in ids]), ams, verts, bank, starts, lens,
+    return Triplets(np.array(ids), np.array([genders[i] for i in ids]), ams, verts, bank,
                     np.array([index[i] for i in person_ids]), names, regions, measure,
                     vertex_regions={"nose": nose_mask(verts.mean(0), _landmark_index(verts.shape[1]))} if default
                     else {}, am_landmarks=_landmark_index(verts.shape[1]) if default else None, feat_stats=fstats)
@@ -340,7 +366,6 @@ def synthetic(n_people: int = 160, n_ams: int = 12, n_linked: int = 4, coupling:
     person = np.repeat(np.arange(n_people), recs)
     env = coupling * ctrl[person, :n_linked] @ patterns + np.where(gender[person] == "m", 1.0, -1.0)[:, None] * tilt
     bank = (env[:, None, :] + rng.normal(0, noise, (len(person), frames, n_mels))).reshape(-1, n_mels)
-    starts = np.arange(len(person)) * frames
     # ground truth by the generator: within-gender R^2 of each AM given the voice-linked controls
     pg, pc, pv = people(20000, np.random.default_rng(seed + 1))
     pa = measure(torch.from_numpy(pv).double()).numpy()
@@ -349,9 +374,9 @@ def synthetic(n_people: int = 160, n_ams: int = 12, n_linked: int = 4, coupling:
         sel = pg == g
         r2[g] = population_r2(pa[sel], pc[sel, :n_linked]) if coupling > 0 else np.zeros(n_ams)
         truth[g] = np.where(r2[g] > 0.05, 1, np.where(r2[g] < 0.01, 0, -1))
-    return Triplets(np.array([f"s{p:04d}" for p in range(n_people)]), gender, ams, verts,
-                    bank.astype(np.float32), starts.astype(np.int64), np.full(len(person), frames, np.int64),
-                    person, tuple(f"d{2*k}-{2*k+1}" for k in range(n_ams)),
+    voices = VoiceBank.from_arrays(list(bank.astype(np.float32).reshape(len(person), frames, n_mels)))
+    return Triplets(np.array([f"s{p:04d}" for p in range(n_people)]), gender, ams, verts, voices, person,
+                    tuple(f"d{2*k}-{2*k+1}" for k in range(n_ams)),
                     tuple("nose" if k % 3 == 0 else "mouth" if k % 3 == 1 else "eyes" for k in range(n_ams)),
                     measure, truth, r2, {"nose": np.repeat(np.arange(n_ams) % 3 == 0, 2)})
 
@@ -403,9 +428,9 @@ def crop_batch(data: Triplets, train: np.ndarray, n_train: np.ndarray, batch: in
     pick = (rng.random((batch, m)) * counts[people]).astype(int)                    # (B, M)
     rec = table[people, pick]                                                       # (B, M) recording ids
     length = data.rec_len[rec]
+    # Sec. 5.3 crops: start uniform in [0, T - L) (0 when shorter; read cyclically), gathered by the voice bank
     start = (rng.random((batch, m)) * np.maximum(length - crop_frames, 1)).astype(np.int64)
-    idx = data.rec_start[rec][..., None] + (start[..., None] + np.arange(crop_frames)) % length[..., None]
-    x = data.bank[idx]                                                              # (B, M, T, n_mels)
+    x = data.voices.frames(rec, start, crop_frames)                                 # (B, M, T, n_mels)
     return np.ascontiguousarray(x.transpose(0, 1, 3, 2)), people
 
 
@@ -445,5 +470,5 @@ def segments(data: Triplets, seg_frames: int, max_frames: int | None = None
     n_seg = np.maximum(length // seg_frames, 1)
     rec = np.repeat(np.arange(len(length)), n_seg)                                # (S,)
     k = np.arange(len(rec)) - np.repeat(np.cumsum(n_seg) - n_seg, n_seg)          # segment number in recording
-    idx = data.rec_start[rec][:, None] + (k[:, None] * seg_frames + np.arange(seg_frames)) % length[rec][:, None]
-    return np.ascontiguousarray(data.bank[idx].transpose(0, 2, 1)), data.rec_person[rec]
+    x = data.voices.frames(rec, k * seg_frames, seg_frames, period=length[rec])     # (S, seg_frames, n_mels)
+    return np.ascontiguousarray(x.transpose(0, 2, 1)), data.rec_person[rec]

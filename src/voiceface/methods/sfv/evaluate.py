@@ -536,13 +536,12 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
             results.append({"voice": str(path), "error": str(e)})
     if not ok:
         return results
-    bank, starts, lens, _ = _bank(feats)
-    if sm["feat_stats"].size:                                   # 'global' normalisation with the run's statistics
-        bank = (bank - sm["feat_stats"][0]) / sm["feat_stats"][1]
+    stats = sm["feat_stats"] if sm["feat_stats"].size else None   # 'global' normalisation: the run's statistics
+    bank, _ = _bank(feats, "global" if stats is not None else "utterance", stats)
     n = len(ok)
     voice_g = np.array([g for _, g in ok])
     data = Triplets(np.array([p for p, _ in ok]), voice_g, np.zeros((n, n_ams)), np.zeros((n, 1, 3), np.float32),
-                    bank, starts, lens, np.arange(n), tuple(names), tuple(sm["am_regions"].astype(str)), None)
+                    bank, np.arange(n), tuple(names), tuple(sm["am_regions"].astype(str)), None)
     rows = [np.nonzero(voice_g == g)[0] if (voice_g == g).any() else np.array([0]) for g in net_gender]
     table, _ = pad_rows(rows)
     fps = cfg.data.frames_per_s
@@ -558,8 +557,8 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
         fm, fw = fm.numpy(), fw.numpy()
         z = np.zeros(n_ams)
         z[sm[f"{g}_top"].astype(int)] = 1
-        d_like = Triplets(data.identity, data.gender, data.ams, data.vertices, data.bank, data.rec_start,
-                          data.rec_len, data.rec_person, data.am_names, data.am_regions, None,
+        d_like = Triplets(data.identity, data.gender, data.ams, data.vertices, data.voices, data.rec_person,
+                          data.am_names, data.am_regions, None,
                           am_landmarks=sm["am_landmarks"])
         shapes = reconstruct(d_like, sm[f"{g}_mean"], sm[f"{g}_basis"], sm[f"{g}_scale"], fm, sm[f"{g}_am_sd"], z,
                              cfg)

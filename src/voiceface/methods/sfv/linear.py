@@ -32,7 +32,7 @@ def person_stats(data: Triplets, bands: int | None = FEATURE_BANDS, with_std: bo
     features than the ~80 people of a D_t. That choice was made against that world's truth, so judge it on others.
     """
     rec = np.repeat(np.arange(len(data.rec_len)), data.rec_len)                    # frame -> recording
-    frames = data.bank[data.rec_start[rec] + _offsets(data.rec_len)]              # (N, F) in recording order
+    frames = data.voices.packed[data.voices.offsets[rec] + _offsets(data.rec_len)]  # (N, F) in recording order
     owner = data.rec_person[rec]
     n_people = len(data.identity)
     order = np.argsort(owner, kind="stable")

@@ -2,12 +2,15 @@
 
 ``SfVLoss`` has one named phase, ``estimator_step``: forward all M stacked estimators on their own minibatches, sum
 the per-network mean losses (so every network receives exactly the gradient it would get alone), clip each
-network's gradient norm separately, and take one SGD step.
+network's gradient norm separately, and take one SGD step (forward under the run's ``precision``, see
+``engine.precision``).
 """
 from __future__ import annotations
 
 import torch
 
+from ...engine import dist
+from ...engine.precision import Precision
 from .model import AMNet
 
 
@@ -49,9 +52,10 @@ class SfVLoss:
     phases = ("estimator_step",)
 
     def __init__(self, model: AMNet, optimizer: torch.optim.Optimizer, uncertainty: bool = True,
-                 grad_clip: float = 0.0):
-        self.model, self.optimizer = model, optimizer
+                 grad_clip: float = 0.0, precision: Precision | None = None):
+        self.model, self.optimizer = model, optimizer          # model: an AMNet, or one wrapped by DDP
         self.uncertainty, self.grad_clip = uncertainty, grad_clip
+        self.precision = precision or Precision.resolve("fp32", "cpu")
 
     def per_net(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         """Mean loss of each network. x: (B, M, n_mels, T); target: (B, M, K); weight: optional (M, K) AM mask.
@@ -66,7 +70,7 @@ class SfVLoss:
 
     def _clip_per_net(self) -> torch.Tensor:
         """Scale each network's gradient so its L2 norm is at most ``grad_clip``; return the (M,) norms."""
-        m = self.model.n_nets
+        m = dist.unwrap(self.model).n_nets
         grads = [p.grad for p in self.model.parameters() if p.grad is not None]
         sq = torch.stack([g.reshape(m, -1).pow(2).sum(1) for g in grads]).sum(0)   # (M,)
         norm = sq.sqrt()
@@ -81,9 +85,13 @@ class SfVLoss:
         """One SGD step of all M networks. x: (B, M, n_mels, T); target: (B, M, K) normalised AMs."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.per_net(x, target, weight)                                # (M,)
-        losses.sum().backward()
+        prec = self.precision
+        with prec.autocast():
+            losses = self.per_net(x, target, weight).float()                    # (M,)
+        prec.backward(losses.sum())
+        prec.unscale(self.optimizer)
         norm = self._clip_per_net()
-        self.optimizer.step()
+        prec.step(self.optimizer)
+        prec.update()
         return {"loss/nll" if self.uncertainty else "loss/mse": losses.mean().item(),
                 "grad_norm": norm.mean().item()}

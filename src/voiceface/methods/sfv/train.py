@@ -4,11 +4,17 @@
 one SGD optimiser, and calls ``engine.fit``. Every ``select_every`` steps each network is scored on its own D_v1
 (squared error of the fused whole-recording predictions, Eq. 5.3, 5.4) and its best weights so far are kept in the ``best``
 model (estimator selection). Resumable: the loop restores both models, the optimiser and the scores.
+
+Batches come through the shared input pipeline (``data.workers`` DataLoader processes, ``Batches``); under
+``torchrun`` the trained networks are DDP-wrapped (every rank scores D_v1 with the same synchronised weights and
+BatchNorm statistics, so ``best`` stays equal across ranks).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +22,9 @@ import torch
 from torch import nn
 
 from ... import config as cfgmod
+from ...data.pipeline import LoaderOptions
 from ...engine import Parts, Run, dist, fit
+from ...engine.precision import Precision
 from ...errors import InputError
 from .config import SfVConfig
 from .data import Triplets, crop_batch, from_csv, from_world, pad_rows, synthetic
@@ -112,48 +120,73 @@ def eigenfaces(shapes: np.ndarray, components: int) -> tuple[np.ndarray, np.ndar
     return mean, vt[:d].T, s[:d] / np.sqrt(max(len(shapes) - 1, 1))
 
 
+@dataclass
+class Batches:
+    """SfV's ``batch_fn``: ``Batches(...)(step)`` -> (x (B, M, n_mels, L), target (B, M, A), v2v x (B, 1 + G,
+    n_mels, L), v2v target (B, 1 + G, d)) CPU tensors, drawn from ``default_rng([seed, step])`` on rank 0 (the
+    batches of a single-process run) and ``default_rng([seed, step, rank])`` on the other DDP ranks: one crop length
+    per minibatch, every stacked network its own people (``data.crop_batch``). Each DDP rank draws its own shard; a
+    resumed run sees the batches an uninterrupted one would."""
+
+    data: Triplets
+    layout: Layout
+    v2v: dict[str, np.ndarray]
+    cfg: SfVConfig
+    rank: int = 0
+
+    def __call__(self, step: int):
+        cfg, data, lay = self.cfg, self.data, self.layout
+        fps = cfg.data.frames_per_s
+        rng = np.random.default_rng([cfg.seed, step] + ([self.rank] if self.rank else []))
+        crop = int(rng.integers(int(cfg.data.crop_min_s * fps), int(cfg.data.crop_max_s * fps) + 1))
+        table, n_train = lay.tables["train"]
+        x, people = crop_batch(data, table, n_train, cfg.train.batch_size, crop, rng)
+        nets = np.arange(lay.n_nets)
+        target = (data.ams[people] - lay.am_mean[nets]) / lay.am_std[nets]              # (B, M, A)
+        xv, pv = crop_batch(data, self.v2v["table"], self.v2v["lens"], cfg.train.batch_size, crop, rng)
+        return (torch.from_numpy(x), torch.from_numpy(target).float(), torch.from_numpy(xv),
+                torch.from_numpy(self.v2v["coeff"][pv]).float())
+
+
+def make_config(config_file: str | os.PathLike | None = None, overrides=(), seed: int | None = None,
+                config: SfVConfig | None = None) -> SfVConfig:
+    """Defaults (paper) <- YAML file <- key=value overrides (or a ready ``config``) <- explicit seed."""
+    cfg = config if config is not None else cfgmod.load_config(SfVConfig, config_file, overrides)
+    return cfg if seed is None else cfgmod.replace(cfg, {"seed": int(seed)})
+
+
 def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os.PathLike | None = None,
           overrides=(), seed: int | None = None, stop_after: int | None = None, progress: bool = True, *,
           config: SfVConfig | None = None, force_config: bool = False) -> Path:
     """Train all SfV estimators into the run folder ``out`` (resumes when it holds a checkpoint) on the device of
-    ``cfg.device`` (auto: CUDA when present).
+    ``cfg.device`` (auto: CUDA when present), in ``cfg.precision``; under ``torchrun`` the trained models are
+    DDP-wrapped, each rank draws its own batches and rank 0 alone writes.
 
     ``config`` (a ready ``SfVConfig``, e.g. a ``PRESETS`` entry) replaces ``config_file``/``overrides``; ``seed``
     (when not None) sets the config's ``seed``; ``force_config`` resumes even if the config changed."""
-    cfg = config if config is not None else cfgmod.load_config(SfVConfig, config_file, overrides)
-    if seed is not None:
-        cfg = cfgmod.replace(cfg, {"seed": int(seed)})
+    cfg = make_config(config_file, overrides, seed, config)
     seed = cfg.seed
     device = dist.default_device(cfg.device)
+    prec = Precision.resolve(cfg.precision, device)
+    dist.init(device)
     triplets = load_triplets(data, cfg)
     layout, model, best = build(triplets, cfg, seed)
-    model, best = model.to(device), best.to(device)
+    model, best = dist.wrap(model, device), best.to(device)
     run_cfg = {"data_source": str(data) if str(data).startswith("synthetic:") else str(Path(data).resolve()),
                **cfgmod.to_dict(cfg)}
     run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config)
     t = cfg.train
     opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    loss = SfVLoss(model, opt, cfg.model.uncertainty, t.grad_clip)
+    loss = SfVLoss(model, opt, cfg.model.uncertainty, t.grad_clip, prec)
     v2v = v2v_setup(triplets, layout, cfg.fit.components)
     torch.manual_seed(seed + 1)
-    v2v_net = AMNet(len(v2v["lens"]), v2v["coeff"].shape[1], cfg.model.n_mels, cfg.model.channels,
-                    uncertainty=False).to(device)
+    v2v_net = dist.wrap(AMNet(len(v2v["lens"]), v2v["coeff"].shape[1], cfg.model.n_mels, cfg.model.channels,
+                              uncertainty=False), device)
     v2v_opt = torch.optim.SGD(v2v_net.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip)
+    v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip,
+                       precision=Precision.resolve(cfg.precision, device))      # its own fp16 loss scale
     parts = Parts({"model": model, "best": best, "v2v": v2v_net}, {"sgd": opt, "v2v_sgd": v2v_opt})
-    train_table, n_train = layout.tables["train"]
-    fps = cfg.data.frames_per_s
-    lo, hi = int(cfg.data.crop_min_s * fps), int(cfg.data.crop_max_s * fps)
-
-    def batch_fn(step: int):
-        rng = np.random.default_rng([seed, step])
-        crop = int(rng.integers(lo, hi + 1))                               # one crop length per minibatch
-        x, people = crop_batch(triplets, train_table, n_train, t.batch_size, crop, rng)
-        nets = np.arange(layout.n_nets)
-        target = (triplets.ams[people] - layout.am_mean[nets]) / layout.am_std[nets]   # (B, M, A)
-        xv, pv = crop_batch(triplets, v2v["table"], v2v["lens"], t.batch_size, crop, rng)
-        return (torch.from_numpy(x).to(device), torch.from_numpy(target).float().to(device),
-                torch.from_numpy(xv).to(device), torch.from_numpy(v2v["coeff"][pv]).float().to(device))
+    plain = dist.unwrap(model)
 
     def step_fn(batch, step: int):
         x, target, xv, tv = batch
@@ -164,14 +197,18 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         values = loss.estimator_step(x, target)
         values["v2v/mse"] = v2v_loss.estimator_step(xv, tv)["loss/mse"]
         if (step + 1) % t.select_every == 0 or step + 1 == t.steps:
-            score = val1_scores(model, triplets, layout, cfg).to(device)     # (M,)
+            dist.sync_buffers(model)                 # BatchNorm statistics of rank 0: equal scores on every rank
+            score = val1_scores(plain, triplets, layout, cfg).to(device)         # (M,), in float32
             better = score < best.score
-            best.net.load_state_dict(where_nets(better, model.state_dict(), best.net.state_dict()))
+            best.net.load_state_dict(where_nets(better, plain.state_dict(), best.net.state_dict()))
             best.score.copy_(torch.where(better, score, best.score))
         if torch.isfinite(best.score).all():   # logged every step, so the loop's window average is the value
             values["val1/best_mse"] = best.score.mean().item()
         return values
 
-    fit(run, parts, method=METHOD_NAME, config=run_cfg, batch_fn=batch_fn, step_fn=step_fn, total_steps=t.steps,
-        log_every=t.log_every, checkpoint_every=t.checkpoint_every, progress=progress, stop_after=stop_after)
+    light = dataclasses.replace(triplets, measure=None)   # what batches read: picklable for any worker start method
+    fit(run, parts, method=METHOD_NAME, config=run_cfg, batch_fn=Batches(light, layout, v2v, cfg, dist.rank()),
+        step_fn=step_fn, total_steps=t.steps, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
+        progress=progress, stop_after=stop_after, precision=prec.name, device=device, sources=(triplets.voices,),
+        loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
     return run.path
