@@ -17,6 +17,8 @@ error) is noted too. On CPU the figures are labelled CPU (a smoke check with sma
     python bench/bm_gpu_train.py --device cuda [--steps 300] [--preset tiny] [--methods dimnet gan cest sfv]
     python bench/bm_gpu_train.py --device cpu --steps 4 --configs cpu          # smoke check
 Prints a table and, with ``--json FILE``, writes the rows as JSON (always printed as one JSON line at the end).
+Run folders live in a temporary folder removed at the end. The thesis configs are meant for the GPU: on a CPU,
+SfV's paper config alone went past 20 GB of memory (killed) in a 2-step smoke run.
 """
 from __future__ import annotations
 
@@ -157,7 +159,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto", help="auto (CUDA when present) | cuda | cpu")
     ap.add_argument("--steps", type=int, default=None, help="steps per run (default 300 on CUDA, 4 on CPU)")
-    ap.add_argument("--world", type=Path, default=None, help="world folder (built when it has no manifest.csv)")
+    ap.add_argument("--world", type=Path, default=None,
+                    help="world folder, kept (built there when it has no manifest.csv; default: a temporary one)")
     ap.add_argument("--preset", default="tiny", choices=("tiny", "small"))
     ap.add_argument("--configs", default=None, choices=("thesis", "cpu"),
                     help="thesis-size configs (default on CUDA) or the narrow CPU presets (default on CPU)")
@@ -172,9 +175,25 @@ def main(argv=None) -> int:
     cuda = device.type == "cuda"
     args.steps = args.steps or (300 if cuda else 4)
     args.configs = args.configs or ("thesis" if cuda else "cpu")
+    if args.configs == "thesis" and not cuda:
+        print("note: thesis-size configs on the CPU need a lot of memory (SfV's paper config: > 20 GB)",
+              file=sys.stderr)
     torch.backends.cudnn.benchmark = cuda
-    scratch = Path(tempfile.mkdtemp(prefix="bm_gpu_train_"))
-    world = args.world or scratch / f"world_{args.preset}"
+    with tempfile.TemporaryDirectory(prefix="bm_gpu_train_") as tmp:
+        rows = measure(args, Path(tmp), device)
+    name = torch.cuda.get_device_name(device) if cuda else "CPU"
+    print(f"device: {name}; world {args.world}; {args.steps} steps per run; {args.configs} configs")
+    print(table(rows, not cuda))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    print(json.dumps({"device": name, "rows": rows}))
+    return 0
+
+
+def measure(args, scratch: Path, device: torch.device) -> list[dict]:
+    """Build the world when needed (``args.world`` default: inside ``scratch``), then one row per method and
+    precision; run folders go to ``scratch`` (removed afterwards)."""
+    world = args.world = args.world or scratch / f"world_{args.preset}"
     if not (world / "manifest.csv").is_file():
         from voiceface.sim import build_world
 
@@ -187,13 +206,7 @@ def main(argv=None) -> int:
         for precision in args.precisions:
             print(f"{method} {precision} ...", file=sys.stderr)
             rows.append(run_one(method, precision, args, world, scratch, device))
-    name = torch.cuda.get_device_name(device) if cuda else "CPU"
-    print(f"device: {name}; world {world}; {args.steps} steps per run; {args.configs} configs")
-    print(table(rows, not cuda))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
-    print(json.dumps({"device": name, "rows": rows}))
-    return 0
+    return rows
 
 
 if __name__ == "__main__":
