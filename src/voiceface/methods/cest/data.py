@@ -487,7 +487,7 @@ def read_300wlp(root) -> list[dict]:
             continue
         try:
             m = scipy.io.loadmat(str(mat))
-        except (OSError, ValueError, NotImplementedError, TypeError) as e:
+        except (OSError, ValueError, NotImplementedError, TypeError, scipy.io.matlab.MatReadError) as e:
             log.warning("%s", InputError(mat, f"not a readable .mat ({e})"))
             continue
         lm3 = None
@@ -508,22 +508,9 @@ def image_bank(records: list[dict], size: int, *, segmenter: FaceSegmenter | Non
                face_fraction: float = 0.27) -> ClipBank:
     """Single images with landmarks (e.g. :func:`read_300wlp`) as a bank of one-frame clips (one person each),
     cropped like the training clips; the thesis trains on 300W-LP this way (symmetry only, n = 1)."""
-    from ...face import align
-    from ...face.detect import load_image
-    from .reconstruct import clip_alignment
+    from .benchmarks import crop_records
 
-    frames, lms = [], []
-    for r in records:
-        m = clip_alignment(r["landmarks"], size, face_fraction)
-        frames.append(align.warp_affine(load_image(r["image"]), m, size))
-        lms.append(align.apply_transform(m, r["landmarks"]) + 0.5)
-    if not frames:
-        raise InputError("images", "no images with landmarks")
-    f, lm = np.stack(frames), np.stack(lms).astype(np.float32)
-    n = len(f)
-    return ClipBank(frames=f, masks=(segmenter or HullSkinSegmenter())(f, lm), landmarks=lm, clip=np.arange(n),
-                    person=np.arange(n), clip_names=[Path(r["image"]).stem for r in records],
-                    person_names=[Path(r["image"]).stem for r in records])
+    return crop_records(records, size, face_fraction, segmenter)[0]
 
 
 def read_micc(root) -> list[dict]:
