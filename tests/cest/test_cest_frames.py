@@ -163,7 +163,7 @@ def test_cli_trains_on_a_prepared_frame_tree(frame_tree, tmp_path):
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfglib.to_dict(frames_cfg())))
     out = subprocess.run([sys.executable, "-m", "voiceface.cli", "train", "cest", "--data", str(root), "--out",
-                          str(tmp_path / "run"), "--config", str(cfg_file), "data.workers=1"],
+                          str(tmp_path / "run"), "--config", str(cfg_file)],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = _log(tmp_path / "run")

@@ -33,8 +33,27 @@ from ...errors import InputError
 log = logging.getLogger(__name__)
 
 
+def group_index(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames by group, computed once per bank: (ids (G,) sorted group ids, order (N,) frame indices sorted by
+    group (ascending within a group), bounds (G + 1,)): group ``ids[g]``'s frames are
+    ``order[bounds[g]:bounds[g + 1]]``."""
+    order = np.argsort(groups, kind="stable")
+    ids, starts = np.unique(groups[order], return_index=True)
+    return ids, order, np.append(starts, len(groups))
+
+
+class Grouped:
+    """``groups(scope)``: the cached :func:`group_index` of ``clip`` (scope ``clip``) or ``person`` (``video``)."""
+
+    def groups(self, scope: str = "clip") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cache = self.__dict__.setdefault("_group_cache", {})
+        if scope not in cache:
+            cache[scope] = group_index(self.clip if scope == "clip" else self.person)
+        return cache[scope]
+
+
 @dataclass
-class ClipBank:
+class ClipBank(Grouped):
     """Frames of many clips in memory.
 
     frames (N, S, S, 3) uint8; masks (N, S, S) bool; landmarks (N, 68, 2) float32 (renderer convention, pixel
@@ -118,12 +137,11 @@ def sample_batch(bank: ClipBank, rng: np.random.Generator, clips_per_batch: int,
         partners (N, P) *batch positions*: ``stochastic``: P = 1, another frame of the same group (itself when the
         group has one frame); ``full``: P = frames_per_clip, every frame of the group (itself included).
     """
-    groups = bank.clip if scope == "clip" else bank.person
-    ids = np.unique(groups)
-    chosen = rng.choice(ids, size=clips_per_batch, replace=len(ids) < clips_per_batch)
+    ids, order, bounds = bank.groups(scope)
+    chosen = rng.choice(len(ids), size=clips_per_batch, replace=len(ids) < clips_per_batch)
     idx = []
     for g in chosen:
-        members = np.flatnonzero(groups == g)
+        members = order[bounds[g]:bounds[g + 1]]
         idx.append(rng.choice(members, size=frames_per_clip, replace=len(members) < frames_per_clip))
     idx = np.concatenate(idx)
     n = frames_per_clip
@@ -368,7 +386,7 @@ def prepare_frames(clips: Sequence[ClipFolder], cache: str | Path, size: int, *,
     return store, report
 
 
-class FrameStore(Replacing):
+class FrameStore(Replacing, Grouped):
     """Aligned frames of real video clips streamed from the crop cache of :func:`prepare_frames`: only the index
     is in memory (paths, landmarks (N, 68, 2) float32 in the renderer convention, clip (N,), person (N,); frames of
     a clip contiguous), a batch decodes its own crops. The same interface as :class:`ClipBank` for sampling and
