@@ -249,3 +249,26 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(frame_tree, tmp_path):
     single = train(root, tmp_path / "single", config=cfg, progress=False, detector=det)
     alone = torch.load(single / "checkpoint.pt", weights_only=True)["models"]["cest"]
     assert any(not torch.equal(alone[k], ckpt[k]) for k in ckpt)
+
+
+def test_real_photos_as_clips_with_dlib(orl_faces, tmp_path):
+    """Real faces (ORL, greyscale .pgm) arranged as two 'videos' per person, the default face front end (dlib):
+    prepared, streamed and trained end to end."""
+    pytest.importorskip("dlib")
+    root = tmp_path / "orl_clips"
+    people = sorted(p for p in orl_faces.iterdir() if p.is_dir())[:2]
+    for person in people:
+        photos = sorted(person.glob("*.pgm"))[:6]
+        for v, chunk in enumerate((photos[:3], photos[3:])):
+            d = root / person.name / f"video{v}"
+            d.mkdir(parents=True)
+            for ph in chunk:
+                (d / ph.name).write_bytes(ph.read_bytes())
+    run = train(root, tmp_path / "run", config=frames_cfg(), progress=False)
+    frames = [r for r in _log(run) if r.get("event") == "frames"][0]
+    assert frames["clips"] == 4 and frames["frames"] + frames["no_face"] == 12 and frames["frames"] >= 8
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    crops = sorted((root / ".cest_cache").rglob("*.png"))
+    assert len(crops) == frames["frames"]
+    rgba = np.asarray(Image.open(crops[0]))
+    assert rgba.shape == (64, 64, 4) and (rgba[..., 3] > 0).mean() > 0.2     # a face mask in the alpha channel

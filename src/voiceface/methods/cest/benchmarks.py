@@ -16,6 +16,8 @@
   interocular distance (measured on the scan at the aligned prediction's eye corners). The scans are assumed in
   millimetres with y up and the face towards +z, as MICC's frontal models and our morphable model are; the nose
   tip is the scan's frontmost vertex. ``nme_mean_shape``: the model's mean shape scored the same way.
+
+Both run on the CPU (a few thousand images; the ICP dominates MICC's time).
 """
 from __future__ import annotations
 
