@@ -169,6 +169,11 @@ def test_cli_trains_on_a_prepared_frame_tree(frame_tree, tmp_path):
     rows = _log(tmp_path / "run")
     assert [r for r in rows if r.get("event") == "frames"][0]["prepared_clips"] == 0
     assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["step"] == 4
+    from voiceface.errors import InputError
+    from voiceface.methods.cest.evaluate import evaluate
+
+    with pytest.raises(InputError, match="real frame folders"):       # no 3D truth: pointed at the benchmarks
+        evaluate(tmp_path / "run")
 
 
 def test_sim_batches_keep_their_seeds(clip_world):

@@ -327,6 +327,10 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
     model, cfg = load_trained(run)
     r = Run.open(run)
     data = data or _train_data(run)
+    if Path(data).is_dir() and not (Path(data) / "manifest.csv").is_file():
+        from ...errors import InputError
+        raise InputError(data, "this run trained on real frame folders, which carry no 3D ground truth: evaluate it "
+                               "with --aflw2000 DIR / --micc DIR, or on a simulated world with --data WORLD")
     bank = load_sim_clips(data, cfg.data.test_splits)
     if not bank.truth:
         from ...errors import InputError
