@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "matching/, veriflist/); default $VOICEFACE_LISTS, else the shared sample folder. Listed "
                         "media are matched on the corpus layouts (idXXXXX/VIDEO/NNNNN.wav, NAME/[1.6/]VIDEO/N.jpg "
                         "or aligned .png crops); a warning says when none match")
+    p.add_argument("--aflw2000", metavar="DIR",
+                   help="cest: evaluate on AFLW2000-3D (<name>.jpg + <name>.mat): 68-landmark NME by yaw")
+    p.add_argument("--micc", metavar="DIR",
+                   help="cest: evaluate on MICC Florence (subject folders with .obj scans and images to "
+                        "reconstruct): shape NME against the scans")
     p.set_defaults(func=run)
 
 
@@ -31,9 +36,15 @@ def run(args: argparse.Namespace) -> int:
         if args.method != "dimnet":
             raise ConfigError(f"--lists applies to dimnet only, not '{args.method}'")
         extra["lists"] = args.lists
+    for flag in ("aflw2000", "micc"):
+        if getattr(args, flag) is not None:
+            if args.method != "cest":
+                raise ConfigError(f"--{flag} applies to cest only, not '{args.method}'")
+            extra[flag] = getattr(args, flag)
     results = methods[args.method].evaluate(args.run, data=args.data, **extra)
     width = max((len(k) for k in results), default=0)
     for key, value in sorted(results.items()):
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
-    print(f"wrote {args.run}/results.json and {args.run}/report.md")
+    report = "report_benchmarks.md" if ("aflw2000" in extra or "micc" in extra) and args.data is None else "report.md"
+    print(f"wrote {args.run}/results.json and {args.run}/{report}")
     return 0

@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "differing keys unless --force-config. Each start logs world_size, device and "
                                    "precision to RUN/log.jsonl. Under torchrun, trains with DDP.")
     p.add_argument("method", help="dimnet | gan | cest | sfv")
-    p.add_argument("--data", required=True, help="manifest CSV or folder with manifest.csv (e.g. a sim world)")
+    p.add_argument("--data", required=True,
+                   help="manifest CSV or folder with manifest.csv (e.g. a sim world); cest also takes a tree of "
+                        "video frame folders (ID/VIDEO/FRAME.jpg), faces prepared once into data.cache_dir")
     p.add_argument("--out", required=True, help="run folder (created; resumed if it holds a checkpoint)")
     p.add_argument("--config", help="YAML config (e.g. configs/dimnet/cpu.yaml)")
     p.add_argument("--seed", type=int, default=None,

@@ -2,6 +2,10 @@
 
 ``voiceface train cest --data WORLD --out RUN [--config configs/cest/cpu.yaml]``,
 ``voiceface evaluate cest --run RUN``, ``voiceface reconstruct IMAGE... --run RUN -o DIR``.
+Real video frames: ``voiceface train cest --data FRAMES --out RUN data.workers=4`` with FRAMES a tree of frame
+folders (``<id>/<video>/<frame>.jpg``) or a manifest of such clips (faces prepared once into a crop cache, then
+streamed; ``torchrun --nproc_per_node=K -m voiceface.cli train cest ...`` for DDP); real benchmarks:
+``voiceface evaluate cest --run RUN --aflw2000 DIR --micc DIR`` (:mod:`.benchmarks`).
 The ablations of Fig. 4.4 are ``configs/cest/cpu_{b_iest,c_consistency,d_symmetry,e_none,f_video}.yaml``
 (:data:`~.config.PRESETS`; the changes themselves: :data:`~.config.ABLATIONS`).
 """

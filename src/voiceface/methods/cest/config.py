@@ -91,6 +91,9 @@ class DataConfig:
     """Minibatches grouped by clip (Sec. 4.4.1): ``clips_per_batch`` clips x ``frames_per_clip`` frames.
 
     mask: ``true`` (the simulated world's face masks) or ``segmenter`` (:class:`~.data.FaceSegmenter` stand-in).
+    workers / prefetch: DataLoader processes building the minibatches (0 = in the training process) and batches
+    each prepares ahead (``data.pipeline``). cache_dir: where the aligned crops of real frame folders are cached
+    (default ``<data folder>/.cest_cache``, or ``RUN/cache`` when that folder is not writable).
     """
 
     clips_per_batch: int = 32
@@ -99,6 +102,9 @@ class DataConfig:
     test_splits: tuple[str, ...] = ("test",)
     mask: str = "true"
     max_test_frames: int = 400
+    workers: int = 0
+    prefetch: int = 2
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True)

@@ -306,15 +306,31 @@ def _mean(d: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:
 
 
 def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, iest_run: str | None = None,
-             label: str = "CEST", fit_baseline: bool = True, figures: bool = True) -> dict:
+             label: str = "CEST", fit_baseline: bool = True, figures: bool = True,
+             aflw2000: str | os.PathLike | None = None, micc: str | os.PathLike | None = None,
+             detector=None) -> dict:
     """Evaluate the run on the test clips of its data (or ``data``); write RUN/results.json, RUN/report.md and
     RUN/ced.csv. ``iest_run`` (or ``eval.iest_run`` in the config) supplies the IEST baseline; without it the
-    ``*_iest`` results are null. Returns the flat results."""
+    ``*_iest`` results are null. Returns the flat results.
+
+    ``aflw2000`` / ``micc``: evaluate on those real benchmarks instead (plus the test clips when ``data`` is also
+    given; :mod:`.benchmarks`, ``detector`` the face front end for MICC's images): their ``aflw2000/...`` and
+    ``micc/...`` results are merged into RUN/results.json and tabled in RUN/report_benchmarks.md."""
+    if aflw2000 is not None or micc is not None:
+        from .benchmarks import evaluate_benchmarks
+
+        res = evaluate(run, data, iest_run=iest_run, label=label, fit_baseline=fit_baseline,
+                       figures=figures) if data is not None else {}
+        return {**res, **evaluate_benchmarks(run, aflw2000=aflw2000, micc=micc, detector=detector)}
     from .train import load_trained
 
     model, cfg = load_trained(run)
     r = Run.open(run)
     data = data or _train_data(run)
+    if Path(data).is_dir() and not (Path(data) / "manifest.csv").is_file():
+        from ...errors import InputError
+        raise InputError(data, "this run trained on real frame folders, which carry no 3D ground truth: evaluate it "
+                               "with --aflw2000 DIR / --micc DIR, or on a simulated world with --data WORLD")
     bank = load_sim_clips(data, cfg.data.test_splits)
     if not bank.truth:
         from ...errors import InputError

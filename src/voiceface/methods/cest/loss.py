@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import torch
 
+from ...engine.dist import unwrap
 from ...engine.precision import Precision
 from .config import LossConfig
 from .model import CEST
@@ -100,9 +101,10 @@ class CESTLoss:
         self.cfg = cfg
 
     def __call__(self, model: CEST, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Args: batch with images (B, 3, S, S), masks (B, 1, S, S), landmarks (B, 68, 2), partners (B, P).
+        """``model``: the CEST module or its DDP wrapper. Args: batch with images (B, 3, S, S), masks (B, 1, S, S), landmarks (B, 68, 2), partners (B, P).
         Returns: total, photometric, landmark, regulariser (scalars) and ``terms`` (B, k) E values."""
-        out = model(batch["images"])
+        out = model(batch["images"])                   # through the DDP wrapper when there is one
+        model = unwrap(model)                          # rendering and the model's tables: the module itself
         sets, _ = reflectance_sets(model, out["reflectance"], batch["partners"], self.cfg)
         shading = model.shading(out["shape"], out["viewpoint"], out["light"])
         rendered = model.render(out["verts_screen"], shading, sets, face_id=out["face_id"])["image"]  # (B, k, 3, S, S)
@@ -127,7 +129,7 @@ class CESTLoss:
         term pulls the shape towards the truth)."""
         losses = self(model, batch)
         coeffs = losses["out"]["coeffs"]
-        ki = model.n_id
+        ki = unwrap(model).n_id
         weights = {"photometric": 1.0, "landmark": self.cfg.lambda_kp, "regulariser": self.cfg.lambda_rg}
         out = {}
         for name, w in weights.items():
