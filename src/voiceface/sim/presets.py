@@ -56,7 +56,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", identities=24, split=(16, 4, 4), utterances=3, sessions=2, duration_s=(2.0, 3.0),
                    snr_db=(20.0, 40.0), rt60_s=(0.0, 0.4), images=3, render_size=112, clips=1, clip_frames=(4, 6),
                    clip_size=64),
-    "small": Preset("small", identities=240, split=(180, 24, 36), utterances=8, sessions=3, duration_s=(2.0, 5.0),
+    "small": Preset("small", identities=240, split=(180, 24, 36), utterances=8, sessions=3, duration_s=(3.5, 7.0),
                     snr_db=(20.0, 40.0), rt60_s=(0.0, 0.35), images=10, render_size=160, clips=2, clip_frames=(6, 8),
                     clip_size=64),
     "paper": Preset("paper", identities=1225, split=(924, 112, 189), utterances=6, sessions=3,
