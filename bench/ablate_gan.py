@@ -52,6 +52,12 @@ ROWS: dict[str, dict] = {
     "thesis recipe (Algorithm 1, cpu sizes)": {
         "model": {"gen_upsample": False, "gen_pixel_norm": False, "spectral_norm": False, "mbstd": False,
                   "projection": False}, "stable": STABLE_OFF},
+    "+ C weight 3": {"stable": {"c_weight": 3.0}},
+    "+ separate C trunk": {"model": {"share_trunk": False}},
+    "+ mismatch weight 1": {"stable": {"mismatch_weight": 1.0}},
+    "+ encoder 500 steps": {"encoder": {"pretrain_steps": 500}},
+    "+ recon L1 1": {"stable": {"recon_weight": 1.0}},
+    "+ recon L1 5": {"stable": {"recon_weight": 5.0}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")
@@ -111,7 +117,7 @@ def main() -> None:
         cfg = cfglib.replace(PRESETS["cpu"], {**ROWS[name], "steps": args.steps})
         run_dir = out / f"row{i}"
         first_enc = out / "row0" / "encoder"
-        if i and first_enc.is_dir() and not (run_dir / "encoder").exists():
+        if i and "encoder" not in ROWS[name] and first_enc.is_dir() and not (run_dir / "encoder").exists():
             shutil.copytree(first_enc, run_dir / "encoder")
         t0 = time.time()
         train(args.data, run_dir, seed=args.seed, progress=False, config=cfg)

@@ -74,6 +74,8 @@ class StableConfig:
     paired_batches: bool = False             # real face j is of the identity of voice j (needed by projection)
     augment: str = ""                        # DiffAugment policy: comma list of translation, color, cutout
     c_weight: float = 1.0                    # weight of F_c's identity loss in the generator step
+    recon_weight: float = 0.0                # G step: weight of mean |F_g(e_j) - f_j|, f_j a real face of voice j's
+                                             # identity (paired batches; 0 = off)
     sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
     sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
 
