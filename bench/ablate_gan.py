@@ -25,7 +25,12 @@ of the own F_e (200 steps) gives the speaker's gender to a linear probe for 90.4
 about the ceiling of generated-face gender with that F_e; a DIMNet-I run's voice net only 63.5%. Identity: a linear
 map from the world's true voice parameters (people.csv voice_*, 87 columns) to the dlib descriptor reaches 1:2 U 0.68
 / G 0.53 and recall@10 0.35, the own F_e's embedding 0.61 / 0.49-0.52, recall@10 0.23-0.25: the 70% / 55% matching
-targets are above what the world's voice-face cues give in dlib space.
+targets are above what the world's voice-face cues give in dlib space (bench/gan_ceiling.py).
+
+The preset at full length (--steps 1500 --rows 0, 1 thread; F_e of that run's first, interrupted start reused):
+gender 0.729 / AUC 0.791, 1:2 U 0.520 / G 0.472, recall@1/5/10 0.015/0.075/0.175, diversity 1.21, Frechet 0.144
+(without recon, the earlier demo: 0.708, 0.568 / 0.483, 0.019/0.113/0.208, 1.21, 0.158). 513 s of process CPU time
+for the 1500 GAN steps (0.34 s per step on one thread, load average 6.7 falling to 2.5; 1092 s wall).
 """
 from __future__ import annotations
 
