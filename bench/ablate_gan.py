@@ -23,7 +23,8 @@ cpu preset 0.675 / 0.760, 0.524 / 0.500, 0.177, 1.18; + recon L1 1: 0.719 / 0.77
 + recon L1 5: 0.708 / 0.802, 0.524 / 0.503, 0.206, 1.24 (one seed: within noise; not adopted, since it also lowered
 the learning test's margin: seed 0 AUC 0.78 / control 0.55 with the preset + recon_weight 5). The embedding
 of the own F_e (200 steps) gives the speaker's gender to a linear probe for 91.0% of unseen recordings, so ~90% is
-about the ceiling of generated-face gender with that F_e; a DIMNet-I run's voice net only 63.5%. Identity: a linear
+about the ceiling of generated-face gender with that F_e (600 pretraining steps: 91.2%, no better); a DIMNet-I run's
+voice net only 63.5%. Identity: a linear
 map from the world's true voice parameters (people.csv voice_*, 87 columns) to the dlib descriptor reaches 1:2 U 0.68
 / G 0.53 and recall@10 0.35, the own F_e's embedding 0.61 / 0.49-0.52, recall@10 0.24-0.25: the 70% / 55% matching
 targets are above what the world's voice-face cues give in dlib space (bench/gan_ceiling.py).
@@ -32,6 +33,9 @@ The preset + recon_weight 5 at full length (1500 steps, 1 thread; F_e of its fir
 gender 0.729 / AUC 0.791, 1:2 U 0.520 / G 0.472, recall@1/5/10 0.015/0.075/0.175, diversity 1.21, Frechet 0.144
 (the preset without recon, the earlier demo run: 0.708, 0.568 / 0.483, 0.019/0.113/0.208, 1.21, 0.158). 513 s of process CPU time
 for the 1500 GAN steps (0.34 s per step on one thread, load average 6.7 falling to 2.5; 1092 s wall).
+Time of the preset on 2 threads at load average 1.8-2.4 (--steps 300 --threads 2): F_e pretraining 24.8 s, GAN
+5.35 steps/s after a 50-step stall, so 1500 steps ~280 s: about 5.5 minutes in all on 2 idle cores. On a loaded
+machine 2 threads collapse (0.24 steps/s at load 7, against 1.2 with 1 thread).
 """
 from __future__ import annotations
 
