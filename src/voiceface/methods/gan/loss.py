@@ -120,7 +120,9 @@ class StableGANLoss:
       identity's embedding count as extra fakes (projection D only);
     * ``d_r1``: every ``r1_every`` steps, r1_gamma / 2 * R1 * r1_every on (augmented) real faces (lazy R1);
     * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces;
-    * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces;
+    * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces (+ recon_weight *
+      the mean absolute pixel difference between F_g(e_j) and real face j, a face of voice j's identity: the
+      identity labels as a direct regression target, paired batches only);
     * ``ema``: the generator EMA update (when ``ema`` is given).
     """
 
@@ -179,19 +181,27 @@ class StableGANLoss:
         opt.step()
         return {"loss/c_real": loss.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}
 
-    def g_step(self, fake, e_fake, voice_id, gen) -> dict[str, float]:
+    def g_step(self, fake, e_fake, voice_id, gen, real=None) -> dict[str, float]:
+        """fake (n, 3, 64, 64) with grad to F_g, e_fake (n, q), voice_id (n,); real (n, 3, 64, 64): face j of voice
+        j's identity, the target of the ``recon_weight`` term (None: no term)."""
         params = list(self.critics.parameters())
         _set_requires_grad(params, False)
+        out = {}
         try:
             self.opts["g"].zero_grad(set_to_none=True)
             d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake)
             loss_d = g_adv_loss(self.s.loss, d_logit)
             loss_c = F.cross_entropy(c_logit, voice_id)
-            (loss_d + self.s.c_weight * loss_c).backward()
+            loss = loss_d + self.s.c_weight * loss_c
+            if real is not None and self.s.recon_weight > 0:
+                loss_r = (fake - real).abs().mean()
+                loss = loss + self.s.recon_weight * loss_r
+                out["loss/g_recon"] = loss_r.item()
+            loss.backward()
             self.opts["g"].step()
         finally:
             _set_requires_grad(params, True)
-        return {"loss/g_d": loss_d.item(), "loss/g_c": loss_c.item(),
+        return {**out, "loss/g_d": loss_d.item(), "loss/g_c": loss_c.item(),
                 "acc/c_fake": (c_logit.argmax(1) == voice_id).float().mean().item()}
 
     def step(self, e: torch.Tensor, voice_id: torch.Tensor, real: torch.Tensor, real_id: torch.Tensor,
@@ -202,7 +212,8 @@ class StableGANLoss:
         out = self.d_step(real, fake, e_real, e, real_id, gen)
         out.update(self.d_r1(real, e_real, gen, step))
         out.update(self.c_step(real, real_id, gen))
-        out.update(self.g_step(fake, e, voice_id, gen))
+        paired = self.s.paired_batches and len(real) == len(fake)
+        out.update(self.g_step(fake, e, voice_id, gen, real if paired else None))
         if self.ema is not None:
             self.ema.update(step)
         return out

@@ -436,6 +436,8 @@ def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, se
     stable = uses_stable_loss(cfg)
     if cfg.model.projection and not cfg.stable.paired_batches:
         raise ConfigError("model.projection needs stable.paired_batches=true (real faces need their voice)")
+    if cfg.stable.recon_weight > 0 and not cfg.stable.paired_batches:
+        raise ConfigError("stable.recon_weight needs stable.paired_batches=true (its target is a face of the voice)")
     loss = StableGANLoss(gen, crit, opts, cfg.stable, ema) if stable else GANLoss(gen, crit, opts["g"], opts["d"],
                                                                                     opts["c"])
 
