@@ -73,3 +73,67 @@ def learn_world(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("learn_world")
     build_world(root, preset, seed=0, coupling=1.0, workers=1, progress=False)
     return root
+
+
+_DDP_SCRIPT = '''
+import importlib, torch, torch.distributed as d
+torch.set_num_threads(1)
+from voiceface.engine import dist
+T = importlib.import_module({module!r})
+seen = {{}}
+real_fit = T.fit
+def spy(run, parts, **kw):          # keep this rank's trained modules (those of the last fit)
+    seen["parts"] = parts
+    return real_fit(run, parts, **kw)
+T.fit = spy
+{setup}
+{call}
+def tensors(name, m):               # parameters; the whole state (buffers too) of the modules named in ``full``
+    m = dist.unwrap(m)
+    return m.state_dict().items() if name in {full!r} else m.named_parameters()
+params = {{f"{{name}}.{{k}}": p.detach().clone() for name, m in seen["parts"].models.items()
+          for k, p in tensors(name, m)}}
+torch.save(params, {out!r} + f"/params_rank{{d.get_rank()}}.pt")
+{after}
+d.destroy_process_group()
+'''
+
+
+class TwoRanks:
+    """Train a method under ``torchrun --nproc_per_node=2`` (gloo, CPU) and compare what each rank trained.
+
+    ``run(module, call)``: ``module`` the method's train module (its ``fit`` is spied on to keep the trained
+    modules), ``call`` the Python line that trains (``T`` is the module), ``setup`` / ``after`` lines before /
+    after it, ``full`` names of modules compared with their buffers. Returns the two ranks' {"part.name": tensor}.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def run(self, module: str, call: str, *, setup: str = "", after: str = "", full: tuple[str, ...] = ()):
+        import subprocess
+        import sys
+        import textwrap
+
+        script = self.folder / "ddp.py"
+        script.write_text(_DDP_SCRIPT.format(module=module, setup=textwrap.dedent(setup), call=call, full=full,
+                                             out=str(self.folder), after=textwrap.dedent(after)))
+        torchrun = Path(sys.executable).with_name("torchrun")
+        out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return tuple(torch.load(self.folder / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
+
+    @staticmethod
+    def assert_equal(p0: dict, p1: dict, models: dict) -> None:
+        """Both ranks hold the same tensors, and they are the checkpoint's (``models``: its "models" entry)."""
+        assert p0.keys() == p1.keys() and len(p0) > 10
+        for k, t in p0.items():
+            part, name = k.split(".", 1)
+            assert torch.equal(t, p1[k]), k
+            assert torch.equal(t, models[part][name]), k
+
+
+@pytest.fixture
+def two_ranks(tmp_path) -> TwoRanks:
+    return TwoRanks(tmp_path)

@@ -189,25 +189,20 @@ def test_sim_batches_keep_their_seeds(clip_world):
     assert not torch.equal(b0["images"], b1["images"])
 
 
-def test_two_gloo_ranks_equal_parameters_one_checkpoint(frame_tree, tmp_path):
+def test_two_gloo_ranks_equal_parameters_one_checkpoint(frame_tree, tmp_path, two_ranks):
     """torchrun, 2 CPU ranks on the frame tree: rank 0 prepares the crop cache alone (rank 1 never detects),
     parameters equal after training, one checkpoint, one log."""
-    import textwrap
-
     root, det = frame_tree
     np.savez(tmp_path / "table.npz", **det.table)
     cfg = cfglib.replace(frames_cfg(), {"data": {"cache_dir": str(tmp_path / "cache")}})
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfglib.to_dict(cfg)))
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib, json, numpy as np, torch, torch.distributed as d
-        torch.set_num_threads(1)
+    p0, p1 = two_ranks.run("voiceface.methods.cest.train", setup=f"""
+        import json
+        import numpy as np
         from voiceface import config as cfglib
-        from voiceface.engine import dist
         from voiceface.errors import InputError
         from voiceface.face.detect import Face
-        T = importlib.import_module("voiceface.methods.cest.train")   # the package re-exports train()
         from voiceface.methods.cest.config import CESTConfig
         table = dict(np.load({str(tmp_path / 'table.npz')!r}))
         calls = [0]
@@ -218,24 +213,9 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(frame_tree, tmp_path):
                 if name not in table:
                     raise InputError(path, "no face")
                 return Face(box=(0, 0, 1, 1), score=1.0, landmarks=table[name])
-        seen = {{}}
-        real_fit = T.fit
-        def spy(run, parts, **kw):
-            seen["parts"] = parts
-            return real_fit(run, parts, **kw)
-        T.fit = spy
         cfg = cfglib.from_dict(CESTConfig, json.loads(open({str(cfg_file)!r}).read()))
-        T.train({str(root)!r}, {str(tmp_path / 'run')!r}, config=cfg, progress=False, detector=Det())
-        m = dist.unwrap(seen["parts"].models["cest"])
-        torch.save({{k: p.detach().clone() for k, p in m.named_parameters()}},
-                   {str(tmp_path)!r} + f"/params_rank{{d.get_rank()}}.pt")
-        open({str(tmp_path)!r} + f"/calls_rank{{d.get_rank()}}", "w").write(str(calls[0]))
-        d.destroy_process_group()
-    """))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    """, call=f"T.train({str(root)!r}, {str(tmp_path / 'run')!r}, config=cfg, progress=False, detector=Det())",
+        after=f"open({str(tmp_path)!r} + f'/calls_rank{{d.get_rank()}}', 'w').write(str(calls[0]))")
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("*.pt")) == ["checkpoint.pt"]
     rows = _log(run)
@@ -244,12 +224,9 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(frame_tree, tmp_path):
     assert len([r for r in rows if r.get("event") == "frames"]) == 1
     assert [r["step"] for r in rows if "loss/total" in r] == [1, 2, 3, 4]
     assert int((tmp_path / "calls_rank0").read_text()) == 17 and int((tmp_path / "calls_rank1").read_text()) == 0
-    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)["models"]["cest"]
-    assert p0.keys() == p1.keys() and len(p0) > 10
-    for k, t in p0.items():
-        assert torch.equal(t, p1[k]), k
-        assert torch.equal(t, ckpt[k]), k
+    models = torch.load(run / "checkpoint.pt", weights_only=True)["models"]
+    two_ranks.assert_equal(p0, p1, models)
+    ckpt = models["cest"]
     # the ranks trained on different batches: a single-process run of the same config ends elsewhere
     single = train(root, tmp_path / "single", config=cfg, progress=False, detector=det)
     alone = torch.load(single / "checkpoint.pt", weights_only=True)["models"]["cest"]

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -73,36 +70,17 @@ def test_corrupt_files_mid_training_are_logged_and_replaced(fake_world, tmp_path
     assert [p for p, _ in faces.drain_failures()] == [str(bad_png)] and faces.drain_failures() == []
 
 
-def test_two_gloo_ranks_equal_parameters_one_checkpoint(fake_world, tmp_path):
+def test_two_gloo_ranks_equal_parameters_one_checkpoint(fake_world, tmp_path, two_ranks):
     """torchrun, 2 CPU ranks: rank 0 fills a fresh feature cache first; parameters equal after training."""
     cfg = tiny_config(covariates="IG", data={"cache_dir": str(tmp_path / "cache")})
     cfg_file = tmp_path / "cfg.json"
     cfg_file.write_text(json.dumps(cfglib.to_dict(cfg)))
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib, json, torch, torch.distributed as d
-        torch.set_num_threads(1)
+    p0, p1 = two_ranks.run("voiceface.methods.dimnet.train", setup=f"""
+        import json
         from voiceface import config as cfglib
-        from voiceface.engine import dist
-        T = importlib.import_module("voiceface.methods.dimnet.train")
         from voiceface.methods.dimnet.config import DIMNetConfig
-        seen = {{}}
-        real_fit = T.fit
-        def spy(run, parts, **kw):          # keep this rank's trained modules
-            seen["parts"] = parts
-            return real_fit(run, parts, **kw)
-        T.fit = spy
         cfg = cfglib.from_dict(DIMNetConfig, json.loads(open({str(cfg_file)!r}).read()))
-        T.train({str(fake_world)!r}, {str(tmp_path / 'run')!r}, config=cfg, progress=False)
-        params = {{f"{{name}}.{{k}}": p.detach().clone() for name, m in seen["parts"].models.items()
-                  for k, p in dist.unwrap(m).named_parameters()}}
-        torch.save(params, {str(tmp_path)!r} + f"/params_rank{{d.get_rank()}}.pt")
-        d.destroy_process_group()
-    """))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    """, call=f"T.train({str(fake_world)!r}, {str(tmp_path / 'run')!r}, config=cfg, progress=False)")
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("*.pt")) == ["checkpoint.pt"]
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
@@ -110,13 +88,7 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(fake_world, tmp_path):
     assert len(starts) == 1 and starts[0]["world_size"] == 2           # rank 0 alone writes the log
     assert [r["step"] for r in rows if "lr" in r] == [2, 4, 6]
     assert len(list((tmp_path / "cache").glob("*.npy"))) > 0
-    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
-    ckpt = _models(run)
-    assert p0.keys() == p1.keys() and len(p0) > 10
-    for k, t in p0.items():
-        assert torch.equal(t, p1[k]), k
-        part, name = k.split(".", 1)
-        assert torch.equal(t, ckpt[part][name]), k
+    two_ranks.assert_equal(p0, p1, _models(run))
 
 
 def test_bf16_steps_on_cpu_give_finite_losses(fake_world, tmp_path):

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -68,38 +65,12 @@ def test_corrupt_files_mid_training_are_logged_and_replaced(gan_world, tmp_path)
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 6
 
 
-def test_two_gloo_ranks_equal_parameters_one_checkpoint(gan_world, tmp_path):
+def test_two_gloo_ranks_equal_parameters_one_checkpoint(gan_world, tmp_path, two_ranks):
     """torchrun, 2 CPU ranks: per-rank batches, DDP-synchronised G and D/C, rank 0 alone writes."""
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib, torch, torch.distributed as d
-        torch.set_num_threads(1)
-        from voiceface.engine import dist
-        T = importlib.import_module("voiceface.methods.gan.train")
-        seen = {{}}
-        real_fit = T.fit
-        def spy(run, parts, **kw):          # keep this rank's trained modules (the last fit: the GAN's)
-            seen["parts"] = parts
-            return real_fit(run, parts, **kw)
-        T.fit = spy
-        T.train({str(gan_world)!r}, {str(tmp_path / 'run')!r}, overrides={TINY!r}, progress=False)
-        params = {{f"{{name}}.{{k}}": p.detach().clone() for name, m in seen["parts"].models.items()
-                  for k, p in dist.unwrap(m).named_parameters()}}
-        torch.save(params, {str(tmp_path)!r} + f"/params_rank{{d.get_rank()}}.pt")
-        d.destroy_process_group()
-    """))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+    p0, p1 = two_ranks.run("voiceface.methods.gan.train", call=(   # spied: the last fit, the GAN's
+        f"T.train({str(gan_world)!r}, {str(tmp_path / 'run')!r}, overrides={TINY!r}, progress=False)"))
     run = tmp_path / "run"
     assert sorted(p.name for p in run.rglob("*.pt")) == ["checkpoint.pt", "checkpoint.pt"]   # GAN + F_e runs
     starts = [r for r in _rows(run / "log.jsonl") if r.get("event") == "start"]
     assert len(starts) == 1 and starts[0]["world_size"] == 2           # rank 0 alone writes the log
-    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
-    ckpt = _models(run)
-    assert p0.keys() == p1.keys() and len(p0) > 10
-    for k, t in p0.items():
-        assert torch.equal(t, p1[k]), k
-        part, name = k.split(".", 1)
-        assert torch.equal(t, ckpt[part][name]), k
+    two_ranks.assert_equal(p0, p1, _models(run))

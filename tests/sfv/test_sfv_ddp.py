@@ -4,9 +4,6 @@ parameters and one checkpoint."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -81,41 +78,14 @@ def test_an_unreadable_recording_is_logged_and_counted(tmp_path):
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
 
 
-def test_two_gloo_ranks_equal_parameters_one_checkpoint(tmp_path, synth_source):
-    script = tmp_path / "ddp.py"
-    script.write_text(textwrap.dedent(f"""
-        import importlib, torch, torch.distributed as d
-        torch.set_num_threads(1)
-        from voiceface.engine import dist
-        T = importlib.import_module("voiceface.methods.sfv.train")
-        seen = {{}}
-        real_fit = T.fit
-        def spy(run, parts, **kw):          # keep this rank's trained modules
-            seen["parts"] = parts
-            return real_fit(run, parts, **kw)
-        T.fit = spy
-        T.train({synth_source!r}, {str(tmp_path / 'run')!r}, overrides={SHORT!r}, progress=False)
-        # parameters of the trained nets; everything (BatchNorm statistics, scores too) of the selected ones
-        params = {{f"{{name}}.{{k}}": p.detach().clone() for name, m in seen["parts"].models.items()
-                  for k, p in (dist.unwrap(m).state_dict().items() if name == "best" else
-                               dist.unwrap(m).named_parameters())}}
-        torch.save(params, {str(tmp_path)!r} + f"/params_rank{{d.get_rank()}}.pt")
-        d.destroy_process_group()
-    """))
-    torchrun = Path(sys.executable).with_name("torchrun")
-    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
+def test_two_gloo_ranks_equal_parameters_one_checkpoint(tmp_path, synth_source, two_ranks):
+    # parameters of the trained nets; everything (BatchNorm statistics, scores too) of the selected ones
+    p0, p1 = two_ranks.run("voiceface.methods.sfv.train", full=("best",), call=(
+        f"T.train({synth_source!r}, {str(tmp_path / 'run')!r}, overrides={SHORT!r}, progress=False)"))
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("*.pt")) == ["checkpoint.pt"]
     rows = _rows(run)
     starts = [r for r in rows if r.get("event") == "start"]
     assert len(starts) == 1 and starts[0]["world_size"] == 2           # rank 0 alone writes the log
     assert [r["step"] for r in rows if "loss/nll" in r] == [2, 4]
-    p0, p1 = (torch.load(tmp_path / f"params_rank{r}.pt", weights_only=True) for r in (0, 1))
-    ckpt = _models(run)
-    assert p0.keys() == p1.keys() and len(p0) > 10
-    for k, t in p0.items():
-        assert torch.equal(t, p1[k]), k
-        part, name = k.split(".", 1)
-        assert torch.equal(t, ckpt[part][name]), k
+    two_ranks.assert_equal(p0, p1, _models(run))
