@@ -16,12 +16,17 @@ from .data import Triplets
 from .select import Layout, Selection, make_layout, normalised_targets, select_ams
 
 RIDGE_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0)
-LINEAR_REPEATS = 300          # 3x the thesis's N (the ridge is cheap): about 6 s on one CPU core for 240 people
+LINEAR_REPEATS = 300          # 3x the thesis's N (the ridge is cheap): about 5 s on one CPU core for 240 people
 
 
 FEATURE_BANDS = 16             # the mean log-mel pooled to 16 bands (see person_stats)
-FEATURE_CENTRE = True          # each person's band means minus their average over bands (see person_stats)
+FEATURE_CENTRE = False         # option: each person's band means minus their average over bands (see person_stats)
 LINEAR_SPLIT = (6, 1, 2, 1)    # D_t / D_v1 / D_v2 / D_e: the doubled D_v2 halves each repeat's ratio variance
+# Chosen on the small world of seed 1 (never on the ground truth of the world it is reported on, seed 0), 16-band
+# mean, alpha 0.05: recall 0.224 (100 repeats, 7/1/1/1) -> 0.265 (300, 7/1/1/1) -> 0.286 (300, 6/1/2/1) = 0.286
+# (1000, 6/1/2/1); decoupled (coupling-0) controls select at most 2.1% of the AMs in each. Centred 16 bands,
+# centred voiced-frame 16 bands, centred 12 bands and 2-bin bands over ~250-2000 Hz all gave the same 0.286
+# there, so the default stays the uncentred 16-band mean.
 
 
 def person_stats(data: Triplets, bands: int | None = FEATURE_BANDS, with_std: bool = False,
