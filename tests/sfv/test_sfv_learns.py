@@ -54,35 +54,41 @@ def test_sfv_predicts_linked_ams_and_control_does_not(learn_world, learn_seed, t
     assert real - ctrl >= 0.05, (real, ctrl)    # measured min gap 0.080
 
 
-def _ridge_scores(d, seed: int) -> tuple[float, float]:
+def _ridge_scores(d, seed: int, truth=None) -> tuple[float, float, float]:
     """Algorithm 2 with the ridge estimator (200 repeats, 6/1/2/1 splits per gender) on triplets ``d``: the recall
-    over world.json's voice-linked AMs and the fraction of all AMs selected (mean over genders)."""
+    over world.json's voice-linked AMs, the fraction of all AMs selected (mean over genders), and the mean over
+    genders and linked AMs (``truth``, default ``d.truth``) of the mean D_v2 error reduction 1 - E / E^C (Eq. 5.4)."""
     sel, lay = linear_selection(d, ("m", "f"), repeats=200, split=(6, 1, 2, 1), seed=seed)
     recall = truth_scores(d, sel, lay.genders)["sfv_recall"]
-    return float(recall), float(np.mean([sel.z(g).mean() for g in lay.genders]))
+    truth = d.truth if truth is None else truth
+    gain = np.mean([np.mean(1 - sel.bounds[g][0].mean[truth[g] == 1]) for g in lay.genders])
+    return float(recall), float(np.mean([sel.z(g).mean() for g in lay.genders])), float(gain)
 
 
-def test_sfv_ridge_selects_linked_ams_and_controls_select_nothing(learn_world, learn_seed):
+def test_sfv_ridge_controls_select_nothing(learn_world, learn_seed):
     """Algorithm 2 with the ridge estimator of ``linear.py`` (16-band mean log-mel per person, 200 repeats, splits
-    6/1/2/1 per gender, alpha 0.05) on the 64-person world selects some of the AMs world.json marks voice-linked.
-    Controls: the world with every person's voices reattached to another person (shuffled-voice manifest, truth
-    unchanged: recall must drop to ~0) and ``decoupled`` (within-gender derangement of faces, truth all 0): both
-    must select ~nothing (alpha-level false selections only). Under 1 s per fit.
+    6/1/2/1 per gender, alpha 0.05) on the 64-person world. Controls: the world with every person's voices
+    reattached to another person (shuffled-voice manifest, truth unchanged) and ``decoupled`` (within-gender
+    derangement of faces, truth all 0) must select only alpha-level false selections, and the real world's recall
+    must be at least the shuffled-voice one. Under 1 s per fit.
 
-    Measured (seeds 0 / 1 / 2 / 3; rerun: ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns -rP``):
-    recall 0.224 / 0.163 / 0.163 / 0.204 (real false-positive rate 0.045 / 0 / 0 / 0); shuffled-voice recall
-    0.020 / 0 / 0 / 0, fraction of AMs selected 0.032 / 0 / 0 / 0.011; ``decoupled`` fraction selected
-    0.053 / 0.021 / 0 / 0.011. The recall is low because each gender has ~32 people (D_v2 of ~6); it is the
-    margin over the controls that shows the link is found."""
+    Measured (seeds 0 / 1 / 2 / 3; rerun: ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns -rP``) on the world
+    with today's stronger speaker traits: recall 0.061 / 0.143 / 0 / 0.041 (was 0.224 / 0.163 / 0.163 / 0.204);
+    shuffled-voice recall 0 in all, fraction selected 0 / 0 / 0 / 0.011; ``decoupled`` fraction selected
+    0.011 / 0.011 / 0 / 0; mean D_v2 error reduction over the linked AMs -0.180 / -0.132 / -0.187 / -0.138 against
+    -0.167 / -0.172 / -0.229 / -0.221 shuffled. With ~32 people per gender (D_v2 of ~6) and 3 short utterances each
+    the link is no longer reliably found here (1000 repeats: recall 0.020 / 0.163 / 0.020 / 0.041), so this test
+    now guards the false-selection side only; the recall claim is measured on the 240-person small worlds (seed 1:
+    recall 0.286 with the run defaults; linear.py) and on synthetic sets (test_sfv_linear.py)."""
     cfg = PRESETS["cpu"]
     d = load_triplets(learn_world, cfg)
-    recall, _ = _ridge_scores(d, learn_seed)
-    shuf_recall, shuf_frac = _ridge_scores(load_triplets(write_control_manifest(learn_world, "voice", seed=learn_seed),
-                                                         cfg), learn_seed)
-    _, dec_frac = _ridge_scores(decoupled(d, np.random.default_rng(learn_seed)), learn_seed)
+    recall, _, gain = _ridge_scores(d, learn_seed)
+    shuf_recall, shuf_frac, shuf_gain = _ridge_scores(
+        load_triplets(write_control_manifest(learn_world, "voice", seed=learn_seed), cfg), learn_seed)
+    _, dec_frac, dec_gain = _ridge_scores(decoupled(d, np.random.default_rng(learn_seed)), learn_seed, d.truth)
     print(f"seed {learn_seed}: ridge recall {recall:.3f} / shuffled-voice recall {shuf_recall:.3f}, selected "
-          f"{shuf_frac:.3f} / decoupled selected {dec_frac:.3f}")
-    assert recall >= 0.12, recall                          # measured min 0.163 over seeds 0-3
-    assert shuf_recall <= 0.05 and shuf_frac <= 0.06, (shuf_recall, shuf_frac)   # measured max 0.020, 0.032
-    assert dec_frac <= 0.08, dec_frac                      # measured max 0.053 (alpha = 0.05)
-    assert recall - shuf_recall >= 0.1, (recall, shuf_recall)   # measured min gap 0.143
+          f"{shuf_frac:.3f} / decoupled selected {dec_frac:.3f}; linked-AM gain {gain:.4f} / shuffled-voice "
+          f"{shuf_gain:.4f} / decoupled {dec_gain:.4f}")
+    assert shuf_recall <= 0.05 and shuf_frac <= 0.06, (shuf_recall, shuf_frac)   # measured max 0, 0.011
+    assert dec_frac <= 0.08, dec_frac                      # measured max 0.011 (alpha = 0.05)
+    assert recall >= shuf_recall, (recall, shuf_recall)

@@ -11,12 +11,14 @@ from voiceface.methods.sfv.linear import linear_selection, person_stats
 
 def test_person_stats_are_each_persons_frame_mean_and_std():
     d = synthetic(n_people=12, n_ams=3, rec_s=1.0, recs=2, n_mels=8, seed=0)
-    x = person_stats(d, bands=None, with_std=True)
+    x = person_stats(d, bands=None, with_std=True, centre=False)
     p = 5
     frames = np.concatenate([d.voices.features(r) for r, o in enumerate(d.rec_person) if o == p])
     np.testing.assert_allclose(x[p, :8], frames.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(x[p, 8:], frames.std(0), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(person_stats(d, bands=4)[p], frames.mean(0).reshape(4, 2).mean(1), rtol=1e-5, atol=1e-6)
+    pooled = frames.mean(0).reshape(4, 2).mean(1)
+    np.testing.assert_allclose(person_stats(d, bands=4, centre=False)[p], pooled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(person_stats(d, bands=4, centre=True)[p], pooled - pooled.mean(), rtol=1e-5, atol=1e-5)
 
 
 def test_linear_selection_recall_and_null():

@@ -312,7 +312,7 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     res["v2v_gain_mixed"] = 1.0 - res["v2v_vertex_error_mixed"] / res["vertex_error_mixed_mean_shape"]
     res["v2v_gain_within_gender"] = 1.0 - res["v2v_vertex_error_within_gender"] / res["sfv_vertex_error_mean_shape"]
     res.update(truth_scores(d, sel, lay.genders))
-    res.update(linear_scores(d, cfg, lay.genders))
+    res.update(linear_scores(d, cfg, lay.genders, nose))
     regions = face_regions_of(d)
     table = {}
     if regions:
@@ -359,7 +359,7 @@ def selection_table(sel: Selection, d: Triplets, genders, chosen) -> str:
 def report_markdown(res, sel, d, genders, chosen, figs) -> str:
     keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate",
             "sfv_linear_selected_m", "sfv_linear_selected_f", "sfv_linear_recall", "sfv_linear_false_positive_rate",
-            "sfv_vertex_error",
+            "sfv_linear_vertex_error", "sfv_linear_vertex_error_nose", "sfv_vertex_error",
             "sfv_vertex_error_mean_shape", "sfv_vertex_error_nose", "sfv_vertex_error_nose_mean_shape",
             "v2v_vertex_error_mixed", "vertex_error_mixed_mean_shape", "v2v_gain_mixed",
             "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
@@ -580,14 +580,29 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
     return results
 
 
-def linear_scores(d: Triplets, cfg: SfVConfig, genders) -> dict[str, float]:
+def linear_scores(d: Triplets, cfg: SfVConfig, genders, nose: np.ndarray | None = None) -> dict[str, float]:
     """Algorithm 2 with the ridge estimator (methods.sfv.linear, its own row): ``sfv_linear_*`` selected counts,
-    recall and false-positive rate over LINEAR_REPEATS repeated splits of the run's proportions."""
-    from .linear import LINEAR_REPEATS, linear_selection
+    recall and false-positive rate over LINEAR_REPEATS repeated splits (LINEAR_SPLIT: same D_e as the run's splits
+    of equal D_e share and seed), and the Eq. 5.7 shapes of the D_e faces from the ridge's top selected AMs and its
+    repeat-averaged predictions: ``sfv_linear_vertex_error`` (+ ``_nose`` with the ``nose`` (V,) vertex mask), to set
+    beside ``sfv_vertex_error_mean_shape`` (the same D_e people and eigenfaces pool: all other people of the gender).
+    """
+    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_selection, linear_test_ams
 
-    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, cfg.data.split, 0, cfg.select.alpha)
+    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, LINEAR_SPLIT, 0, cfg.select.alpha)
     out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
     out.update({f"sfv_linear_selected_{g}": int(sel.z(g).sum()) for g in lay.genders})
+    errs = []
+    for g, (people, m_hat) in linear_test_ams(d, lay).items():
+        pool = np.setdiff1d(np.nonzero(d.gender == g)[0], people)
+        mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
+        z = np.zeros(d.n_ams)
+        z[sel.top(g, cfg.select.top_k)] = 1
+        recon = reconstruct(d, mean, basis, scale, m_hat, d.ams[pool].std(0) + 1e-8, z, cfg)
+        errs.append(vertex_errors(recon, d.vertices[people]))
+    cat = np.concatenate(errs)
+    out["sfv_linear_vertex_error"] = float(cat.mean())
+    out["sfv_linear_vertex_error_nose"] = float(cat[:, nose].mean()) if nose is not None else float("nan")
     return out
 
 
