@@ -81,6 +81,10 @@ ROWS: dict[str, dict] = {
     "+ encoder 500 steps": {"encoder": {"pretrain_steps": 500}},
     "+ recon L1 1": {"stable": {"recon_weight": 1.0}},
     "+ recon L1 5": {"stable": {"recon_weight": 5.0}},
+    "+ C weight 0.25": {"stable": {"c_weight": 0.25}},
+    "+ C weight 0": {"stable": {"c_weight": 0.0}},
+    "+ lr decay from 50%": {"lr_decay_start": 0.5},
+    "+ EMA 0.999": {"stable": {"ema_beta": 0.999}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")
