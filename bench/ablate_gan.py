@@ -45,8 +45,9 @@ cpu preset 0.725 / 0.794, 0.535 / 0.473, 0.158, 1.20, 0.180 (470 s wall, load 2.
 + C weight 0.25: 0.690 / 0.783, 0.526 / 0.518, 0.179, 0.97, 0.287 (smoother grids, but no gender gain, less
 diversity, worse Frechet; 401 s, load 5.0 -> 4.8);
 + lr decay from 50% (lr_decay_start 0.5): 0.719 / 0.813, 0.535 / 0.499, 0.171, 1.20, 0.193 (405 s, load 4.1 -> 4.0).
-Neither beats the preset at equal steps (one seed), so the preset is unchanged; "+ C weight 0" and "+ EMA 0.999" are
-added as rows, not yet measured.
++ EMA 0.999: 0.727 / 0.795, 0.535 / 0.475, 0.163, 1.20, 0.180 (the EMA ramp min(beta, (1 + t) / (10 + t)) is still
+0.990 at t = 900, so this row is the preset in all but the last steps; a slower ramp would be the real test).
+None beats the preset at equal steps (one seed), so the preset is unchanged; "+ C weight 0" is a row, not measured.
 """
 from __future__ import annotations
 
