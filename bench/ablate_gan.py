@@ -36,6 +36,18 @@ for the 1500 GAN steps (0.34 s per step on one thread, load average 6.7 falling 
 Time of the preset on 2 threads at load average 1.8-2.4 (--steps 300 --threads 2): F_e pretraining 24.8 s, GAN
 5.35 steps/s after a 50-step stall, so 1500 steps ~280 s: about 5.5 minutes in all on 2 idle cores. On a loaded
 machine 2 threads collapse (0.24 steps/s at load 7, against 1.2 with 1 thread).
+
+Late-training degradation (issue 13; world /tmp/me/demo2/world copied, seed 0, --steps 900, 1 thread, ~2 steps/s at
+load average 2.5-6; columns as above + Frechet): the preset's sample grids are coherent at step 300 and noisy with
+blocky colour by step 600-900, while D stays balanced (d/real ~0, d/fake ~-0.5, R1 ~0.005) and F_c's training accuracy
+on real faces climbs (0.33 at step 600, 0.71 at 1500) with the generator's identity loss. Rows:
+cpu preset 0.725 / 0.794, 0.535 / 0.473, 0.158, 1.20, 0.180 (470 s wall, load 2.5 -> 6.0);
++ C weight 0.25: 0.690 / 0.783, 0.526 / 0.518, 0.179, 0.97, 0.287 (smoother grids, but no gender gain, less
+diversity, worse Frechet; 401 s, load 5.0 -> 4.8);
++ lr decay from 50% (lr_decay_start 0.5): 0.719 / 0.813, 0.535 / 0.499, 0.171, 1.20, 0.193 (405 s, load 4.1 -> 4.0).
++ EMA 0.999: 0.727 / 0.795, 0.535 / 0.475, 0.163, 1.20, 0.180 (the EMA ramp min(beta, (1 + t) / (10 + t)) is still
+0.990 at t = 900, so this row is the preset in all but the last steps; a slower ramp would be the real test).
+None beats the preset at equal steps (one seed), so the preset is unchanged; "+ C weight 0" is a row, not measured.
 """
 from __future__ import annotations
 
@@ -81,6 +93,10 @@ ROWS: dict[str, dict] = {
     "+ encoder 500 steps": {"encoder": {"pretrain_steps": 500}},
     "+ recon L1 1": {"stable": {"recon_weight": 1.0}},
     "+ recon L1 5": {"stable": {"recon_weight": 5.0}},
+    "+ C weight 0.25": {"stable": {"c_weight": 0.25}},
+    "+ C weight 0": {"stable": {"c_weight": 0.0}},
+    "+ lr decay from 50%": {"lr_decay_start": 0.5},
+    "+ EMA 0.999": {"stable": {"ema_beta": 0.999}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

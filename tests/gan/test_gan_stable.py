@@ -212,3 +212,17 @@ def test_recon_term_pulls_the_generator_to_its_paired_faces():
     with pytest.raises(ConfigError, match="recon_weight"):
         make_step_fn(dataclasses.replace(GANConfig(), stable=StableConfig(recon_weight=1.0)), None, g, c, opts, None,
                      0, torch.device("cpu"))
+
+
+def test_lr_decay_schedule_is_linear_to_zero_and_off_by_default():
+    """``lr_decay_start`` 0.5 of 100 steps: lr constant to step 50, then linear towards 0 at step 100; 1.0 = constant,
+    and the step function sets every optimiser's lr from the step alone (a resumed run gets the same lr)."""
+    from voiceface.methods.gan.train import lr_factor, set_lr
+    cfg = cfglib.replace(GANConfig(), {"steps": 100, "lr_decay_start": 0.5})
+    f = [lr_factor(cfg, s) for s in range(100)]
+    assert f[:51] == [1.0] * 51 and f[75] == pytest.approx(0.5) and 0 < f[99] < 0.05
+    assert all(a > b for a, b in zip(f[50:], f[51:]))
+    assert {lr_factor(GANConfig(steps=100), s) for s in range(100)} == {1.0}
+    opts = {k: torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0) for k in "gdc"}
+    set_lr(opts, 0.25)
+    assert {g["lr"] for o in opts.values() for g in o.param_groups} == {0.25}

@@ -97,6 +97,8 @@ class GANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    lr_decay_start: float = 1.0              # from this fraction of ``steps`` on, every lr decays linearly to 0 at the
+                                             # last step (1.0 = constant lr, Algorithm 1)
     init_std: float = 0.02                   # DCGAN init N(0, 0.02) of G / D / C ([71]); 0 = PyTorch defaults
     embed_noise: float = 0.05                # perturbation of the normalised embedding (authors' gan_train.py)
     leaky_slope: float = 0.2

@@ -298,6 +298,21 @@ def make_optimizers(cfg: GANConfig, gen: Generator, crit: FaceCritics) -> dict[s
             "c": torch.optim.Adam(crit.c_parameters(), lr=cfg.lr, betas=betas)}
 
 
+def lr_factor(cfg: GANConfig, step: int) -> float:
+    """Multiplier of ``cfg.lr`` at ``step`` (0-based): 1 until ``lr_decay_start * steps``, then linear towards 0
+    at ``steps`` (a function of the step alone, so a resumed run gets the same schedule)."""
+    start = cfg.lr_decay_start * cfg.steps
+    if cfg.lr_decay_start >= 1.0 or step <= start:
+        return 1.0
+    return max(0.0, (cfg.steps - step) / (cfg.steps - start))
+
+
+def set_lr(opts: dict[str, torch.optim.Optimizer], lr: float) -> None:
+    for opt in opts.values():
+        for group in opt.param_groups:
+            group["lr"] = lr
+
+
 @dataclass
 class TrainBanks:
     """The training banks (``data.loaders``) and their identity labels (indices into ``GANData.identities``)."""
@@ -443,6 +458,8 @@ def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, se
 
     def step_fn(batch, step: int):
         mel, vid, real, fid, noise = batch
+        if cfg.lr_decay_start < 1.0:
+            set_lr(opts, cfg.lr * lr_factor(cfg, step))
         e = encoder.embed(mel)                                                   # (n, q), frozen F_e
         e = torch.nn.functional.normalize(e + cfg.embed_noise * noise.to(device), dim=1)
         vid, real, fid = vid.to(device), real.to(device), fid.to(device)
