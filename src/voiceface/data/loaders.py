@@ -186,9 +186,13 @@ def crop_starts(lengths: np.ndarray, u: np.ndarray, length: int) -> np.ndarray:
 def crop_batch(feats: Sequence[np.ndarray], length: int, rng: np.random.Generator) -> torch.Tensor:
     """Random crops of ``length`` frames from (T_i, F) arrays -> (B, F, length) float32 (``crop_starts``;
     recordings shorter than ``length`` repeat cyclically). Draws ``rng.random(B)`` once."""
-    u = rng.random(len(feats))
+    return torch.from_numpy(_crop_frames(feats, rng.random(len(feats)), length)).transpose(1, 2).contiguous()
+
+
+def _crop_frames(feats: Sequence[np.ndarray], u: np.ndarray, length: int) -> np.ndarray:
+    """(B, length, F) float32 crops of ``feats`` at starts ``crop_starts(T_b, u[b], length)`` (cyclic when short)."""
     starts = crop_starts(np.array([f.shape[0] for f in feats], np.int64), u, length)
-    return torch.from_numpy(_cyclic_frames(feats, starts, length)).transpose(1, 2).contiguous()
+    return _cyclic_frames(feats, starts, length)
 
 
 def _cyclic_frames(feats: Sequence[np.ndarray], starts: np.ndarray, length: int,
@@ -309,9 +313,7 @@ class VoiceBank(Replacing):
         if self.packed is not None:
             x = self.frames(idx, crop_starts(self.lengths[idx], u, length), length)          # (*S, L, F)
         else:
-            feats = [self.features(int(i)) for i in idx.reshape(-1)]
-            starts = crop_starts(np.array([f.shape[0] for f in feats], np.int64), np.reshape(u, -1), length)
-            x = _cyclic_frames(feats, starts, length)
+            x = _crop_frames([self.features(int(i)) for i in idx.reshape(-1)], np.reshape(u, -1), length)
             x = x.reshape(*idx.shape, length, x.shape[-1])
         return torch.from_numpy(np.ascontiguousarray(np.swapaxes(x, -1, -2)))
 
