@@ -33,8 +33,9 @@ such as overall size, and ``coupling`` c in [0, 1]::
     vocal tract L                     <- gender, age (+ identity traits)   [no facial information]
     accent                            <- nationality: vowel formant table, vowel preferences, rate, pauses,
                                          F0 range, declination, final movement, accent peak  [no facial information]
-    ageing                            <- age: F0 (women lower, men over 60 higher), jitter, shimmer, breathiness,
-                                         creak, darker source, slower rate, longer pauses    [no facial information]
+    ageing                            <- age: F0 (women lower, men over 60 higher), longer tract (lower formants),
+                                         jitter, shimmer, breathiness, creak, darker source, vocal tremor, slower
+                                         rate, longer pauses                                 [no facial information]
     nasal pole/zero/bandwidth         <- nose protrusion (women only), nose width  [+ identity noise]
     lip rounding                      <- mouth width                               [+ identity noise]
     effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
@@ -105,11 +106,12 @@ ENVELOPE_SD_DB = 6.0
 """Sd (dB) of each envelope coefficient (cosine basis over log frequency, ``_envelope_gain``)."""
 ENV_LO_HZ = 2000.0
 """Lower edge (Hz) of the speaker's spectral envelope offset (``_envelope_gain``)."""
-N_EXTRA = 4
+N_EXTRA = 6
 _EXTRA_MIX = np.random.default_rng(20261130).standard_normal((N_EXTRA, len(_TRAIT_DIMS)))
 _EXTRA_MIX = _EXTRA_MIX / np.linalg.norm(_EXTRA_MIX, axis=1, keepdims=True)
 """(N_EXTRA, 19) fixed mixing (constant seed) of the identity draws into further habits: glottal speed quotient,
-vowel-space expansion of F1 and of F2, F0 tremor-free "pitch set" of accents (see ``_identity_params``)."""
+vowel-space expansion of F1 and of F2, (unused), vocal tremor rate and extent (see ``_identity_params``); numpy
+fills the matrix row by row, so adding rows keeps the earlier ones."""
 NASAL_CUE_SCALE = 1.8
 LIP_CUE_SCALE = 1.4
 """Multipliers of all log-frequency effects on the nasal resonances and of the lip-rounding effects (face-linked and
@@ -214,6 +216,8 @@ class VoiceParams:
             (resonance and voice-quality habits; cosine basis over log frequency ``ENV_LO_HZ`` - 8 kHz).
         speed_quotient: opening phase's share of the open phase of the glottal pulse (pulse skew; the rest is
             the closing phase, whose speed sets the source's high-frequency energy).
+        tremor_hz, tremor_st: rate (Hz) and extent (semitones, peak) of the speaker's vocal tremor, a slow
+            periodic wobble of F0 and loudness that grows with age.
     """
 
     f0_hz: float
@@ -249,6 +253,8 @@ class VoiceParams:
     vowel_share: float = 0.45
     envelope_db: tuple[float, ...] = field(default=(0.0,) * N_ENVELOPE)
     speed_quotient: float = 0.75
+    tremor_hz: float = 5.0
+    tremor_st: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         """Flat dict for tables (people.csv): tuples become ``name_i`` columns."""
@@ -312,20 +318,20 @@ def sample_session(rng: np.random.Generator, snr_db: tuple[float, float] = (15.0
 
 def f0_mean_hz(gender, age):
     """Population median F0 given gender ('m'|'f', or an array of them) and age (years): ~118 Hz for young men,
-    ~210 Hz for young women; women's F0 falls with age after 30 (~35 Hz by 70), men's falls slightly to 60 and
-    rises after (~+20 Hz by 80)."""
+    ~210 Hz for young women; women's F0 falls with age after 30 (~35 Hz by 70), men's falls by ~9 Hz to 55 and
+    rises after 60 (~+28 Hz by 80), the pattern of the cross-sectional studies of adult F0."""
     female = np.asarray(gender) == "f"
     age = np.asarray(age, dtype=np.float64)
-    male_f0 = 118.0 - 0.15 * np.clip(age - 25.0, 0.0, 35.0) + 1.0 * np.maximum(age - 60.0, 0.0)
+    male_f0 = 118.0 - 0.3 * np.clip(age - 25.0, 0.0, 30.0) + 1.4 * np.maximum(age - 60.0, 0.0)
     out = np.where(female, 210.0 - 0.9 * np.maximum(age - 30.0, 0.0), male_f0)
     return float(out) if out.ndim == 0 else out
 
 
 def vtl_mean_cm(gender, age):
-    """Population mean vocal tract length (cm) given gender and age (~17.0 cm men, ~14.6 cm women at 35; slight
-    growth with age as the larynx descends)."""
+    """Population mean vocal tract length (cm) given gender and age (~17.0 cm men, ~14.6 cm women at 35; growth
+    with age as the larynx descends, ~+6 % by 80, so older voices have lower formants)."""
     base = np.where(np.asarray(gender) == "m", 17.0, 14.6)
-    out = base * (1.0 + 0.0006 * (np.asarray(age, dtype=np.float64) - 35.0))
+    out = base * (1.0 + 0.0013 * (np.asarray(age, dtype=np.float64) - 35.0))
     return float(out) if out.ndim == 0 else out
 
 
@@ -418,6 +424,8 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
                                0.01, 0.6),
         "open_quotient": np.clip(0.6 + 0.11 * e[_NOISE["oq"]] + 0.06 * female, 0.3, 0.9),
         "speed_quotient": np.clip(0.75 + 0.07 * x[0], 0.55, 0.9),
+        "tremor_hz": np.clip(lognorm(5.2, 0.12, x[4]), 3.5, 8.0),
+        "tremor_st": np.clip((0.06 + ag["tremor"]) * np.exp(0.45 * x[5]), 0.0, 1.5),
         "formant_bw_scale": lognorm(1.0, 0.4, t[33]),
         "f5_offset": lognorm(1.0, 0.08, t[34]),
         "subglottal_hz": (np.array([600.0, 1450.0, 2300.0])[:, None] * (1.0 + 0.12 * female)
@@ -443,11 +451,20 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
 
 
 def _age_factors(age) -> dict[str, np.ndarray]:
-    """Voice ageing beyond F0 (``f0_mean_hz``) for ages (n,): from 40 on, more jitter, shimmer, breathiness and
-    creak, a darker source (tilt, dB/oct to subtract), a slower rate and longer pauses (presbyphonia)."""
-    a = np.maximum(np.asarray(age, dtype=np.float64) - 40.0, 0.0)
-    return {"jitter": np.exp(0.018 * a), "shimmer": np.exp(0.014 * a), "breath": np.exp(0.012 * a),
-            "creak": 0.006 * a, "tilt": 0.03 * a, "rate": np.exp(-0.006 * a), "pause": np.exp(0.008 * a)}
+    """Voice ageing beyond F0 (``f0_mean_hz``) and vocal tract length (``vtl_mean_cm``) for ages (n,).
+
+    Speech slows over the whole adult life (from 25: ~25 % fewer syllables per second and ~40 % longer pauses by
+    80); from 40 on, jitter, shimmer, breathiness and creak grow and the source darkens (tilt, dB/oct to subtract);
+    from 50 on, a vocal tremor grows (peak extent 0.06 semitones plus 0.02 per year over 50, ~0.66 st at 80,
+    times a speaker-specific factor). Listeners judge a speaker's age from such cues with errors of
+    about a decade, so the voice carries age beside gender, as the face does (no facial information).
+    """
+    age = np.asarray(age, dtype=np.float64)
+    a = np.maximum(age - 40.0, 0.0)
+    adult = np.maximum(age - 25.0, 0.0)
+    return {"jitter": np.exp(0.022 * a), "shimmer": np.exp(0.018 * a), "breath": np.exp(0.016 * a),
+            "creak": 0.006 * a, "tilt": 0.03 * a, "rate": np.exp(-0.0055 * adult), "pause": np.exp(0.006 * adult),
+            "tremor": 0.02 * np.maximum(age - 50.0, 0.0)}
 
 
 ACCENT_SD = {"vowel": 0.06, "pref": 0.85, "rate": 0.11, "f0_range": 0.85, "decl": 0.85, "final": 2.1, "peak": 0.55,
@@ -817,7 +834,8 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
         final[lo:e_ + 1] = np.linspace(0.0, params.final_st, e_ + 1 - lo)
         fry[max(e_ - 200, 0):e_ + 1] = params.creak
     wander = _smooth(rng.standard_normal(len(pos)), 301) * 12.0                 # slow drift (~0.7 st sd)
-    st = 1.5 + decl + accent + final + wander
+    tremor = np.sin(2.0 * np.pi * params.tremor_hz * np.arange(len(pos)) / 1000.0 + rng.uniform(0, 2 * np.pi))
+    st = 1.5 + decl + accent + final + wander + params.tremor_st * tremor
     fry = _smooth(fry, 41)
     f0_ms = params.f0_hz * 2.0 ** (st / 12.0) * (1.0 - 0.45 * fry)
     f0 = _ms_to_samples(f0_ms, n).clip(30.0, 500.0)
@@ -827,7 +845,8 @@ def synthesize(params: VoiceParams, duration_s: float, rng: np.random.Generator,
     voice = _ms_to_samples(_smooth(tr.voice, 15), n)
     asp = _ms_to_samples(_smooth(tr.asp, 9), n)
     fric = _ms_to_samples(_smooth(tr.fric, 5), n)
-    loud = _ms_to_samples(_smooth(np.where(tr.accent > 0.3, 1.25, 1.0), 61), n)
+    loud = _smooth(np.where(tr.accent > 0.3, 1.25, 1.0), 61) * (1.0 + 0.1 * params.tremor_st * tremor)
+    loud = _ms_to_samples(loud, n)
     g = dflow / _pulse_peak(params)
     noise_a = rng.standard_normal(n)
     breath = params.breathiness * noise_a * (0.25 + flow) * 0.35
