@@ -411,7 +411,8 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
     expand = np.stack([0.18 * x[1], 0.18 * x[2], np.zeros_like(x[1])], -1)          # (n, 3)
     vow = np.exp(0.1 * t[:33].T + (expand[:, None, :] * spread[None]).reshape(-1, 33))
     return {
-        "f0_hz": f0_mean_hz(gender, age) * np.exp(0.19 * e[_NOISE["f0"]]),
+        # between-speaker F0 sd within a gender and age: ~0.16 (log) for men, ~0.12 for women (about 20 and 25 Hz)
+        "f0_hz": f0_mean_hz(gender, age) * np.exp((0.16 - 0.04 * female) * e[_NOISE["f0"]]),
         "f0_range_st": np.clip(2.5 + 1.4 * e[_NOISE["f0_range"]] + 0.8 * female, 0.8, 6.5),
         "vtl_cm": vtl_mean_cm(gender, age) * (1.0 + 0.08 * e[_NOISE["vtl"]]),
         "formant_offsets": np.stack([1.0 + 0.12 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1).clip(0.6, 1.4),
