@@ -97,6 +97,9 @@ ROWS: dict[str, dict] = {
     "+ C weight 0": {"stable": {"c_weight": 0.0}},
     "+ lr decay from 50%": {"lr_decay_start": 0.5},
     "+ EMA 0.999": {"stable": {"ema_beta": 0.999}},
+    "+ gender term in G (weight 1)": {"stable": {"gender_weight": 1.0}},
+    "+ encoder gender head (weight 1)": {"encoder": {"gender_weight": 1.0}},
+    "+ gender in G and encoder": {"stable": {"gender_weight": 1.0}, "encoder": {"gender_weight": 1.0}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

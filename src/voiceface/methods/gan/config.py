@@ -44,6 +44,8 @@ class EncoderConfig:
     pretrain_steps: int = 2000               # own: speaker-classification steps
     pretrain_batch: int = 64
     pretrain_lr: float = 1e-3
+    gender_weight: float = 0.0               # own: + this weight * the cross-entropy of a linear gender head on the
+                                             # pooled embedding (a DIMNet covariate; 0 = speaker identity alone)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class StableConfig:
     c_weight: float = 1.0                    # weight of F_c's identity loss in the generator step
     recon_weight: float = 0.0                # G step: weight of mean |F_g(e_j) - f_j|, f_j a real face of voice j's
                                              # identity (paired batches; 0 = off)
+    gender_weight: float = 0.0               # a gender head on F_c's trunk, trained on real faces' gender in the C
+                                             # step; G step: + this weight * its cross-entropy on F_g(e_i) with voice
+                                             # i's gender (a DIMNet covariate; 0 = off, no head)
     sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
     sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
 
