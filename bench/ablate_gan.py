@@ -100,6 +100,7 @@ ROWS: dict[str, dict] = {
     "+ gender term in G (weight 1)": {"stable": {"gender_weight": 1.0}},
     "+ encoder gender head (weight 1)": {"encoder": {"gender_weight": 1.0}},
     "+ gender in G and encoder": {"stable": {"gender_weight": 1.0}, "encoder": {"gender_weight": 1.0}},
+    "+ C label smoothing 0.2": {"stable": {"c_smoothing": 0.2}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

@@ -266,3 +266,19 @@ def test_gender_switches_train_end_to_end_and_stay_off_in_the_presets(gan_world,
     assert load_run(out).critics.head_g is not None
     assert GANConfig().stable.gender_weight == 0 and GANConfig().encoder.gender_weight == 0
     assert PRESETS["thesis"].stable == StableConfig() and PRESETS["thesis"].encoder.gender_weight == 0
+
+
+def test_c_smoothing_is_label_smoothing_of_the_c_step():
+    """stable.c_smoothing: F_c's loss on real faces is the label-smoothed cross-entropy (0 = Algorithm 1's)."""
+    torch.manual_seed(0)
+    g, c = Generator(6, (16, 8, 8, 8, 8), upsample=True), _critics()
+    opts = {k: torch.optim.Adam(p, lr=0.0) for k, p in
+            (("g", g.parameters()), ("d", c.d_parameters()), ("c", c.c_parameters()))}
+    real, ids = torch.rand(4, 3, 64, 64) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        logits = c(real, "c") * 1
+    for smooth in (0.0, 0.3):
+        out = StableGANLoss(g, c, opts, StableConfig(c_smoothing=smooth)).c_step(real, ids, None)
+        want = torch.nn.functional.cross_entropy(logits, ids, label_smoothing=smooth).item()
+        assert out["loss/c_real"] == pytest.approx(want, rel=1e-5)
+    assert GANConfig().stable.c_smoothing == 0.0

@@ -80,6 +80,7 @@ class StableConfig:
     mismatch_weight: float = 0.0             # projection D: real faces with another identity's voice as negatives
     paired_batches: bool = False             # real face j is of the identity of voice j (needed by projection)
     augment: str = ""                        # DiffAugment policy: comma list of translation, color, cutout
+    c_smoothing: float = 0.0                 # label smoothing of F_c's identity cross-entropy on real faces (C step)
     c_weight: float = 1.0                    # weight of F_c's identity loss in the generator step
     recon_weight: float = 0.0                # G step: weight of mean |F_g(e_j) - f_j|, f_j a real face of voice j's
                                              # identity (paired batches; 0 = off)

@@ -119,7 +119,8 @@ class StableGANLoss:
       on augmented fakes with the embedding they came from; with ``mismatch_weight`` real faces paired with another
       identity's embedding count as extra fakes (projection D only);
     * ``d_r1``: every ``r1_every`` steps, r1_gamma / 2 * R1 * r1_every on (augmented) real faces (lazy R1);
-    * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces (+ with ``gender_weight``
+    * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces (label smoothing
+      ``c_smoothing``; + with ``gender_weight``
       the gender cross-entropy of F_c's gender head on them, labels ``id_gender[real_id]``);
     * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces (+ recon_weight *
       the mean absolute pixel difference between F_g(e_j) and real face j, a face of voice j's identity: the
@@ -196,12 +197,12 @@ class StableGANLoss:
         if self.s.gender_weight > 0:
             logits, g_logit = self.critics(self.aug(real, gen), "cg")     # (m, k), (m,)
             loss_g, right = self.gender_loss(g_logit, real_id)
-            loss_id = F.cross_entropy(logits, real_id)
+            loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
             loss = loss_id + loss_g
             out = {"loss/c_gender": loss_g.item(), "acc/c_gender": right.float().mean().item()}
         else:
             logits = self.critics(self.aug(real, gen), "c")                # (m, k)
-            loss = loss_id = F.cross_entropy(logits, real_id)
+            loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
         loss.backward()
         opt.step()
         return {**out, "loss/c_real": loss_id.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}
