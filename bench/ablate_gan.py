@@ -56,7 +56,13 @@ preset before issue 13 0.706 / 0.765, 0.557 / 0.510, 0.208, 1.18, 0.250;
 + gender term in G (stable.gender_weight 1) 0.758 / 0.825, 0.551 / 0.513, 0.223, 1.15, 0.218;
 + encoder gender head (encoder.gender_weight 1) 0.669 / 0.740, 0.560 / 0.498, 0.160, 1.16, 0.208;
 + both (G 1, encoder 1) 0.815 / 0.893, 0.530 / 0.500, 0.192, 1.13, 0.238;
-+ both (G 3, encoder 1), the preset since: 0.838 / 0.940, 0.563 / 0.473, 0.188, 1.13, 0.232.
++ both (G 3, encoder 1), the preset since: 0.838 / 0.940, 0.563 / 0.473, 0.188, 1.13, 0.232 (rerun: identical);
+the old preset + C label smoothing 0.2: 0.783 / 0.849, 0.547 / 0.494, 0.173, 1.18, 0.248;
+the preset + C label smoothing 0.2: 0.850 / 0.956, 0.561 / 0.511, 0.229, 1.01, 0.294 (within noise on gender, lower
+diversity and worse Frechet: left off). The F_e gender probe of bench/gan_ceiling.py (unseen recordings): 0.931
+without the encoder's gender head, 0.958 with it (training recordings 0.928 -> 0.987). Ceilings on this world
+(bench/gan_ceiling.py): the gender mean face alone 1:2 U 0.713 / G 0.496, recall@10 0.333 (2x chance); the world's
+true voice parameters by ridge 0.705 / 0.516, 0.333: 1:2 G > 0.55 is above what the world's voices tell.
 """
 from __future__ import annotations
 
