@@ -48,6 +48,24 @@ diversity, worse Frechet; 401 s, load 5.0 -> 4.8);
 + EMA 0.999: 0.727 / 0.795, 0.535 / 0.475, 0.163, 1.20, 0.180 (the EMA ramp min(beta, (1 + t) / (10 + t)) is still
 0.990 at t = 900, so this row is the preset in all but the last steps; a slower ramp would be the real test).
 None beats the preset at equal steps (one seed), so the preset is unchanged; "+ C weight 0" is a row, not measured.
+
+Gender terms (issue 13; the rows above were measured on the preset before them). Small world seed 0 (built with
+``sim build --preset small --seed 0``), --steps 600, 1 thread, load average 1.5-4.2; columns: dlib gender acc / AUC,
+1:2 U / G, recall@10, diversity, Frechet (dlib gender judge on real unseen faces 0.987):
+preset before issue 13 0.706 / 0.765, 0.557 / 0.510, 0.208, 1.18, 0.250;
++ gender term in G (stable.gender_weight 1) 0.758 / 0.825, 0.551 / 0.513, 0.223, 1.15, 0.218;
++ encoder gender head (encoder.gender_weight 1) 0.669 / 0.740, 0.560 / 0.498, 0.160, 1.16, 0.208;
++ both (G 1, encoder 1) 0.815 / 0.893, 0.530 / 0.500, 0.192, 1.13, 0.238;
++ both (G 3, encoder 1), the preset since: 0.838 / 0.940, 0.563 / 0.473, 0.188, 1.13, 0.232 (rerun: identical);
+the old preset + C label smoothing 0.2: 0.783 / 0.849, 0.547 / 0.494, 0.173, 1.18, 0.248;
+the preset + C label smoothing 0.2: 0.850 / 0.956, 0.561 / 0.511, 0.229, 1.01, 0.294 (within noise on gender, lower
+diversity and worse Frechet: left off). The F_e gender probe of bench/gan_ceiling.py (unseen recordings): 0.931
+without the encoder's gender head, 0.958 with it (training recordings 0.928 -> 0.987). Ceilings on this world
+(bench/gan_ceiling.py): the gender mean face alone 1:2 U 0.713 / G 0.496, recall@10 0.333 (2x chance); the world's
+true voice parameters by ridge 0.705 / 0.516, 0.333: 1:2 G > 0.55 is above what the world's voices tell.
+The preset with the gender terms at --steps 1500 (load average 4.8 -> 2.0, 585 s wall): 0.733 / 0.873, 0.571 / 0.494,
+0.217, 1.14, 0.135 (F_c's training accuracy 0.63, the G term's gender head fooled on 98% of G's faces): gender peaks
+early, hence the preset's 600 steps.
 """
 from __future__ import annotations
 
@@ -73,7 +91,7 @@ from voiceface.methods.gan.train import load_faces64, load_run, split_data, to_u
 ev = importlib.import_module("voiceface.methods.gan.evaluate")    # the package re-exports a function of that name
 
 STABLE_OFF = {"loss": "nonsat", "r1_gamma": 0.0, "ema_beta": 0.0, "mismatch_weight": 0.0, "paired_batches": False,
-              "augment": "", "recon_weight": 0.0}
+              "augment": "", "recon_weight": 0.0, "gender_weight": 0.0}
 ROWS: dict[str, dict] = {
     "stable (cpu preset)": {},
     "- upsampling G (stride-2 ConvT)": {"model": {"gen_upsample": False}},
@@ -86,7 +104,7 @@ ROWS: dict[str, dict] = {
     "- minibatch std": {"model": {"mbstd": False}},
     "thesis recipe (Algorithm 1, cpu sizes)": {
         "model": {"gen_upsample": False, "gen_pixel_norm": False, "spectral_norm": False, "mbstd": False,
-                  "projection": False}, "stable": STABLE_OFF},
+                  "projection": False}, "stable": STABLE_OFF, "encoder": {"gender_weight": 0.0}},
     "+ C weight 3": {"stable": {"c_weight": 3.0}},
     "+ separate C trunk": {"model": {"share_trunk": False}},
     "+ mismatch weight 1": {"stable": {"mismatch_weight": 1.0}},
@@ -97,6 +115,12 @@ ROWS: dict[str, dict] = {
     "+ C weight 0": {"stable": {"c_weight": 0.0}},
     "+ lr decay from 50%": {"lr_decay_start": 0.5},
     "+ EMA 0.999": {"stable": {"ema_beta": 0.999}},
+    "- gender term in G (stable.gender_weight 0)": {"stable": {"gender_weight": 0.0}},
+    "- encoder gender head (encoder.gender_weight 0)": {"encoder": {"gender_weight": 0.0}},
+    "- both gender terms (the preset before issue 13)": {"stable": {"gender_weight": 0.0},
+                                                         "encoder": {"gender_weight": 0.0}},
+    "+ C label smoothing 0.2": {"stable": {"c_smoothing": 0.2}},
+    "gender term in G weight 1": {"stable": {"gender_weight": 1.0}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

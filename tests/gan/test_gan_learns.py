@@ -28,7 +28,8 @@ def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, le
     0.58 / 0.64), seed 3 0.84 / 0.63. With the upsampling generator of the cpu preset 150 steps were too few (world
     after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator 0.87 / 0.18); 300 steps: 0.94 / 0.13; on the world before the
     voices' session/trait rework 0.85 / 0.40, and with stable.recon_weight=5 0.78 / 0.55 (why the preset leaves it off);
-    on today's world (seed 0) 0.752 / 0.252, hence the 0.70 floor beside the 0.3 gap to the control. The control may fall below 0.5 (a derangement can flip more genders than it
+    on today's world (seed 0) 0.752 / 0.252, hence the 0.70 floor beside the 0.3 gap to the control; with the preset's
+    gender heads (encoder.gender_weight 1, stable.gender_weight 3) 0.841 / 0.291 (103 s). The control may fall below 0.5 (a derangement can flip more genders than it
     keeps). ``gen_gender_acc`` is no use this early: every generated face falls on one side of the classifier."""
     real = tmp_path / "real"
     train(learn_world, real, seed=learn_seed, progress=False, config=cfglib.replace(PRESETS["cpu"], SMALL))

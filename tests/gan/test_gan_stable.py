@@ -226,3 +226,59 @@ def test_lr_decay_schedule_is_linear_to_zero_and_off_by_default():
     opts = {k: torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0) for k in "gdc"}
     set_lr(opts, 0.25)
     assert {g["lr"] for o in opts.values() for g in o.param_groups} == {0.25}
+
+
+def test_gender_term_teaches_the_head_and_pulls_the_generator_to_the_voice_gender():
+    """stable.gender_weight: the C step trains a gender head on real faces (labels id_gender[real_id]), the G step
+    adds its cross-entropy on G's faces with the voice's gender; unknown genders (-1) are left out; off = no head."""
+    torch.manual_seed(0)
+    g, c = Generator(6, (16, 8, 8, 8, 8), upsample=True), _critics(embed_dim=6, gender_head=True)
+    opts = {"g": torch.optim.Adam(g.parameters(), lr=1e-2), "d": torch.optim.Adam(c.d_parameters(), lr=0.0),
+            "c": torch.optim.Adam(c.c_parameters(), lr=1e-2)}
+    assert {id(p) for p in c.head_g.parameters()} <= {id(p) for p in c.c_parameters()}
+    id_gender = torch.tensor([1.0, 0.0, 1.0, -1.0])
+    e = torch.nn.functional.normalize(torch.randn(4, 6), dim=1)
+    ids = torch.tensor([0, 1, 2, 3])
+    real = torch.cat([torch.full((1, 3, 64, 64), v) for v in (0.8, -0.8, 0.8, 0.0)])    # male bright, female dark
+    loss = StableGANLoss(g, c, opts, StableConfig(paired_batches=True, gender_weight=5.0, c_weight=0.0), None,
+                         id_gender)
+    outs = [loss.step(e, ids, real, ids, e, s, torch.Generator().manual_seed(0)) for s in range(1, 60)]
+    assert outs[-1]["acc/c_gender"] == 1.0 and outs[-1]["loss/c_gender"] < 0.5 * outs[0]["loss/c_gender"]
+    assert outs[-1]["loss/g_gender"] < 0.5 * outs[0]["loss/g_gender"]
+    assert torch.isfinite(torch.tensor([o["loss/g_gender"] for o in outs])).all()
+    with torch.no_grad():
+        brightness = g(e).mean(dim=(1, 2, 3))
+    assert brightness[[0, 2]].min() > brightness[1]                  # the male voices' faces are the brighter ones
+    assert _critics().head_g is None
+    with pytest.raises(ValueError, match="gender"):
+        StableGANLoss(g, c, opts, StableConfig(gender_weight=1.0))
+
+
+def test_gender_switches_train_end_to_end_and_stay_off_in_the_presets(gan_world, tmp_path):
+    """encoder.gender_weight adds a gender head to F_e's pretraining (logged, stored), stable.gender_weight the
+    critics' gender head (stored, loadable); both default to 0 and the thesis preset stays Algorithm 1."""
+    out = train(gan_world, tmp_path / "g", overrides=TINY + STABLE + ["stable.gender_weight=1",
+                                                                     "encoder.gender_weight=1"],
+                seed=0, progress=False)
+    enc = load_checkpoint(out / "encoder" / "checkpoint.pt")
+    assert "gender_head" in enc["models"]
+    assert any(k.startswith("head_g.") for k in load_checkpoint(out / "checkpoint.pt")["models"]["critics"])
+    assert load_run(out).critics.head_g is not None
+    assert GANConfig().stable.gender_weight == 0 and GANConfig().encoder.gender_weight == 0
+    assert PRESETS["thesis"].stable == StableConfig() and PRESETS["thesis"].encoder.gender_weight == 0
+
+
+def test_c_smoothing_is_label_smoothing_of_the_c_step():
+    """stable.c_smoothing: F_c's loss on real faces is the label-smoothed cross-entropy (0 = Algorithm 1's)."""
+    torch.manual_seed(0)
+    g, c = Generator(6, (16, 8, 8, 8, 8), upsample=True), _critics()
+    opts = {k: torch.optim.Adam(p, lr=0.0) for k, p in
+            (("g", g.parameters()), ("d", c.d_parameters()), ("c", c.c_parameters()))}
+    real, ids = torch.rand(4, 3, 64, 64) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        logits = c(real, "c") * 1
+    for smooth in (0.0, 0.3):
+        out = StableGANLoss(g, c, opts, StableConfig(c_smoothing=smooth)).c_step(real, ids, None)
+        want = torch.nn.functional.cross_entropy(logits, ids, label_smoothing=smooth).item()
+        assert out["loss/c_real"] == pytest.approx(want, rel=1e-5)
+    assert GANConfig().stable.c_smoothing == 0.0

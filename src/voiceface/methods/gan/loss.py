@@ -119,18 +119,26 @@ class StableGANLoss:
       on augmented fakes with the embedding they came from; with ``mismatch_weight`` real faces paired with another
       identity's embedding count as extra fakes (projection D only);
     * ``d_r1``: every ``r1_every`` steps, r1_gamma / 2 * R1 * r1_every on (augmented) real faces (lazy R1);
-    * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces;
+    * ``c_step``: Algorithm 1's identity cross-entropy of F_c on (augmented) real faces (label smoothing
+      ``c_smoothing``; + with ``gender_weight``
+      the gender cross-entropy of F_c's gender head on them, labels ``id_gender[real_id]``);
     * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces (+ recon_weight *
       the mean absolute pixel difference between F_g(e_j) and real face j, a face of voice j's identity: the
-      identity labels as a direct regression target, paired batches only);
+      identity labels as a direct regression target, paired batches only; + gender_weight * the gender head's
+      cross-entropy on G's faces with labels ``id_gender[voice_id]``);
     * ``ema``: the generator EMA update (when ``ema`` is given).
     """
 
     phases = ("d_step", "d_r1", "c_step", "g_step", "ema")
 
     def __init__(self, generator: Generator, critics: FaceCritics, opts: dict[str, torch.optim.Optimizer], cfg,
-                 ema=None):
+                 ema=None, id_gender: torch.Tensor | None = None):
+        """``id_gender``: (k,) float gender of each identity label (1 male, 0 female, -1 unknown: left out of the
+        gender terms); needed when ``cfg.gender_weight`` > 0."""
         self.generator, self.critics, self.opts, self.s, self.ema = generator, critics, opts, cfg, ema
+        if cfg.gender_weight > 0 and id_gender is None:
+            raise ValueError("stable.gender_weight needs the identities' genders (id_gender)")
+        self.id_gender = id_gender
         self.policy = tuple(p for p in cfg.augment.split(",") if p)
 
     def aug(self, x: torch.Tensor, gen: torch.Generator, tile: int = 1) -> torch.Tensor:
@@ -172,14 +180,32 @@ class StableGANLoss:
         opt.step()
         return {"loss/r1": r1.item()}
 
+    def gender_loss(self, logit: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gender cross-entropy of (B,) logits against the genders of identity labels ids (B,) (unknown ones left
+        out), and the (B,) bool correctness of the known ones."""
+        y = self.id_gender.to(logit.device)[ids]
+        known = y >= 0
+        if not known.any():
+            return logit.sum() * 0, known[known]
+        loss = F.binary_cross_entropy_with_logits(logit[known], y[known])
+        return loss, (logit[known] > 0) == (y[known] > 0.5)
+
     def c_step(self, real, real_id, gen) -> dict[str, float]:
         opt = self.opts["c"]
         opt.zero_grad(set_to_none=True)
-        logits = self.critics(self.aug(real, gen), "c")                   # (m, k)
-        loss = F.cross_entropy(logits, real_id)
+        out = {}
+        if self.s.gender_weight > 0:
+            logits, g_logit = self.critics(self.aug(real, gen), "cg")     # (m, k), (m,)
+            loss_g, right = self.gender_loss(g_logit, real_id)
+            loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
+            loss = loss_id + loss_g
+            out = {"loss/c_gender": loss_g.item(), "acc/c_gender": right.float().mean().item()}
+        else:
+            logits = self.critics(self.aug(real, gen), "c")                # (m, k)
+            loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
         loss.backward()
         opt.step()
-        return {"loss/c_real": loss.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}
+        return {**out, "loss/c_real": loss_id.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}
 
     def g_step(self, fake, e_fake, voice_id, gen, real=None) -> dict[str, float]:
         """fake (n, 3, 64, 64) with grad to F_g, e_fake (n, q), voice_id (n,); real (n, 3, 64, 64): face j of voice
@@ -189,10 +215,17 @@ class StableGANLoss:
         out = {}
         try:
             self.opts["g"].zero_grad(set_to_none=True)
-            d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake)
+            if self.s.gender_weight > 0:
+                d_logit, c_logit, g_logit = self.critics(self.aug(fake, gen), "all", e_fake)
+            else:
+                d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake)
             loss_d = g_adv_loss(self.s.loss, d_logit)
             loss_c = F.cross_entropy(c_logit, voice_id)
             loss = loss_d + self.s.c_weight * loss_c
+            if self.s.gender_weight > 0:
+                loss_g, right = self.gender_loss(g_logit, voice_id)
+                loss = loss + self.s.gender_weight * loss_g
+                out.update({"loss/g_gender": loss_g.item(), "acc/g_gender": right.float().mean().item()})
             if real is not None and self.s.recon_weight > 0:
                 loss_r = (fake - real).abs().mean()
                 loss = loss + self.s.recon_weight * loss_r

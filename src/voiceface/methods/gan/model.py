@@ -65,13 +65,16 @@ class SpeakerHead(nn.Module):
 class SpeakerClassifier(nn.Module):
     """F_e plus its speaker head as one module (so the pretraining forward runs through DDP when distributed)."""
 
-    def __init__(self, voice: VoiceEmbedNet, head: SpeakerHead):
+    def __init__(self, voice: VoiceEmbedNet, head: SpeakerHead, gender: nn.Linear | None = None):
         super().__init__()
-        self.voice, self.head = voice, head
+        self.voice, self.head, self.gender = voice, head, gender
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(B, mel_bins, T) -> (B, n_speakers) logits."""
-        return self.head(self.voice.pooled(mel))
+        """(B, mel_bins, T) -> (B, n_speakers) logits, with a ``gender`` head (B, n_speakers + 1): the last column
+        is its gender logit (male = 1) on the same pooled embedding."""
+        h = self.voice.pooled(mel)
+        logits = self.head(h)
+        return logits if self.gender is None else torch.cat([logits, self.gender(h)], dim=1)
 
 
 class PixelNorm(nn.Module):
@@ -169,13 +172,15 @@ class FaceCritics(nn.Module):
 
     ``d_logit(f, e=None)``: (B, 3, 64, 64)[, (B, q)] -> (B,) real/fake logit (sigmoid gives F_d). With ``embed_dim``
     > 0 (projection D) the logit adds <W e, h> for the trunk features h (B, out_dim); e = None leaves it out.
-    ``c_logit(f)``: (B, 3, 64, 64) -> (B, k) identity logits (softmax gives F_c).
+    ``c_logit(f)``: (B, 3, 64, 64) -> (B, k) identity logits (softmax gives F_c). ``gender_head`` adds a gender
+    logit (male = 1) on F_c's trunk features (``stable.gender_weight``: trained on real faces in the C step, applied to
+    G's faces with the voice's gender).
     ``d_parameters()`` / ``c_parameters()``: what the D step / C step of Algorithm 1 update (the shared trunk is in both).
     """
 
     def __init__(self, n_identities: int, channels: Sequence[int] = (32, 64, 128, 256, 512), out_dim: int = 64,
                  kernel: int = 3, slope: float = 0.2, share_trunk: bool = True, spectral_norm: bool = False,
-                 mbstd_group: int = 0, embed_dim: int = 0):
+                 mbstd_group: int = 0, embed_dim: int = 0, gender_head: bool = False):
         super().__init__()
         sn = spectral_norm
         self.share_trunk = share_trunk
@@ -185,6 +190,7 @@ class FaceCritics(nn.Module):
         self.head_d = maybe_sn(nn.Linear(out_dim + (1 if self.mbstd else 0), 1), sn)
         self.head_c = nn.Linear(out_dim, n_identities)         # a classifier, not a critic: never normalised
         self.proj = maybe_sn(nn.Linear(embed_dim, out_dim, bias=False), sn) if embed_dim > 0 else None
+        self.head_g = nn.Linear(out_dim, 1) if gender_head else None   # on F_c's trunk, trained in the C step
 
     def _trunk_c(self) -> FaceTrunk:
         return self.trunk_d if self.trunk_c is None else self.trunk_c
@@ -202,6 +208,19 @@ class FaceCritics(nn.Module):
     def c_logit(self, f: torch.Tensor) -> torch.Tensor:
         return self.head_c(self._trunk_c()(f))                  # (B, k)
 
+    def c_and_gender(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, k) identity logits and (B,) gender logits (male = 1) of F_c's trunk (needs ``gender_head``)."""
+        h = self._trunk_c()(f)
+        return self.head_c(h), self.head_g(h).squeeze(1)
+
+    def all(self, f: torch.Tensor, e: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B,) real/fake logits, (B, k) identity logits, (B,) gender logits, running a shared trunk once."""
+        if self.trunk_c is None:
+            h = self.trunk_d(f)
+            return self._d_head(h, e), self.head_c(h), self.head_g(h).squeeze(1)
+        return (self.d_logit(f, e), *self.c_and_gender(f))
+
     def both(self, f: torch.Tensor, e: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits and (B, k) identity logits, running a shared trunk once."""
         if self.trunk_c is None:
@@ -214,14 +233,20 @@ class FaceCritics(nn.Module):
         return list(self.trunk_d.parameters()) + list(self.head_d.parameters()) + proj
 
     def c_parameters(self) -> list[nn.Parameter]:
-        return list(self._trunk_c().parameters()) + list(self.head_c.parameters())
+        head_g = list(self.head_g.parameters()) if self.head_g is not None else []
+        return list(self._trunk_c().parameters()) + list(self.head_c.parameters()) + head_g
 
     def forward(self, f: torch.Tensor, mode: str = "both", e: torch.Tensor | None = None):
-        """mode "d": (B,) logits; "c": (B, k) logits; "both": the pair (callable through DDP for every phase)."""
+        """mode "d": (B,) logits; "c": (B, k) logits; "both": the pair; "cg": (identity, gender) logits; "all": the
+        triple (d, c, gender) (callable through DDP for every phase)."""
         if mode == "d":
             return self.d_logit(f, e)
         if mode == "c":
             return self.c_logit(f)
+        if mode == "cg":
+            return self.c_and_gender(f)
+        if mode == "all":
+            return self.all(f, e)
         return self.both(f, e)
 
 

@@ -177,34 +177,52 @@ def build_voice_net(cfg: GANConfig, seed: int) -> VoiceEmbedNet:
 
 
 def pretrain_own(run_dir: Path, bank: VoiceBank, labels: np.ndarray, n_speakers: int, cfg: GANConfig, seed: int,
-                 device: torch.device, progress: bool = False, force_config: bool = False) -> VoiceEmbedNet:
+                 device: torch.device, progress: bool = False, force_config: bool = False,
+                 speaker_gender: np.ndarray | None = None) -> VoiceEmbedNet:
     """Speaker-classification pretraining of ``VoiceEmbedNet`` (Sec. 3.2.1) on ``bank`` (speaker ``labels`` (N,))
     through ``engine.fit`` and the input pipeline, in ``cfg.precision``.
 
-    Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN.
-    Resumable: ``run_dir`` is its own run folder (method ``gan-encoder``).
+    Cross-entropy of a linear head on the pooled embedding; Adam(encoder.pretrain_lr); crops as for the GAN. With
+    ``encoder.gender_weight`` > 0, + that weight * the cross-entropy of a linear gender head on the same embedding
+    (``speaker_gender`` (n_speakers,): 1 male, 0 female, -1 unknown, left out). Resumable: ``run_dir`` is its own
+    run folder (method ``gan-encoder``).
     """
     ec = cfg.encoder
     net = build_voice_net(cfg, seed)
     with seeded(seed + 1):
         head = SpeakerHead(cfg.model.embed_dim, n_speakers)
+        g_head = torch.nn.Linear(cfg.model.embed_dim, 1).to(device) if ec.gender_weight > 0 else None
+    if g_head is not None and speaker_gender is None:
+        raise ConfigError("encoder.gender_weight needs the speakers' genders")
     net, head = net.to(device), head.to(device)
-    classifier = dist.wrap(SpeakerClassifier(net, head), device)
+    classifier = dist.wrap(SpeakerClassifier(net, head, g_head), device)
     opt = torch.optim.Adam(classifier.parameters(), lr=ec.pretrain_lr)
-    parts = Parts(models={"voice": net, "head": head}, optimizers={"adam": opt})
+    models = {"voice": net, "head": head, **({"gender_head": g_head} if g_head is not None else {})}
+    parts = Parts(models=models, optimizers={"adam": opt})
     run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers},
                      force_config=force_config)
     prec = Precision.resolve(cfg.precision, device)
+    sp_gender = torch.as_tensor(speaker_gender, device=device) if g_head is not None else None
 
     def step_fn(batch, step: int):
         mel, y = batch[0].to(device), batch[1].to(device)
         opt.zero_grad(set_to_none=True)
+        out = {}
         with prec.autocast():
             logits = classifier(mel)
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            loss = loss_s = torch.nn.functional.cross_entropy(logits[:, :n_speakers], y)
+            if sp_gender is not None:
+                g, yg = logits[:, n_speakers].float(), sp_gender[y].float()
+                known = yg >= 0
+                loss_g = torch.nn.functional.binary_cross_entropy_with_logits(g[known], yg[known]) \
+                    if known.any() else g.sum() * 0
+                loss = loss + ec.gender_weight * loss_g
+                out = {"loss/gender": loss_g.item(),
+                       "acc/gender": ((g[known] > 0) == (yg[known] > 0.5)).float().mean().item()}
         loss.backward()
         opt.step()
-        return {"loss/speaker": loss.item(), "acc/speaker": (logits.argmax(1) == y).float().mean().item()}
+        return {**out, "loss/speaker": loss_s.item(),
+                "acc/speaker": (logits[:, :n_speakers].argmax(1) == y).float().mean().item()}
 
     fit(run, parts, method="gan-encoder", config=run.config, batch_fn=SpeakerBatches(cfg, bank, labels, seed,
                                                                                      dist.rank()),
@@ -264,11 +282,19 @@ def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> t
     with seeded(seed + 2):
         gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm, upsample=m.gen_upsample)
         crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk,
-                           m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0)
+                           m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0,
+                           gender_head=cfg.stable.gender_weight > 0)
         if cfg.init_std > 0:
             dcgan_init(gen, cfg.init_std)
             dcgan_init(crit, cfg.init_std)
     return gen, crit
+
+
+def identity_genders(manifest: Manifest, identities: Sequence[str]) -> np.ndarray:
+    """(k,) float32 gender of each identity label from the manifest: 1 male ('m'), 0 female ('f'), -1 unknown."""
+    table = manifest.identity_table()
+    code = {"m": 1.0, "f": 0.0}
+    return np.array([code.get(table.get(i, {}).get("gender", ""), -1.0) for i in identities], dtype=np.float32)
 
 
 def uses_stable_loss(cfg: GANConfig) -> bool:
@@ -349,7 +375,7 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
     net = None
     if cfg.encoder.kind == "own":
         net = pretrain_own(out / "encoder", banks.voices, banks.voice_labels, len(gd.identities), cfg, seed, device,
-                           progress, force_config)
+                           progress, force_config, identity_genders(manifest, gd.identities))
     encoder = make_encoder(cfg, device, net)
     return gd, encoder, banks
 
@@ -394,7 +420,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     if cfg.encoder.kind == "own":
         models["voice"] = encoder.net
     parts = Parts(models=models, optimizers=opts, extra=extra)
-    step_fn = with_precision(make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device), prec)
+    step_fn = with_precision(make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device,
+                                          torch.from_numpy(identity_genders(gd.manifest, gd.identities))), prec)
     if cfg.stable.sample_every > 0 and dist.is_main():
         step_fn = with_samples(step_fn, out / "samples", cfg, probe_set(gd, cfg, out), encoder,
                                ema.module if ema is not None else gen)
@@ -446,14 +473,16 @@ class Batches:
                 torch.from_numpy(b.face_labels[fi]), noise)
 
 
-def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, seed: int, device: torch.device):
-    """``step_fn(batch, step) -> scalars``: Algorithm 1 (``GANLoss``) or the stable recipe (``StableGANLoss``)."""
+def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, seed: int, device: torch.device,
+                 id_gender: torch.Tensor | None = None):
+    """``step_fn(batch, step) -> scalars``: Algorithm 1 (``GANLoss``) or the stable recipe (``StableGANLoss``);
+    ``id_gender`` (k,): the identity labels' genders (``identity_genders``), for ``stable.gender_weight``."""
     stable = uses_stable_loss(cfg)
     if cfg.model.projection and not cfg.stable.paired_batches:
         raise ConfigError("model.projection needs stable.paired_batches=true (real faces need their voice)")
     if cfg.stable.recon_weight > 0 and not cfg.stable.paired_batches:
         raise ConfigError("stable.recon_weight needs stable.paired_batches=true (its target is a face of the voice)")
-    loss = StableGANLoss(gen, crit, opts, cfg.stable, ema) if stable else GANLoss(gen, crit, opts["g"], opts["d"],
+    loss = StableGANLoss(gen, crit, opts, cfg.stable, ema, id_gender) if stable else GANLoss(gen, crit, opts["g"], opts["d"],
                                                                                     opts["c"])
 
     def step_fn(batch, step: int):
