@@ -91,6 +91,9 @@ class DataConfig:
     """Minibatches grouped by clip (Sec. 4.4.1): ``clips_per_batch`` clips x ``frames_per_clip`` frames.
 
     mask: ``true`` (the simulated world's face masks) or ``segmenter`` (:class:`~.data.FaceSegmenter` stand-in).
+    flip: augmentation, not in the thesis: mirror each drawn group (clip, or person for ``consistency_scope=video``)
+        with probability 1/2 (:func:`~.data.flip_frames`; landmarks relabelled), so the encoders see twice the
+        identities. Off by default.
     workers / prefetch: DataLoader processes building the minibatches (0 = in the training process) and batches
     each prepares ahead (``data.pipeline``). cache_dir: where the aligned crops of real frame folders are cached
     (default ``<data folder>/.cest_cache``, or ``RUN/cache`` when that folder is not writable).
@@ -101,6 +104,7 @@ class DataConfig:
     train_splits: tuple[str, ...] = ("train",)
     test_splits: tuple[str, ...] = ("test",)
     mask: str = "true"
+    flip: bool = False
     max_test_frames: int = 400
     workers: int = 0
     prefetch: int = 2
