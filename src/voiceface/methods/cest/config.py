@@ -63,6 +63,11 @@ class LossConfig:
     kp_units: L_kp in ``image`` units (fractions of the side S, the default here) or ``pixels`` (the thesis's
         form: at S = 64 that is 64 times the weight of ``image`` units).
     rg_form: L_rg as ``mean`` (||alpha||^2 / K, the default here) or ``sum`` (the thesis's ||alpha||^2).
+    kp_consistency: not in the thesis (0 = off, the default): weight (times lambda1) of a cross-frame landmark term,
+        L_kp of each frame with its identity coefficients replaced by those of its partner frame (the frame of
+        Eq. 4.11's consistency term: same clip, or same person for ``consistency_scope=video``), its own expression
+        and viewpoint kept: the shape analogue of reflectance consistency, so one identity has to explain the
+        landmarks of several expressions and poses.
     """
 
     consistency: bool = True
@@ -74,6 +79,7 @@ class LossConfig:
     lambda_rg: float = 0.1
     kp_units: str = "image"
     rg_form: str = "mean"
+    kp_consistency: float = 0.0
 
     def __post_init__(self):
         if self.kp_units not in ("image", "pixels"):

@@ -48,6 +48,16 @@ def landmark_loss(verts_screen: torch.Tensor, lm_index: torch.Tensor, landmarks:
     return (verts_screen[:, lm_index, :2] - landmarks).abs().sum(-1).mean() / size
 
 
+def cross_frame_landmarks(model: CEST, out: dict[str, torch.Tensor], partners: torch.Tensor) -> torch.Tensor:
+    """Projected shapes (B, V, 3) of every frame with its identity coefficients swapped for its partner's
+    (``partners[:, 0]``), its own expression coefficients and viewpoint kept (``LossConfig.kp_consistency``)."""
+    from ...face3d import geometry
+
+    coeffs = out["coeffs"]
+    swapped = torch.cat([coeffs[partners[:, 0], :model.n_id], coeffs[:, model.n_id:]], 1)    # (B, Ki + Ke)
+    return geometry.project(model.shape_from_coeffs(swapped), out["viewpoint"])
+
+
 def coefficient_energy(coeffs: torch.Tensor, form: str = "mean") -> torch.Tensor:
     """L_rg of coeffs (B, K): ``mean`` = mean over the batch of ||alpha||^2 / K; ``sum`` = the thesis's
     1/N sum_i ||alpha_i||^2 (K times larger, so lambda2 = 0.1 means what it means in the thesis)."""
@@ -89,7 +99,8 @@ def reflectance_sets(model: CEST, refl: torch.Tensor, partners: torch.Tensor, cf
 
 
 class CESTLoss:
-    """Eq. 4.12 ``L = L_ph + lambda1 L_kp + lambda2 L_rg`` with L_ph from Eq. 4.10 or 4.11.
+    """Eq. 4.12 ``L = L_ph + lambda1 L_kp + lambda2 L_rg`` with L_ph from Eq. 4.10 or 4.11 (plus, when
+    ``kp_consistency`` > 0, ``lambda1 kp_consistency L_kp`` of :func:`cross_frame_landmarks`).
 
     One named phase, ``reconstruction``: forward the frames, re-render each with the reflectance sets of the
     objective, backpropagate the total and step the optimiser.
@@ -113,8 +124,13 @@ class CESTLoss:
         l_kp = landmark_loss(out["verts_screen"], model.face.landmarks68, batch["landmarks"], self.kp_size(model))
         l_rg = coefficient_energy(out["coeffs"], self.cfg.rg_form)
         total = l_ph + self.cfg.lambda_kp * l_kp + self.cfg.lambda_rg * l_rg
-        return {"total": total, "photometric": l_ph, "landmark": l_kp, "regulariser": l_rg, "terms": terms,
-                "out": out}
+        l_kpc = torch.zeros_like(l_kp)
+        if self.cfg.kp_consistency:
+            q_other = cross_frame_landmarks(model, out, batch["partners"])
+            l_kpc = landmark_loss(q_other, model.face.landmarks68, batch["landmarks"], self.kp_size(model))
+            total = total + self.cfg.lambda_kp * self.cfg.kp_consistency * l_kpc
+        return {"total": total, "photometric": l_ph, "landmark": l_kp, "regulariser": l_rg,
+                "landmark_consistency": l_kpc, "terms": terms, "out": out}
 
     def kp_size(self, model: CEST) -> int:
         """Divisor of L_kp: the image side S (``kp_units=image``) or 1 (``pixels``, the thesis's units)."""
@@ -154,4 +170,6 @@ class CESTLoss:
         prec.backward(losses["total"])
         prec.step(optimizer)
         prec.update()
-        return {f"loss/{k}": float(losses[k].detach()) for k in ("total", "photometric", "landmark", "regulariser")}
+        keys = ("total", "photometric", "landmark", "regulariser") + (("landmark_consistency",) if self.cfg.kp_consistency
+                                                                       else ())
+        return {f"loss/{k}": float(losses[k].detach()) for k in keys}
