@@ -186,8 +186,8 @@ PRESETS: dict[str, CESTConfig] = {
     # rows beside cpu_kp (issue 14), not defaults: on the small world (seed 0) neither moved the shape error
     # (all 505 test frames: 0.920 / 0.917 of the mean shape's vs 0.922 for cpu_kp)
     "cpu_kp_flip": replace(_CPU_KP, {"data": {"flip": True}}),
-    # cpu_kp trained 2.25x as long (389 s on one core, ~590 s under load): the encoders fit the landmarks closer (L_kp 0.75 vs 1.1
-    # px) and the shape error drops to 0.841 of the mean shape's (0.836 over all 505 test frames; 2000 steps: 0.875)
+    # cpu_kp trained 2.25x as long (389 s on one core, ~590 s under load): the encoders fit the landmarks closer
+    # (L_kp 0.75 vs 1.1 px); shape error 0.841 of the mean shape's (0.836 over all 505 test frames; 2000 steps: 0.875)
     "cpu_kp_long": replace(_CPU_KP, {"optim": {"steps": 2250}}),
     "cpu_kp_long_b_iest": replace(_CPU_KP, {"optim": {"steps": 2250}, **ABLATIONS["b"]}),
     "cpu_kp_kpc": replace(_CPU_KP, {"loss": {"kp_consistency": 1.0}}),
