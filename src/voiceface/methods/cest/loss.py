@@ -180,6 +180,6 @@ class CESTLoss:
         prec.backward(losses["total"])
         prec.step(optimizer)
         prec.update()
-        keys = ("total", "photometric", "landmark", "regulariser") + (("landmark_consistency",) if self.cfg.kp_consistency
-                                                                       else ())
+        keys = ("total", "photometric", "landmark", "regulariser")
+        keys += ("landmark_consistency",) if self.cfg.kp_consistency else ()
         return {f"loss/{k}": float(losses[k].detach()) for k in keys}
