@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from voiceface.face.detect import Face
-from voiceface.methods.cest.data import (HullSkinSegmenter, frame_folders, image_bank, load_sim_clips, read_300wlp,
-                                         read_micc, sample_batch)
+from voiceface.methods.cest.data import (HullSkinSegmenter, flip_frames, frame_folders, image_bank, load_sim_clips,
+                                         read_300wlp, read_micc, sample_batch)
 
 
 def test_batches_grouped_by_clip(clip_world):
@@ -24,6 +24,41 @@ def test_batches_grouped_by_clip(clip_world):
     assert full.shape == (6, 2) and (full[:2] == [[0, 1], [0, 1]]).all()
     _, vid = sample_batch(bank, np.random.default_rng(0), 3, 2, scope="video")
     assert vid.shape == (6, 1)
+
+
+def test_flip_frames_mirrors_images_masks_and_landmarks(clip_world):
+    import torch
+
+    bank = load_sim_clips(clip_world, ("train",))
+    batch = bank.tensors(np.arange(6))
+    flip = torch.tensor([True, False, True, False, True, True])
+    out = flip_frames(batch, flip)
+    assert torch.equal(out["images"][1], batch["images"][1]) and torch.equal(out["landmarks"][3], batch["landmarks"][3])
+    assert torch.equal(out["images"][0], batch["images"][0].flip(-1))
+    back = flip_frames(out, flip)                                          # an involution
+    assert all(torch.allclose(back[k], batch[k]) for k in ("images", "masks", "landmarks"))
+    lm, m = out["landmarks"][flip], out["masks"][flip][:, 0]
+    ij = lm.floor().long().clamp(0, bank.size - 1)
+    assert m[torch.arange(len(lm))[:, None], ij[..., 1], ij[..., 0]].float().mean() > 0.9   # on the mirrored face
+    assert (lm[:, 36, 0] < lm[:, 45, 0]).all() and (lm[:, 0, 0] < lm[:, 16, 0]).all()   # image-left stays left
+
+
+def test_flip_batches_mirror_whole_clips(clip_world):
+    from voiceface.methods.cest.config import CESTConfig, DataConfig
+    from voiceface.methods.cest.train import Batches
+
+    bank = load_sim_clips(clip_world, ("train",))
+    cfg = CESTConfig(data=DataConfig(clips_per_batch=3, frames_per_clip=2))
+    plain = Batches(bank, cfg)(5)
+    flip_cfg = CESTConfig(data=DataConfig(clips_per_batch=3, frames_per_clip=2, flip=True))
+    flipped = Batches(bank, flip_cfg)(5)
+    assert np.array_equal(plain["partners"], flipped["partners"])
+    same = [bool((plain["images"][i] == flipped["images"][i]).all()) for i in range(6)]
+    mirrored = [bool((plain["images"][i].flip(-1) == flipped["images"][i]).all()) for i in range(6)]
+    assert all(a or b for a, b in zip(same, mirrored)) and same[0::2] == same[1::2]   # whole clips
+    changed = np.concatenate([(Batches(bank, cfg)(s)["images"] != Batches(bank, flip_cfg)(s)["images"]).flatten(1)
+                              .any(1).numpy()[0::2] for s in range(8)])         # per clip drawn, 24 clips
+    assert 6 <= changed.sum() <= 18                                        # about half of them mirrored
 
 
 def test_segmenter_is_hull_and_skin(clip_world):

@@ -37,6 +37,39 @@ def test_loss_decreases_on_fixed_batch(clip_world):
     assert values[-1] < 0.8 * values[0], values
 
 
+def test_kp_consistency_swaps_identity_between_partner_frames(clip_world):
+    """The cross-frame landmark term (``loss.kp_consistency``) projects each frame with its partner's identity
+    coefficients: with itself as the partner it is the frame's own shape; otherwise it differs, adds its weighted
+    value to the total and sends gradient to the partner's identity coefficients. Off (0): no term."""
+    from voiceface.face3d import geometry
+    from voiceface.methods.cest.loss import cross_frame_landmarks
+
+    torch.manual_seed(0)
+    cfg = tiny_cfg(loss={"kp_consistency": 0.5})
+    model = build_model(cfg.net)
+    bank = load_sim_clips(clip_world, ("train",))
+    idx, partners = sample_batch(bank, np.random.default_rng(0), 2, 2)
+    batch = bank.tensors(idx)
+    batch["partners"] = torch.from_numpy(partners)
+    out = model(batch["images"])
+    out["coeffs"] = out["coeffs"] + 0.5 * torch.randn_like(out["coeffs"])     # frames with distinct identities
+    out["coeffs"].retain_grad()
+    own = cross_frame_landmarks(model, out, torch.arange(4)[:, None])
+    assert torch.allclose(own, geometry.project(model.shape_from_coeffs(out["coeffs"]), out["viewpoint"]), atol=1e-4)
+    other = cross_frame_landmarks(model, out, batch["partners"])
+    assert not torch.allclose(other, own, atol=1e-3)
+    other[1].sum().backward()                              # frame 1 uses frame partners[1]'s identity
+    g = out["coeffs"].grad
+    j = int(partners[1, 0])
+    assert j != 1 and g[j, :model.n_id].abs().sum() > 0 and g[1, :model.n_id].abs().sum() == 0
+    assert g[1, model.n_id:].abs().sum() > 0                # its own expression coefficients
+    on = CESTLoss(cfg.loss)(model, batch)
+    assert on["landmark_consistency"] > 0
+    assert torch.allclose(on["total"], on["photometric"] + on["landmark"] + 0.1 * on["regulariser"]
+                          + 0.5 * on["landmark_consistency"])
+    assert CESTLoss(PRESETS["cpu"].loss)(model, batch)["landmark_consistency"] == 0
+
+
 @pytest.fixture(scope="module")
 def trained_run(clip_world, tmp_path_factory):
     run = tmp_path_factory.mktemp("cest_run") / "run"

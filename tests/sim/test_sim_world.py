@@ -102,6 +102,22 @@ def test_deterministic_parallel_equals_serial_and_resume(tmp_path):
     assert _files(c)["voices/sim00000/0.wav"] != fa["voices/sim00000/0.wav"]
 
 
+def test_faces_only_world(tmp_path):
+    """A preset without voices and photos (like ``video``) writes clips and meshes only; its people and clips are
+    those of the same seed and index in a full world (the voices and photos draw from their own streams)."""
+    p = PRESETS["video"]
+    assert (p.utterances, p.images) == (0, 0) and p.clips == 2 and p.clip_size == PRESETS["small"].clip_size
+    micro = replace(MICRO, name="micro_faces", utterances=0, images=0)
+    build_world(tmp_path / "v", micro, seed=3, workers=1, progress=False)
+    build_world(tmp_path / "full", MICRO, seed=3, workers=1, progress=False)
+    man = read_manifest(tmp_path / "v" / "manifest.csv")
+    assert {it.modality for it in man} == {"clip", "mesh"} and len(man) == 2 * micro.identities
+    assert not (tmp_path / "v" / "voices").exists() or not any((tmp_path / "v" / "voices").rglob("*.wav"))
+    fv, ff = _files(tmp_path / "v"), _files(tmp_path / "full")
+    clips = [k for k in fv if k.startswith(("clips/", "meshes/"))]
+    assert clips and all(fv[k] == ff[k] for k in clips)
+
+
 def test_settings_mismatch_and_bad_input(tmp_path):
     build_world(tmp_path / "w", MICRO, seed=0, workers=1, progress=False)
     with pytest.raises(ConfigError):

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = s.add_parser("build", help="generate a world folder (resumes a partial build)",
                      description="Generate a world: manifest.csv, world.json, people.csv, voices/, faces/, faces64/, "
                                  "meshes/, clips/. Deterministic from --seed; rerun to resume.")
-    b.add_argument("--preset", default="small", help="tiny | small | paper (default small)")
+    b.add_argument("--preset", default="small",
+                   help="tiny | small | paper | video (faces only: clips and meshes, for CEST) (default small)")
     b.add_argument("--out", required=True, help="world folder")
     b.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
     b.add_argument("--coupling", type=float, default=1.0, help="face-to-voice link strength in [0, 1] (default 1)")

@@ -5,6 +5,9 @@
   items per identity for identity supervision).
 * ``paper``: the thesis's scale, 1,225 people split 924 / 112 / 189 (Tables 2.1 and 3.1: the VoxCeleb1 x VGGFace
   intersection), several utterances and images per person, for benchmarks.
+* ``video``: faces only, 1,200 people with the small preset's clips (2 clips of 6-8 frames, 64x64) and meshes, no
+  voices and no photos: more identities for CEST's encoders within a CPU build (build it with a seed other than
+  the world CEST is evaluated on, so no evaluated person is trained on).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ class Preset:
 
     Attributes:
         name: preset name.
-        identities: number of people.
+        identities: number of people.  utterances, images or clips may be 0 (a world without that modality).
         split: (train, val, test) identity counts; they must sum to ``identities``.
         utterances: voice recordings per person.  sessions: recording sessions per person (utterances are spread
             over them; a session fixes level, channel, room and noise).
@@ -62,11 +65,14 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset("paper", identities=1225, split=(924, 112, 189), utterances=6, sessions=3,
                     duration_s=(3.0, 10.0), snr_db=(10.0, 40.0), rt60_s=(0.0, 0.6), images=8, render_size=208,
                     clips=2, clip_frames=(8, 16), clip_size=128),
+    "video": Preset("video", identities=1200, split=(1140, 24, 36), utterances=0, sessions=1,
+                    duration_s=(3.5, 7.0), snr_db=(20.0, 40.0), rt60_s=(0.0, 0.35), images=0, render_size=160,
+                    clips=2, clip_frames=(6, 8), clip_size=64),
 }
 
 
 def get_preset(preset: str | Preset) -> Preset:
-    """A preset by name (``tiny``, ``small``, ``paper``) or the given ``Preset``."""
+    """A preset by name (``tiny``, ``small``, ``paper``, ``video``) or the given ``Preset``."""
     if isinstance(preset, Preset):
         return preset
     if preset not in PRESETS:

@@ -157,6 +157,25 @@ def sample_batch(bank: ClipBank, rng: np.random.Generator, clips_per_batch: int,
     return idx, partners
 
 
+def flip_frames(batch: dict[str, torch.Tensor], flip: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the frames where ``flip`` (N,) bool is set: images (N, 3, S, S) and masks (N, 1, S, S) flipped
+    left-right, landmarks (N, 68, 2) (renderer convention, pixel centre at j + 0.5) mapped to x -> S - x and
+    relabelled with ``align.MIRROR_68`` (the mirrored face's image-left eye is the original's image-right one).
+    Other keys are kept. A mirrored face is another plausible face, so flipping whole clips (or people) adds
+    identities without breaking the cross-frame terms."""
+    from ...face.align import MIRROR_68
+
+    out = dict(batch)
+    size = batch["images"].shape[-1]
+    f4 = flip[:, None, None, None]
+    out["images"] = torch.where(f4, batch["images"].flip(-1), batch["images"])
+    out["masks"] = torch.where(f4, batch["masks"].flip(-1), batch["masks"])
+    lm = batch["landmarks"]
+    mirrored = lm[:, torch.tensor(MIRROR_68.tolist())] * lm.new_tensor([-1.0, 1.0]) + lm.new_tensor([size, 0.0])
+    out["landmarks"] = torch.where(flip[:, None, None], mirrored, lm)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # the face-region mask M for real images (Eq. 4.9)
 

@@ -32,7 +32,8 @@ from ...engine.precision import Precision
 from ...errors import InputError
 from .. import resolve_data
 from .config import CESTConfig
-from .data import ClipBank, ClipFolder, FrameStore, folder_clips, load_sim_clips, manifest_clips, prepare_frames, sample_batch
+from .data import (ClipBank, ClipFolder, FrameStore, flip_frames, folder_clips, load_sim_clips, manifest_clips,
+                   prepare_frames, sample_batch)
 from .loss import CESTLoss
 from .model import CEST, build_model
 
@@ -103,7 +104,8 @@ def load_clips(clips: list[ClipFolder] | None, data_path: Path, cfg: CESTConfig,
 class Batches:
     """CEST's ``batch_fn``: ``Batches(bank, cfg, rank)(step)`` -> images (B, 3, S, S), masks (B, 1, S, S),
     landmarks (B, 68, 2) and partners (B, P) on CPU, drawn from ``default_rng([seed, step])`` on rank 0 and
-    ``default_rng([seed, step, rank])`` on the other DDP ranks. Picklable (DataLoader workers)."""
+    ``default_rng([seed, step, rank])`` on the other DDP ranks; with ``data.flip`` each group is mirrored with
+    probability 1/2 (one more draw from the same generator). Picklable (DataLoader workers)."""
 
     bank: ClipBank | FrameStore
     cfg: CESTConfig
@@ -116,6 +118,9 @@ class Batches:
         idx, partners = sample_batch(self.bank, rng, d.clips_per_batch, d.frames_per_clip,
                                      self.cfg.loss.consistency_scope, self.cfg.loss.objective)
         batch = self.bank.tensors(idx)
+        if d.flip:                                   # after the draws above: the frames drawn do not change
+            flip = torch.from_numpy(rng.random(d.clips_per_batch) < 0.5).repeat_interleave(d.frames_per_clip)
+            batch = flip_frames(batch, flip)
         batch["partners"] = torch.from_numpy(partners)
         return batch
 
