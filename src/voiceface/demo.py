@@ -31,7 +31,8 @@ HEADLINES: dict[str, tuple[tuple[str, str], ...]] = {
     "gan": (("gender of generated faces", "gen_gender_acc"), ("v->f 1:2 via generated (U)", "gen_match_v2f_U"),
             ("D(speech)", "d_speech_mean")),
     "cest": (("NME %", "cest_a/nme"), ("NME mean shape %", "cest/nme_mean_shape"),
-             ("photometric error", "cest_a/photometric_error")),
+             ("photometric error", "cest_a/photometric_error"),
+             ("shape error / mean shape's, landmark-weighted", "cest_kp/shape_ratio_mean_shape")),
     "sfv": (("AMs selected (m)", "sfv_selected_male"), ("recall", "sfv_recall"),
             ("vertex error", "sfv_vertex_error"), ("vertex error mean shape", "sfv_vertex_error_mean_shape")),
 }

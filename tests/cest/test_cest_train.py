@@ -132,3 +132,21 @@ def test_bf16_steps_on_cpu_give_finite_losses(clip_world, tmp_path):
     assert [r["precision"] for r in rows if r.get("event") == "start"] == ["bf16"]
     losses = [r["loss/total"] for r in rows if "loss/total" in r]
     assert len(losses) == 4 and all(v is not None and np.isfinite(v) for v in losses)
+
+
+def test_demo_landmark_rows(clip_world, tmp_path, monkeypatch):
+    """The demo's landmark-weighted rows: the preset and its IEST twin trained, CEST evaluated against IEST and the
+    mean shape in one table, the ratio to the mean shape's error in the metrics."""
+    from voiceface import config as cfglib
+    from voiceface.methods import cest
+    from voiceface.methods.cest import config as cest_config
+
+    small = {name: cfglib.replace(cest_config.PRESETS[f"cpu_kp_long{suffix}"], {"optim": {"steps": 3}})
+             for name, suffix in (("tiny_kp", ""), ("tiny_kp_b_iest", "_b_iest"))}
+    monkeypatch.setattr(cest_config, "PRESETS", {**cest_config.PRESETS, **small})
+    monkeypatch.setattr(cest, "PRESETS", cest_config.PRESETS)
+    md, metrics = cest._landmark_rows(clip_world, tmp_path, 0, "tiny_kp", False)
+    assert "CEST `tiny_kp`" in md and "IEST `tiny_kp_b_iest`" in md and "mean shape" in md
+    assert (tmp_path / "cest_tiny_kp").is_dir() and (tmp_path / "cest_tiny_kp_b_iest").is_dir()
+    assert metrics["cest_kp/shape_ratio_mean_shape"] > 0
+    assert metrics["cest_kp/shape_error_iest"] != metrics["cest_kp/shape_error"]

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 DEMO_VARIANTS = ("a", "b", "e")
 ALL_VARIANTS = ("a", "b", "c", "d", "e", "f")
 DEMO_STEPS = 300
+DEMO_LANDMARK_PRESET = "cpu_kp_long"
+"""The landmark-weighted preset (Eq. 4.12 in the thesis's units, 2,250 steps) the demo trains beside the ablations,
+with its IEST twin (``<preset>_b_iest``): the rows that learn identity shape within the CPU budget. None skips them."""
 
 
 def _clip_size(world) -> int:
@@ -42,10 +45,11 @@ def _clip_size(world) -> int:
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, variants=DEMO_VARIANTS,
-         steps: int | None = DEMO_STEPS, progress: bool = False) -> DemoSection:
+         steps: int | None = DEMO_STEPS, progress: bool = False,
+         landmark_preset: str | None = DEMO_LANDMARK_PRESET) -> DemoSection:
     """Train CEST (a) and the ablations of Fig. 4.4 with the CPU preset on the world's training clips, evaluate on
     the test clips (with the mean-shape, IEST and per-image-fitting baselines), draw Fig. 4.4, 4.8 and 4.9 and
-    check the thesis's findings on our numbers."""
+    check the thesis's findings on our numbers; then the ``landmark_preset`` rows (``_landmark_rows``)."""
     from ... import config as cfglib
     from ...engine import announce
     from .data import load_sim_clips
@@ -101,8 +105,46 @@ def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, varian
         md += ["", f"Ablations {', '.join(f'({v})' for v in missing)} are not part of this run; the whole Fig. 4.4 "
                    "table comes from `voiceface.methods.cest.demo(WORLD, OUT, variants=ALL_VARIANTS)` or from "
                    "`voiceface train cest --config configs/cest/cpu_<variant>.yaml` per variant."]
+    if landmark_preset:
+        kp_md, kp_metrics = _landmark_rows(world, out, seed, landmark_preset, progress)
+        md += ["", kp_md]
+        metrics.update(kp_metrics)
     return DemoSection("CEST: 3D faces from video by conditional estimation (Chapter 4)", "\n".join(md), metrics,
                        tuple(str(f) for f in figs))
+
+
+def _landmark_rows(world, out: Path, seed: int, preset: str, progress: bool) -> tuple[str, dict[str, float]]:
+    """Train ``preset`` (CEST) and ``<preset>_b_iest`` (IEST) at their own lengths on the training clips, evaluate
+    CEST with IEST as its baseline on the test clips: (markdown table, ``cest_kp/*`` metrics)."""
+    from ... import config as cfglib
+    from ...engine import announce
+    from ...report import markdown_table
+
+    runs = {}
+    for tag, name in (("cest", preset), ("iest", f"{preset}_b_iest")):
+        runs[tag] = out / f"cest_{name}"
+        announce(f"cest: training the landmark-weighted preset {name}", progress)
+        cfg = cfglib.replace(PRESETS[name], {"seed": seed, "net": {"image_size": _clip_size(world)}})
+        train(world, runs[tag], config=cfg, progress=progress)
+    announce(f"cest: evaluating {preset} with {preset}_b_iest as its IEST baseline", progress)
+    r = evaluate(runs["cest"], world, iest_run=str(runs["iest"]), label=f"CEST ({preset})", fit_baseline=False)
+    mean = r["shape_error_mean_shape"]
+    rows = [{"row": f"CEST `{preset}`", "shape error (mm)": r["shape_error"], "/ mean shape": r["shape_error"] / mean,
+             "photometric": r["photometric_error"], "NME (% IOD)": r["nme"]},
+            {"row": f"IEST `{preset}_b_iest`", "shape error (mm)": r["shape_error_iest"],
+             "/ mean shape": r["shape_error_iest"] / mean, "photometric": r["photometric_error_iest"],
+             "NME (% IOD)": r["nme_iest"]},
+            {"row": "mean shape", "shape error (mm)": mean, "/ mean shape": 1.0, "photometric": None,
+             "NME (% IOD)": r["nme_mean_shape"]}]
+    steps = PRESETS[preset].optim.steps
+    md = (f"Landmark-weighted CEST (`{preset}`: the landmark term and the regulariser in the thesis's units, Eq. 4.12, "
+          f"{steps} steps) and its IEST twin, same test frames: the rows that learn identity shape on one CPU.\n\n"
+          + markdown_table(rows))
+    metrics = {"cest_kp/shape_error": r["shape_error"], "cest_kp/shape_ratio_mean_shape": r["shape_error"] / mean,
+               "cest_kp/photometric_error": r["photometric_error"], "cest_kp/nme": r["nme"],
+               "cest_kp/shape_error_iest": r["shape_error_iest"],
+               "cest_kp/photometric_error_iest": r["photometric_error_iest"], "cest_kp/nme_iest": r["nme_iest"]}
+    return md, metrics
 
 
 def _findings(results: dict, ra: dict) -> str:
