@@ -112,6 +112,16 @@ def mismatched(e: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.
     return e.roll(1, 0), ids.roll(1, 0) != ids
 
 
+def masked_gender_loss(logit: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Binary gender cross-entropy of (B,) logits (male = 1) against (B,) float labels (1 male, 0 female, -1 unknown:
+    left out), and the bool correctness (K,) of the K known ones (a zero loss that keeps the graph when none is)."""
+    known = y >= 0
+    if not known.any():
+        return logit.sum() * 0, known[known]
+    loss = F.binary_cross_entropy_with_logits(logit[known], y[known])
+    return loss, (logit[known] > 0) == (y[known] > 0.5)
+
+
 class StableGANLoss:
     """The stable recipe as named phases over Algorithm 1's three networks (switches in ``GANConfig.stable``):
 
@@ -181,14 +191,8 @@ class StableGANLoss:
         return {"loss/r1": r1.item()}
 
     def gender_loss(self, logit: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gender cross-entropy of (B,) logits against the genders of identity labels ids (B,) (unknown ones left
-        out), and the (B,) bool correctness of the known ones."""
-        y = self.id_gender.to(logit.device)[ids]
-        known = y >= 0
-        if not known.any():
-            return logit.sum() * 0, known[known]
-        loss = F.binary_cross_entropy_with_logits(logit[known], y[known])
-        return loss, (logit[known] > 0) == (y[known] > 0.5)
+        """``masked_gender_loss`` of (B,) logits against the genders of identity labels ids (B,)."""
+        return masked_gender_loss(logit, self.id_gender.to(logit.device)[ids])
 
     def c_step(self, real, real_id, gen) -> dict[str, float]:
         opt = self.opts["c"]
@@ -196,13 +200,13 @@ class StableGANLoss:
         out = {}
         if self.s.gender_weight > 0:
             logits, g_logit = self.critics(self.aug(real, gen), "cg")     # (m, k), (m,)
+        else:
+            logits, g_logit = self.critics(self.aug(real, gen), "c"), None  # (m, k)
+        loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
+        if g_logit is not None:
             loss_g, right = self.gender_loss(g_logit, real_id)
-            loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
             loss = loss_id + loss_g
             out = {"loss/c_gender": loss_g.item(), "acc/c_gender": right.float().mean().item()}
-        else:
-            logits = self.critics(self.aug(real, gen), "c")                # (m, k)
-            loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
         loss.backward()
         opt.step()
         return {**out, "loss/c_real": loss_id.item(), "acc/c_real": (logits.argmax(1) == real_id).float().mean().item()}

@@ -40,7 +40,7 @@ from ...engine.precision import Precision
 from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
 from .config import GANConfig, StableConfig
-from .loss import GANLoss, StableGANLoss
+from .loss import GANLoss, StableGANLoss, masked_gender_loss
 from .model import (FaceCritics, Generator, GeneratorEMA, SpeakerClassifier, SpeakerHead, VoiceEmbedNet,
                     dcgan_init)
 
@@ -212,13 +212,9 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, labels: np.ndarray, n_speakers:
             logits = classifier(mel)
             loss = loss_s = torch.nn.functional.cross_entropy(logits[:, :n_speakers], y)
             if sp_gender is not None:
-                g, yg = logits[:, n_speakers].float(), sp_gender[y].float()
-                known = yg >= 0
-                loss_g = torch.nn.functional.binary_cross_entropy_with_logits(g[known], yg[known]) \
-                    if known.any() else g.sum() * 0
+                loss_g, right = masked_gender_loss(logits[:, n_speakers].float(), sp_gender[y].float())
                 loss = loss + ec.gender_weight * loss_g
-                out = {"loss/gender": loss_g.item(),
-                       "acc/gender": ((g[known] > 0) == (yg[known] > 0.5)).float().mean().item()}
+                out = {"loss/gender": loss_g.item(), "acc/gender": right.float().mean().item()}
         loss.backward()
         opt.step()
         return {**out, "loss/speaker": loss_s.item(),
