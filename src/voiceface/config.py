@@ -131,6 +131,12 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def defaults_dict(config: Any) -> dict[str, Any]:
+    """``to_dict`` of the config class's defaults: what a run recorded before a field existed ran with, since
+    new fields are added switched off (``Run.create(defaults=...)``)."""
+    return to_dict(type(config)())
+
+
 def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
     """Rebuild a config saved with ``to_dict`` (e.g. from a checkpoint)."""
     return replace(cls(), data)

@@ -93,6 +93,24 @@ def test_resume_with_changed_config_refuses_naming_keys(tmp_path):
     assert Run.create(tmp_path / "fresh", "toy", cfg) and Run.create(tmp_path / "fresh", "toy", changed)  # no ckpt
 
 
+def test_resume_accepts_a_new_field_at_its_default_and_records_it(tmp_path):
+    parts = _parts()
+    old = {"net": {"width": 2}, "lr": 0.1, "dropped": 1}
+    run = Run.create(tmp_path / "r", "toy", old)
+    fit(run, parts, method="toy", config=old, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
+        log_every=2, checkpoint_every=2, progress=False)
+    defaults = {"net": {"width": 8, "gate": False}, "lr": 0.5, "extra": 0, "dropped": 1}
+    new = {"net": {"width": 2, "gate": False}, "lr": 0.1, "extra": 0, "dropped": 1}  # two fields the run predates
+    with pytest.raises(ConfigError, match=r"changed config \(extra\)"):            # a new field off its default
+        Run.create(tmp_path / "r", "toy", {**new, "extra": 1}, defaults=defaults)
+    with pytest.raises(ConfigError, match=r"changed config \(dropped\)"):          # a recorded field removed
+        Run.create(tmp_path / "r", "toy", {k: v for k, v in new.items() if k != "dropped"}, defaults=defaults)
+    run = Run.create(tmp_path / "r", "toy", new, defaults=defaults)
+    assert run.config == new
+    event = [r for r in run.read_log() if r.get("event") == "config_upgraded"]
+    assert [e["added"] for e in event] == [{"extra": 0, "net.gate": False}] and event[0]["step"] == 4
+
+
 def test_force_config_is_logged_and_architecture_change_is_one_error(tmp_path):
     parts = _parts()
     run = Run.create(tmp_path / "r", "toy", {"width": 2})

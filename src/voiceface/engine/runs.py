@@ -57,6 +57,15 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, 
     return {k: [a.get(k), b.get(k)] for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
+def _default_additions(changed: Mapping[str, list[Any]], defaults: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Of ``config_changes`` output, the keys absent from the old config whose new value is their default value
+    in ``defaults`` (a JSON-like config): dotted key -> value."""
+    if defaults is None:
+        return {}
+    flat = _flatten(_jsonable(defaults))
+    return {k: new for k, (old, new) in changed.items() if old is None and k in flat and flat[k] == new}
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON atomically (sorted keys, NaN written as null)."""
     text = json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
@@ -89,13 +98,18 @@ class Run:
 
     @classmethod
     def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any],
-               force_config: bool = False) -> "Run":
+               force_config: bool = False, defaults: Mapping[str, Any] | None = None) -> "Run":
         """Create (or reopen for resuming) the run folder ``out`` and record its config.
 
         Reopening a folder whose ``config.json`` names another method raises ``InputError``. Resuming (the folder
         holds a checkpoint) with a config that differs from the recorded one raises ``ConfigError`` naming the
         differing keys, unless ``force_config``: then the new config is recorded and the change is logged as a
         ``force_config`` event in ``log.jsonl``.
+
+        ``defaults``: the config (same nesting) that a run recorded before a field existed behaves as, normally the
+        config class's defaults (new fields are added switched off). A key missing from the recorded config whose
+        new value equals its default is no change: the run resumes, the key is recorded and a ``config_upgraded``
+        event lists it. Any other difference, a removed key included, is a change.
         """
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
@@ -106,6 +120,8 @@ class Run:
             if old.get("method") != method:
                 raise InputError(path, f"run folder belongs to method '{old.get('method')}', not '{method}'")
             changed = config_changes(old.get("config", {}), _jsonable(dict(config)))
+            upgraded = _default_additions(changed, defaults)
+            changed = {k: v for k, v in changed.items() if k not in upgraded}
             if changed and run.checkpoint_path.exists():
                 if not force_config:
                     keys = ", ".join(changed)
@@ -113,6 +129,8 @@ class Run:
                                       f"or pass --force-config to continue with the new values")
                 if dist.is_main():
                     run.log(run.last_step(), event="force_config", changed=changed)
+            if upgraded and run.checkpoint_path.exists() and dist.is_main():
+                run.log(run.last_step(), event="config_upgraded", added=upgraded)
         write_json(cfg_file, {"method": method, "config": dict(config)})
         return run
 

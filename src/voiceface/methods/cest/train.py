@@ -141,7 +141,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     prec = Precision.resolve(cfg.precision, device)
     dist.init(device)
     clips, data_path = find_clips(data, cfg)
-    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config)
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config,
+                     defaults=cfglib.defaults_dict(cfg))
     bank = load_clips(clips, data_path, cfg, run, detector=detector)
     parts = build_parts(cfg, device)
     parts.extra.update({"data": str(Path(data_path).resolve())})

@@ -200,7 +200,7 @@ def pretrain_own(run_dir: Path, bank: VoiceBank, labels: np.ndarray, n_speakers:
     models = {"voice": net, "head": head, **({"gender_head": g_head} if g_head is not None else {})}
     parts = Parts(models=models, optimizers={"adam": opt})
     run = Run.create(run_dir, "gan-encoder", {"encoder": cfglib.to_dict(ec), "n_speakers": n_speakers},
-                     force_config=force_config)
+                     force_config=force_config, defaults={"encoder": cfglib.defaults_dict(ec)})
     prec = Precision.resolve(cfg.precision, device)
     sp_gender = torch.as_tensor(speaker_gender, device=device) if g_head is not None else None
 
@@ -401,7 +401,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     dist.init(device)
     # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
     manifest = os.fspath(Path(resolve_data(data)).resolve())
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config)
+    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config,
+                     defaults=cfglib.defaults_dict(cfg))
     gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)

@@ -174,7 +174,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     model, best = dist.wrap(model, device), best.to(device)
     run_cfg = {"data_source": str(data) if str(data).startswith("synthetic:") else str(Path(data).resolve()),
                **cfgmod.to_dict(cfg)}
-    run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config)
+    run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config, defaults=cfgmod.defaults_dict(cfg))
     t = cfg.train
     opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     loss = SfVLoss(model, opt, cfg.model.uncertainty, t.grad_clip, prec)
