@@ -53,11 +53,17 @@ def test_orl_aligned_pixels_separate_identities(orl_aligned):
     assert r["nn_accuracy"] > 0.85, r          # measured 0.919 (chance 0.025)
 
 
-def test_orl_descriptors_separate_identities_subset(orl_aligned):
+def test_orl_descriptors_separate_identities_subset(orl_aligned, monkeypatch):
+    import voiceface.face.descriptors as descriptors
+
+    monkeypatch.setattr(descriptors, "PARALLEL_MIN", 2)             # spread even this small stack
     crops, labels, _, _ = orl_aligned
     keep = np.isin(labels, [f"s{i}" for i in range(1, 41, 4)])      # 10 identities, ~100 crops (~10 s)
-    d = FaceDescriber().describe_aligned_batch(crops[keep])
+    describer = FaceDescriber()
+    d = describer.describe_aligned_batch(crops[keep], workers=2)     # two processes, one chunk each
     assert d.shape == (keep.sum(), 128)
+    ends = crops[keep][[0, -1]]                                       # one crop of each chunk, described here
+    np.testing.assert_array_equal(describer.describe_aligned_batch(ends), d[[0, -1]])
     r = identity_separation(d, labels[keep])
     assert r["intra"] < 0.6 * r["inter"] and r["intra"] < 0.6, r
     assert r["nn_accuracy"] > 0.95, r

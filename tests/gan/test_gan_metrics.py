@@ -127,7 +127,7 @@ class _FakeDescriber:
     def __init__(self):
         self.seen = 0
 
-    def describe_aligned_batch(self, crops):
+    def describe_aligned_batch(self, crops, workers=1):
         self.seen += len(crops)
         return np.repeat(crops.reshape(len(crops), -1, 3).mean(1), 43, axis=1)[:, :128].astype(np.float64)
 

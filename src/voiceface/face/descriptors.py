@@ -11,7 +11,9 @@ face-identity metric beside the thesis's own classifiers). Two descriptors of on
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -22,6 +24,8 @@ from .detect import RESNET, SHAPE_5, FaceDetector, import_dlib, model_path
 DESCRIPTOR_DIM = 128
 SAME_PERSON_DISTANCE = 0.6
 """dlib's documented Euclidean distance threshold below which two descriptors are usually the same person."""
+PARALLEL_MIN = 256
+"""``describe_aligned_batch`` only spreads stacks of at least this many crops over processes (start-up: ~2-3 s each, importing the package)."""
 MIN_ALIGNED_SIDE = 150
 """Aligned crops smaller than this are bilinearly upscaled before description (dlib's chips are 150x150)."""
 
@@ -89,9 +93,31 @@ class FaceDescriber:
         box = [v * size - 0.5 for v in FACE_BOX]
         return self._describe_in_box(np.ascontiguousarray(img), box)
 
-    def describe_aligned_batch(self, crops: np.ndarray) -> np.ndarray:
-        """Descriptors of a stack of aligned crops: (N, S, S, 3) uint8 -> (N, 128) float64."""
-        return np.stack([self.describe_aligned(c) for c in crops]) if len(crops) else np.zeros((0, DESCRIPTOR_DIM))
+    def describe_aligned_batch(self, crops: np.ndarray, workers: int = 1) -> np.ndarray:
+        """Descriptors of a stack of aligned crops: (N, S, S, 3) uint8 -> (N, 128) float64.
+
+        dlib's network runs on one core, so ``workers`` > 1 splits a stack of at least ``PARALLEL_MIN`` crops into
+        that many contiguous chunks described in separate processes (each loads the models once); the result is
+        the same as with one worker."""
+        if len(crops) == 0:
+            return np.zeros((0, DESCRIPTOR_DIM))
+        if workers <= 1 or len(crops) < PARALLEL_MIN:
+            return np.stack([self.describe_aligned(c) for c in crops])
+        chunks = np.array_split(np.asarray(crops), workers)
+        # spawn, not fork: the caller may hold torch's thread pool, which a forked child can deadlock on
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return np.concatenate(list(pool.map(_describe_chunk, [(self.models, self.num_jitters, c) for c in chunks])))
+
+
+def _describe_chunk(job: tuple) -> np.ndarray:
+    """Worker of ``describe_aligned_batch``: (models folder, num_jitters, (n, S, S, 3) crops) -> (n, 128)."""
+    models, num_jitters, crops = job
+    return FaceDescriber(models=models, num_jitters=num_jitters).describe_aligned_batch(crops)
+
+
+def default_workers() -> int:
+    """Processes for large dlib batches: the machine's cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 def pairwise_distances(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:

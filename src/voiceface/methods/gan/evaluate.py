@@ -139,10 +139,10 @@ class _Embedders:
                 log.warning("DIMNet face network not usable (%s); matching uses F_c's trunk", e)
         self.dlib = None
         try:
-            from ...face.descriptors import FaceDescriber
+            from ...face.descriptors import FaceDescriber, default_workers
             self.dlib = FaceDescriber()
             self.dlib._load()
-            self.dlib_cached = CachedDescriber(self.dlib)
+            self.dlib_cached = CachedDescriber(self.dlib, workers=default_workers())
         except (ImportError, VoicefaceError, OSError, RuntimeError) as e:
             log.warning("dlib face descriptor unavailable: %s", e)
             self.dlib = None
@@ -352,7 +352,10 @@ def _true_face_distances(gen_faces: torch.Tensor, gen_items: list[Item], faces_b
            "sim_pixel_closer_frac": float(np.mean(d_true < d_rand))}
     lm_gen = landmarks68(gen)
     if lm_gen is not None:
-        mean_lm = np.stack([landmarks68(to_unit(faces_by_id[k])).mean(0) for k in ids])      # (I, 68, 2)
+        counts = [len(faces_by_id[k]) for k in ids]                                          # one predictor load
+        real = to_unit(np.concatenate([faces_by_id[k] for k in ids]))                      # (sum counts, 3, 64, 64)
+        lm_real = np.split(landmarks68(real), np.cumsum(counts)[:-1])
+        mean_lm = np.stack([lm.mean(0) for lm in lm_real])                                   # (I, 68, 2)
         l_true = procrustes_distance(mean_lm[true_i], lm_gen)
         l_rand = procrustes_distance(mean_lm[other], lm_gen)
         out.update(sim_landmark_dist_true=float(l_true.mean()), sim_landmark_dist_random=float(l_rand.mean()),

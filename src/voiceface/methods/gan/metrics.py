@@ -45,10 +45,12 @@ Describe = Callable[[torch.Tensor], np.ndarray]
 
 class CachedDescriber:
     """dlib descriptors of aligned face crops, memoised by image content (evaluate describes the same real faces for
-    several metrics). ``describer``: a ``voiceface.face.descriptors.FaceDescriber``."""
+    several metrics). ``describer``: a ``voiceface.face.descriptors.FaceDescriber``; ``workers``: processes for
+    large batches (``FaceDescriber.describe_aligned_batch``)."""
 
-    def __init__(self, describer):
+    def __init__(self, describer, workers: int = 1):
         self.describer = describer
+        self.workers = workers
         self._memo: dict[bytes, np.ndarray] = {}
 
     def __call__(self, faces: torch.Tensor) -> np.ndarray:
@@ -57,7 +59,7 @@ class CachedDescriber:
         keys = [hashlib.blake2b(img.tobytes(), digest_size=16).digest() for img in u8]
         todo = {k: i for i, k in enumerate(keys) if k not in self._memo}
         if todo:
-            new = self.describer.describe_aligned_batch(u8[list(todo.values())])
+            new = self.describer.describe_aligned_batch(u8[list(todo.values())], workers=self.workers)
             self._memo.update(zip(todo, new))
         return np.stack([self._memo[k] for k in keys]) if keys else np.zeros((0, 128))
 
