@@ -44,3 +44,22 @@ def test_autocast_modules_runs_only_those_modules_in_bf16_with_float32_outputs()
     assert y.dtype == torch.float32 and not torch.equal(y, want) and torch.allclose(y, want, atol=0.1)
     assert torch.equal(other(x), torch.nn.functional.linear(x, other.weight, other.bias))
     assert set(net.state_dict()) == {"weight", "bias"}
+
+
+def test_the_loss_scale_is_checkpointed_and_restored(tmp_path):
+    from voiceface.engine import Run
+    from voiceface.engine.checkpoint import load_checkpoint
+    from voiceface.engine.loop import Parts, checkpoint, restore
+
+    def parts(init_scale: float) -> tuple[Parts, Precision]:     # fp16's scaler, built on CPU for the test
+        prec = Precision("fp16", torch.device("cpu"), torch.amp.GradScaler("cpu", init_scale=init_scale))
+        return Parts({"m": torch.nn.Linear(2, 2)}, schedulers=prec.states()), prec
+
+    assert Precision.resolve("fp32", "cpu").states() == {}
+    saved, prec = parts(1024.0)
+    prec.scaler.scale(torch.ones(()))                              # a training step's first use
+    prec.scaler.update(new_scale=96.0)                             # the scale the run had reached
+    run = Run.create(tmp_path / "r", "toy", {})
+    checkpoint(run, saved, method="toy", config={}, step=3)
+    fresh, prec2 = parts(2.0 ** 16)
+    assert restore(fresh, load_checkpoint(run.checkpoint_path)) == 3 and prec2.scaler.get_scale() == 96.0

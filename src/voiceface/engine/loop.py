@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Parts:
-    """Everything the loop checkpoints: modules, optimisers and LR schedulers by name, plus JSON-able extras."""
+    """Everything the loop checkpoints: modules, optimisers, LR schedulers and other stateful helpers (anything with
+    ``state_dict`` / ``load_state_dict``, e.g. a loss scaler: ``Precision.states``) by name, plus JSON-able extras."""
 
     models: dict[str, torch.nn.Module]
     optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)

@@ -8,11 +8,12 @@ function uses:
 * ``backward(loss)`` / ``step(optimizer)`` / ``update()``: with ``fp16`` on CUDA a ``torch.amp.GradScaler``
   scales the loss (float16 gradients underflow otherwise), unscales before the optimiser step and skips steps with
   inf/NaN gradients; ``unscale(optimizer)`` before gradient clipping. Without a scaler they are plain
-  ``loss.backward()`` / ``optimizer.step()``.
+  ``loss.backward()`` / ``optimizer.step()``;
+* ``states(name)``: ``{name: scaler}`` (empty without one) for a ``Parts``' stateful helpers, so checkpoints keep
+  the loss scale and a resumed fp16 run continues from it.
 
 ``bf16`` works on CPU and CUDA (float32's exponent range: no scaling needed). ``fp16`` is refused off CUDA with a
-one-line ``ConfigError`` (no loss scaler there, so small gradients would underflow to zero). The scaler's state is
-not checkpointed: a resumed fp16 run starts again from the initial loss scale (it adapts within a few steps).
+one-line ``ConfigError`` (no loss scaler there, so small gradients would underflow to zero).
 """
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ class Precision:
         if self.enabled:
             for m in modules:
                 m.forward = _AutocastForward(m.forward, self)
+
+    def states(self, name: str = "grad_scaler") -> dict[str, torch.amp.GradScaler]:
+        """``{name: the loss scaler}`` to add to ``Parts.schedulers`` (checkpointed and restored with the run);
+        ``{}`` without a scaler."""
+        return {name: self.scaler} if self.scaler is not None else {}
 
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()

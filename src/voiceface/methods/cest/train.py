@@ -145,6 +145,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
                      defaults=cfglib.defaults_dict(cfg))
     bank = load_clips(clips, data_path, cfg, run, detector=detector)
     parts = build_parts(cfg, device)
+    parts.schedulers.update(prec.states())                      # fp16: the loss scale resumes with the run
     parts.extra.update({"data": str(Path(data_path).resolve())})
     model = parts.models["cest"]
     net = dist.unwrap(model)

@@ -159,6 +159,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     weights = cfg.covariate_weights()
     classes = {n: len(td.encoders[n]) for n in weights}
     parts = build_parts(cfg, classes, device)
+    parts.schedulers.update(prec.states())                      # fp16: the loss scale resumes with the run
     parts.extra.update({"labels": encoders_to_dict(td.encoders), "classes": classes,
                         "data": str(Path(manifest_path).resolve())})
     if dist.is_main():
