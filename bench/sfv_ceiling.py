@@ -12,7 +12,8 @@ on simple voice statistics, through the same downstream path SfV uses.
 * ``voice_stats``: the ridge's own features (``linear.person_stats``: 16-band mean log-mel).
 
 For each: Algorithm 2 with the ridge (repeated 6/1/2/1 splits, Eq. 5.4-5.6), recall / false-positive rate against
-world.json's ground truth; the D_e faces reconstructed by the Eq. 5.7 fit from the top AMs (``evaluate.reconstruct``)
+world.json's ground truth; the D_e faces reconstructed by the Eq. 5.7 fit from the top AMs (``evaluate.reconstruct``,
+at the fixed ``fit.lam`` and at the lambda ``evaluate.choose_fit_lam`` picks on the non-D_e people)
 and directly by a ridge from the features to the vertices (lambda by leave-one-out on the other people of the
 gender); nose and whole-face per-vertex errors against the gender mean shape. The D_e holds ~24 people, so the
 same direct ridge is also scored over K folds of all people (``cv``), a steadier number. ``true_ams`` rows feed the
@@ -30,8 +31,8 @@ import torch
 
 from voiceface.methods.sfv.config import PRESETS
 from voiceface.methods.sfv.data import Triplets, from_world
-from voiceface.methods.sfv.evaluate import reconstruct, truth_scores, vertex_errors
-from voiceface.methods.sfv.linear import LINEAR_SPLIT, person_stats, ridge_predictions
+from voiceface.methods.sfv.evaluate import choose_fit_lam, reconstruct, truth_scores, vertex_errors
+from voiceface.methods.sfv.linear import LINEAR_SPLIT, linear_oob_ams, person_stats, ridge_predictions
 from voiceface.methods.sfv.select import make_layout, normalised_targets, select_ams
 from voiceface.methods.sfv.train import eigenfaces
 
@@ -50,24 +51,24 @@ def oracle_features(world: Path, d: Triplets) -> dict[str, np.ndarray]:
     return {"face_z": face_z, "voice_params": np.log(np.maximum(params, 1e-3)), "voice_stats": person_stats(d)}
 
 
-def ridge_loo(x: np.ndarray, y: np.ndarray, lams=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[np.ndarray, np.ndarray,
-                                                                                             float]:
+def ridge_loo(x: np.ndarray, y: np.ndarray, lams=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[np.ndarray,
+                                                                                                  np.ndarray]:
     """Ridge of y (n, K) on standardised x (n, D) with intercept, lambda (in units of n / 10, as the linear module's
-    grid) chosen by the leave-one-out squared error summed over K (closed form). Returns mean_x (D,), coef
-    (D + 1, K) on [standardised x, 1], lambda."""
+    grid) chosen per output column by its leave-one-out squared error (closed form). Returns the (2, D) mean / std
+    of x and coef (D + 1, K) on [standardised x, 1]."""
     mu, sd = x.mean(0), x.std(0) + 1e-9
     z = np.concatenate([(x - mu) / sd, np.ones((len(x), 1))], 1)                  # (n, D+1)
-    best = None
+    coefs, loos = [], []
     for lam in lams:
         reg = np.eye(z.shape[1]) * lam * len(x) / 10.0
         reg[-1, -1] = 0.0
         inv = np.linalg.inv(z.T @ z + reg)
         coef = inv @ z.T @ y
         h = np.einsum("nd,de,ne->n", z, inv, z)                                   # (n,) leverages
-        loo = (((y - z @ coef) / (1 - h)[:, None]) ** 2).sum()
-        if best is None or loo < best[0]:
-            best = (loo, coef, lam)
-    return np.stack([mu, sd]), best[1], best[2]
+        loos.append((((y - z @ coef) / (1 - h)[:, None]) ** 2).sum(0))            # (K,)
+        coefs.append(coef)
+    best = np.argmin(np.stack(loos), 0)                                           # (K,)
+    return np.stack([mu, sd]), np.take_along_axis(np.stack(coefs), best[None, None], 0)[0]
 
 
 def ridge_apply(stats: np.ndarray, coef: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ def ridge_apply(stats: np.ndarray, coef: np.ndarray, x: np.ndarray) -> np.ndarra
 def direct_vertices(d: Triplets, x: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """Ridge from features x (P, D) to the flattened vertices, fitted on ``train`` people -> (n_test, V, 3)."""
     y = d.vertices[train].reshape(len(train), -1).astype(np.float64)
-    stats, coef, _ = ridge_loo(x[train], y)
+    stats, coef = ridge_loo(x[train], y)
     return ridge_apply(stats, coef, x[test]).reshape(len(test), -1, 3)
 
 
@@ -132,7 +133,8 @@ def am_path(d: Triplets, x: np.ndarray, repeats: int, alpha: float, top_k: int, 
     test_pred, _ = ridge_predictions(x, d, lay, table="test")                       # (M, n_e, A) normalised
     raw = test_pred * lay.am_std[:, None] + lay.am_mean[:, None]
     _, lens = lay.tables["test"]
-    errs = {k: [] for k in ("fit", "fit_true_sel", "fit_true_linked", "direct", "mean")}
+    oob = linear_oob_ams(d, lay, x)                                                 # (P, A) validation predictions
+    errs = {k: [] for k in ("fit", "fit_chosen_lam", "fit_true_sel", "fit_true_linked", "direct", "mean")}
     for g in lay.genders:
         nets = lay.nets_of(g)
         people = lay.splits[g].test
@@ -143,7 +145,11 @@ def am_path(d: Triplets, x: np.ndarray, repeats: int, alpha: float, top_k: int, 
         true = d.vertices[people]
         z = np.zeros(d.n_ams)
         z[sel.top(g, top_k)] = 1
-        errs["fit"].append(vertex_errors(reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg), true))
+        errs["fit"].append(vertex_errors(reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, cfg.fit.lam), true))
+        lam = choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
+        out[f"lam_{g}"] = lam
+        errs["fit_chosen_lam"].append(vertex_errors(reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam),
+                                                    true))
         errs["fit_true_sel"].append(vertex_errors(reconstruct(d, mean, basis, scale, d.ams[people], am_sd, z, cfg),
                                                   true))
         zl = np.zeros(d.n_ams)
@@ -154,7 +160,7 @@ def am_path(d: Triplets, x: np.ndarray, repeats: int, alpha: float, top_k: int, 
         errs["direct"].append(vertex_errors(direct_vertices(d, x, pool, people), true))
         errs["mean"].append(vertex_errors(np.broadcast_to(mean.reshape(-1, 3), true.shape), true))
     cat = {k: np.concatenate(v) for k, v in errs.items()}
-    for k in ("fit", "fit_true_sel", "fit_true_linked", "direct"):
+    for k in ("fit", "fit_chosen_lam", "fit_true_sel", "fit_true_linked", "direct"):
         out.update({f"{k}_{s}": v for s, v in scores(cat[k], cat["mean"], nose).items()})
     return out
 
@@ -183,7 +189,8 @@ def main(argv=None) -> None:
         ins = insample_bound(d, x, nose)
         print(f"\n== {name} ({x.shape[1]} features): recall {r['sfv_recall']:.3f}, FPR "
               f"{r['sfv_false_positive_rate']:.3f}, selected m {r['selected_m']} f {r['selected_f']}")
-        for k in ("fit", "fit_true_sel", "fit_true_linked", "direct"):
+        print(f"  Eq. 5.7 lambda chosen on validation people: m {r['lam_m']}, f {r['lam_f']}")
+        for k in ("fit", "fit_chosen_lam", "fit_true_sel", "fit_true_linked", "direct"):
             print(f"  D_e {k:16s} vertex {r[f'{k}_vertex']:.3f} (mean shape {r[f'{k}_vertex_mean_shape']:.3f})  "
                   f"nose {r[f'{k}_nose']:.3f} (mean shape {r[f'{k}_nose_mean_shape']:.3f}) = "
                   f"{r[f'{k}_nose_ratio']:.3f}x")
