@@ -292,7 +292,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     exports: dict[str, dict] = {}
     nose = d.vertex_regions.get("nose") if d.vertex_regions else None
     mixed_mean = d.vertices[np.concatenate([lay.splits[g].train[0] for g in lay.genders])].mean(0)
-    oob = out_of_bag_ams(lo)[0] if cfg.fit.lam_grid else None                        # (P, A) validation predictions
+    fitted = cfg.fit.lam_grid and any(sel.z(g).any() for g in lay.genders)
+    oob = out_of_bag_ams(lo)[0] if fitted else None                                   # (P, A) validation predictions
     for gi, g in enumerate(lay.genders):
         people, m_hat, w_hat = tests[g]
         gname = "male" if g == "m" else "female" if g == "f" else g
