@@ -91,10 +91,12 @@ def reconstruct(d: Triplets, mean: np.ndarray, basis: np.ndarray, scale: np.ndar
 
 def choose_fit_lam(d: Triplets, people: np.ndarray, m_hat: np.ndarray, mean: np.ndarray, basis: np.ndarray,
                    scale: np.ndarray, am_sd: np.ndarray, z: np.ndarray, cfg: SfVConfig) -> float:
-    """Eq. 5.7's lambda chosen on validation people, not on D_e: of ``cfg.fit.lam_grid``, the one whose fits of the
-    ``people`` (n,) from their out-of-sample predicted AMs ``m_hat`` (n, A) (NaN rows: not covered, skipped) have
-    the lowest mean per-vertex error against their true shapes. ``cfg.fit.lam`` when the grid is empty, no AM is
-    selected or fewer than 2 people are covered.
+    """Eq. 5.7's lambda chosen on validation people, not on D_e: the fits of the ``people`` (n,) from their
+    out-of-sample predicted AMs ``m_hat`` (n, A) (NaN rows: not covered, skipped) are scored by their mean per-vertex
+    error against the true shapes for every value of ``cfg.fit.lam_grid``, and the largest lambda whose per-person
+    errors exceed those of the best lambda by at most one standard error of their mean difference is kept (the
+    one-standard-error rule: a gain within the noise of n people is not taken). ``cfg.fit.lam`` when the grid is
+    empty, no AM is selected or fewer than 2 people are covered.
 
     The fit matches the predicted AMs almost exactly at a small lambda; predictions that explain a fraction of an
     AM's variance then move the whole face along the population's AM-shape covariance (and, with correlated
@@ -105,9 +107,12 @@ def choose_fit_lam(d: Triplets, people: np.ndarray, m_hat: np.ndarray, mean: np.
     if not cfg.fit.lam_grid or z.sum() == 0 or ok.sum() < 2:
         return float(cfg.fit.lam)
     true = d.vertices[people[ok]]
-    errs = [float(vertex_errors(reconstruct(d, mean, basis, scale, m_hat[ok], am_sd, z, cfg, lam), true).mean())
-            for lam in cfg.fit.lam_grid]
-    return float(cfg.fit.lam_grid[int(np.argmin(errs))])
+    grid = np.asarray(cfg.fit.lam_grid, np.float64)
+    errs = np.stack([vertex_errors(reconstruct(d, mean, basis, scale, m_hat[ok], am_sd, z, cfg, lam), true).mean(1)
+                     for lam in grid])                                              # (L, n) per-person errors
+    diff = errs - errs[int(np.argmin(errs.mean(1)))]                                # (L, n) against the best lambda
+    within = diff.mean(1) <= diff.std(1, ddof=1) / np.sqrt(diff.shape[1])           # (L,) the best itself included
+    return float(grid[within].max())
 
 
 def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict], calib: np.ndarray) -> None:
