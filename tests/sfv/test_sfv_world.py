@@ -30,5 +30,9 @@ def test_world_train_evaluate(tiny_world, tmp_path, tiny_overrides):
     res = evaluate(run)
     assert 0 <= res["sfv_recall"] <= 1 and 0 <= res["sfv_false_positive_rate"] <= 1
     assert res["sfv_vertex_error_nose"] > 0
+    from voiceface.methods.sfv.config import FitConfig
+
+    assert res["sfv_linear_fit_lam_m"] in FitConfig().lam_grid          # Eq. 5.7's lambda chosen on validation people
+    assert res["sfv_linear_vertex_error_mean_shape"] > 0 and res["sfv_linear_vertex_error_nose_mean_shape"] > 0
     saved = json.loads((run / "results.json").read_text())
     assert saved["sfv_selected_male"] == res["sfv_selected_male"]

@@ -57,7 +57,10 @@ class SelectConfig:
 @dataclass(frozen=True)
 class FitConfig:
     components: int = 40         # eigenfaces kept (at most |training shapes| - 1)
-    lam: float = 0.05            # lambda of Eq. 5.7 (on coefficients in units of their std)
+    lam: float = 0.05            # lambda of Eq. 5.7 (on coefficients in units of their std) when lam_grid is empty
+    # Eq. 5.7's lambda chosen per gender on validation people (out-of-sample predicted AMs of the non-D_e people,
+    # evaluate.choose_fit_lam) from this grid; the largest values return the mean shape. () = always ``lam``.
+    lam_grid: tuple[float, ...] = (0.05, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
     steps: int = 300
     lr: float = 0.05
     v2v_ridge: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)   # voice-to-vertex ridge grid (chosen on D_v1)

@@ -67,15 +67,17 @@ def _adam_fit(beta, mu, pb, measure, tgt, sc, zz, lam, steps, lr) -> None:
 
 
 def reconstruct(d: Triplets, mean: np.ndarray, basis: np.ndarray, scale: np.ndarray, m_hat: np.ndarray,
-                am_sd: np.ndarray, z: np.ndarray, cfg: SfVConfig) -> np.ndarray:
-    """Eq. 5.7 reconstructions (n, V, 3) from predicted AMs m_hat (n, A) with indicators z (A,).
+                am_sd: np.ndarray, z: np.ndarray, cfg: SfVConfig, lam: float | None = None) -> np.ndarray:
+    """Eq. 5.7 reconstructions (n, V, 3) from predicted AMs m_hat (n, A) with indicators z (A,); ``lam``: Eq. 5.7's
+    lambda (None: ``cfg.fit.lam``).
 
     Table 5.1 AMs on a mesh with known landmarks use the face3d stack's batched Levenberg-Marquardt solver
     (``face3d.fit.fit_ams``); any other AM set (e.g. the synthetic pairs) uses ``fit_shapes`` (Adam)."""
     from ...face3d.anthropometry import NUM_AMS
 
+    lam = cfg.fit.lam if lam is None else float(lam)
     if d.am_landmarks is None or d.n_ams != NUM_AMS:
-        return fit_shapes(mean, basis, scale, d.measure, m_hat, am_sd, z, cfg.fit.lam, cfg.fit.steps, cfg.fit.lr)
+        return fit_shapes(mean, basis, scale, d.measure, m_hat, am_sd, z, lam, cfg.fit.steps, cfg.fit.lr)
     from ...face3d.fit import EigenFaces, fit_ams
 
     space = EigenFaces(torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 3),
@@ -83,8 +85,34 @@ def reconstruct(d: Triplets, mean: np.ndarray, basis: np.ndarray, scale: np.ndar
     if z.sum() == 0:
         return np.broadcast_to(mean.reshape(1, -1, 3), (len(m_hat), len(mean) // 3, 3)).astype(np.float32)
     res = fit_ams(space, d.am_landmarks, torch.as_tensor(m_hat), torch.as_tensor(z, dtype=torch.bool),
-                  lam=cfg.fit.lam, scale=torch.as_tensor(am_sd))
+                  lam=lam, scale=torch.as_tensor(am_sd))
     return res.shapes.numpy()
+
+
+def choose_fit_lam(d: Triplets, people: np.ndarray, m_hat: np.ndarray, mean: np.ndarray, basis: np.ndarray,
+                   scale: np.ndarray, am_sd: np.ndarray, z: np.ndarray, cfg: SfVConfig) -> float:
+    """Eq. 5.7's lambda chosen on validation people, not on D_e: the fits of the ``people`` (n,) from their
+    out-of-sample predicted AMs ``m_hat`` (n, A) (NaN rows: not covered, skipped) are scored by their mean per-vertex
+    error against the true shapes for every value of ``cfg.fit.lam_grid``, and the largest lambda whose per-person
+    errors exceed those of the best lambda by at most one standard error of their mean difference is kept (the
+    one-standard-error rule: a gain within the noise of n people is not taken). ``cfg.fit.lam`` when the grid is
+    empty, no AM is selected or fewer than 2 people are covered.
+
+    The fit matches the predicted AMs almost exactly at a small lambda; predictions that explain a fraction of an
+    AM's variance then move the whole face along the population's AM-shape covariance (and, with correlated
+    ratio AMs on a 20-component basis, far along ill-conditioned directions), which can leave the shape further from
+    the truth than the gender mean. A lambda chosen this way shrinks the fit back towards the mean as far as the
+    held-out shapes ask (the largest grid values give the mean shape itself)."""
+    ok = np.isfinite(m_hat).all(1)
+    if not cfg.fit.lam_grid or z.sum() == 0 or ok.sum() < 2:
+        return float(cfg.fit.lam)
+    true = d.vertices[people[ok]]
+    grid = np.asarray(cfg.fit.lam_grid, np.float64)
+    errs = np.stack([vertex_errors(reconstruct(d, mean, basis, scale, m_hat[ok], am_sd, z, cfg, lam), true).mean(1)
+                     for lam in grid])                                              # (L, n) per-person errors
+    diff = errs - errs[int(np.argmin(errs.mean(1)))]                                # (L, n) against the best lambda
+    within = diff.mean(1) <= diff.std(1, ddof=1) / np.sqrt(diff.shape[1])           # (L,) the best itself included
+    return float(grid[within].max())
 
 
 def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict], calib: np.ndarray) -> None:
@@ -269,6 +297,8 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
     exports: dict[str, dict] = {}
     nose = d.vertex_regions.get("nose") if d.vertex_regions else None
     mixed_mean = d.vertices[np.concatenate([lay.splits[g].train[0] for g in lay.genders])].mean(0)
+    fitted = cfg.fit.lam_grid and any(sel.z(g).any() for g in lay.genders)
+    oob = out_of_bag_ams(lo)[0] if fitted else None                                   # (P, A) validation predictions
     for gi, g in enumerate(lay.genders):
         people, m_hat, w_hat = tests[g]
         gname = "male" if g == "m" else "female" if g == "f" else g
@@ -282,9 +312,11 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
         pool = np.concatenate([lay.splits[g].train[0], lay.splits[g].val1[0], lay.splits[g].val2[0]])
         mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
         am_sd = d.ams[pool].std(0) + 1e-8
-        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg)
+        lam = cfg.fit.lam if oob is None else choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
+        res[f"sfv_fit_lam_{gname}"] = lam
+        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam)
         exports[g] = {"mean": mean, "basis": basis, "scale": scale, "am_sd": am_sd, "z": sel.z(g), "top": top,
-                      "ci_u": sel.bounds[g][0].ci_u, "ratio": sel.bounds[g][0].mean}
+                      "ci_u": sel.bounds[g][0].ci_u, "ratio": sel.bounds[g][0].mean, "lam": lam}
         true = d.vertices[people]
         e_sfv = vertex_errors(recon, true)                                            # (n, V)
         e_mean = vertex_errors(np.broadcast_to(mean.reshape(-1, 3), true.shape), true)
@@ -359,7 +391,8 @@ def selection_table(sel: Selection, d: Triplets, genders, chosen) -> str:
 def report_markdown(res, sel, d, genders, chosen, figs) -> str:
     keys = ["sfv_selected_male", "sfv_selected_female", "sfv_recall", "sfv_false_positive_rate",
             "sfv_linear_selected_m", "sfv_linear_selected_f", "sfv_linear_recall", "sfv_linear_false_positive_rate",
-            "sfv_linear_vertex_error", "sfv_linear_vertex_error_nose", "sfv_vertex_error",
+            "sfv_linear_vertex_error", "sfv_linear_vertex_error_nose", "sfv_linear_fit_lam_m", "sfv_linear_fit_lam_f",
+            "sfv_fit_lam_male", "sfv_fit_lam_female", "sfv_vertex_error",
             "sfv_vertex_error_mean_shape", "sfv_vertex_error_nose", "sfv_vertex_error_nose_mean_shape",
             "v2v_vertex_error_mixed", "vertex_error_mixed_mean_shape", "v2v_gain_mixed",
             "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
@@ -560,8 +593,9 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
         d_like = Triplets(data.identity, data.gender, data.ams, data.vertices, data.voices, data.rec_person,
                           data.am_names, data.am_regions, None,
                           am_landmarks=sm["am_landmarks"])
+        lam = float(sm[f"{g}_lam"]) if f"{g}_lam" in sm else None                     # None: cfg (older models)
         shapes = reconstruct(d_like, sm[f"{g}_mean"], sm[f"{g}_basis"], sm[f"{g}_scale"], fm, sm[f"{g}_am_sd"], z,
-                             cfg)
+                             cfg, lam)
         mean_face = sm[f"{g}_mean"].reshape(-1, 3)
         for j, i in enumerate(who):
             path = ok[i][0]
@@ -587,22 +621,30 @@ def linear_scores(d: Triplets, cfg: SfVConfig, genders, nose: np.ndarray | None 
     repeat-averaged predictions: ``sfv_linear_vertex_error`` (+ ``_nose`` with the ``nose`` (V,) vertex mask), to set
     beside ``sfv_vertex_error_mean_shape`` (the same D_e people and eigenfaces pool: all other people of the gender).
     """
-    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_selection, linear_test_ams
+    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_oob_ams, linear_selection, linear_test_ams
 
     sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, LINEAR_SPLIT, 0, cfg.select.alpha)
     out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
     out.update({f"sfv_linear_selected_{g}": int(sel.z(g).sum()) for g in lay.genders})
-    errs = []
+    oob = linear_oob_ams(d, lay) if cfg.fit.lam_grid else None                       # (P, A) validation predictions
+    errs, errs_mean = [], []
     for g, (people, m_hat) in linear_test_ams(d, lay).items():
         pool = np.setdiff1d(np.nonzero(d.gender == g)[0], people)
         mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
         z = np.zeros(d.n_ams)
         z[sel.top(g, cfg.select.top_k)] = 1
-        recon = reconstruct(d, mean, basis, scale, m_hat, d.ams[pool].std(0) + 1e-8, z, cfg)
+        am_sd = d.ams[pool].std(0) + 1e-8
+        lam = cfg.fit.lam if oob is None else choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
+        out[f"sfv_linear_fit_lam_{g}"] = lam
+        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam)
         errs.append(vertex_errors(recon, d.vertices[people]))
-    cat = np.concatenate(errs)
+        errs_mean.append(vertex_errors(np.broadcast_to(mean.reshape(-1, 3), recon.shape), d.vertices[people]))
+    cat, cat_mean = np.concatenate(errs), np.concatenate(errs_mean)
     out["sfv_linear_vertex_error"] = float(cat.mean())
+    out["sfv_linear_vertex_error_mean_shape"] = float(cat_mean.mean())
     out["sfv_linear_vertex_error_nose"] = float(cat[:, nose].mean()) if nose is not None else float("nan")
+    out["sfv_linear_vertex_error_nose_mean_shape"] = (float(cat_mean[:, nose].mean()) if nose is not None
+                                                      else float("nan"))
     return out
 
 

@@ -75,7 +75,7 @@ def _offsets(lens: np.ndarray) -> np.ndarray:
 
 
 def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_GRID, pool: bool = False,
-                      table: str = "val2") -> tuple[np.ndarray, np.ndarray]:
+                      table: str | np.ndarray = "val2") -> tuple[np.ndarray, np.ndarray]:
     """Fit every network's ridge on its D_t (features standardised on D_t), pick lambda per network and AM by its
     D_v1 squared error, and predict its D_v2 people. ``pool``: pick lambda by the D_v1 error summed over the
     gender's repeats instead; steadier, but the repeats then share one data-driven choice and Eq. 5.5's t bound, which
@@ -85,8 +85,8 @@ def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_
     Args:
         x: (P, D) person features.  lams: ridge grid (in units of the D_t size).
     Returns:
-        predictions (M, n, A) of the people of ``layout.tables[table]`` (D_v2 by default) in each network's
-        normalised AM units, chosen lambda (M, A).
+        predictions (M, n, A) of the people of ``layout.tables[table]`` (D_v2 by default; or of a given (M, n) person
+        table) in each network's normalised AM units, chosen lambda (M, A).
     """
     tr, trl = layout.tables["train"]
     w = (np.arange(tr.shape[1])[None] < trl[:, None]).astype(np.float64)[..., None]   # (M, n_t, 1) valid rows
@@ -112,7 +112,8 @@ def ridge_predictions(x: np.ndarray, data: Triplets, layout: Layout, lams=RIDGE_
             err[:, nets] = err[:, nets].sum(1, keepdims=True)
     best = err.argmin(0)                                                             # (M, A)
     chosen = np.take_along_axis(coef, best[None, :, None, :], 0)[0]                  # (M, D, A)
-    return np.einsum("mnd,mda->mna", z(layout.tables[table][0]), chosen), np.asarray(lams)[best]
+    people = layout.tables[table][0] if isinstance(table, str) else np.asarray(table)
+    return np.einsum("mnd,mda->mna", z(people), chosen), np.asarray(lams)[best]
 
 
 def linear_selection(data: Triplets, genders=("m", "f"), repeats: int = 100, split=LINEAR_SPLIT, seed: int = 0,
@@ -138,6 +139,26 @@ def linear_test_ams(data: Triplets, layout: Layout) -> dict[str, tuple[np.ndarra
     for g in layout.genders:
         nets = layout.nets_of(g)
         out[g] = (layout.splits[g].test, raw[nets, :int(lens[nets[0]])].mean(0))
+    return out
+
+
+def linear_oob_ams(data: Triplets, layout: Layout, x: np.ndarray | None = None) -> np.ndarray:
+    """Every person's raw AMs (P, A) predicted by the ridges of their gender that did not train on them (not in that
+    repeat's D_t), averaged over those repeats (NaN rows for people every repeat trained on, or of no layout
+    gender): out-of-sample predictions of the non-D_e people, like the D_e ensemble of :func:`linear_test_ams`.
+    ``x``: (P, D) person features (default :func:`person_stats`)."""
+    n_people = len(data.identity)
+    everyone = np.tile(np.arange(n_people)[None], (layout.n_nets, 1))                 # (M, P)
+    x = person_stats(data) if x is None else x
+    pred, _ = ridge_predictions(x, data, layout, table=everyone)                      # (M, P, A) normalised
+    raw = pred * layout.am_std[:, None] + layout.am_mean[:, None]
+    train, lens = layout.tables["train"]
+    seen = np.zeros((layout.n_nets, n_people), bool)
+    seen[np.repeat(np.arange(layout.n_nets), lens), np.concatenate([train[m, :n] for m, n in enumerate(lens)])] = True
+    use = ~seen & (layout.gender[:, None] == data.gender[None, :])                    # (M, P)
+    count = use.sum(0)
+    out = np.einsum("mp,mpa->pa", use.astype(np.float64), raw) / np.maximum(count, 1)[:, None]
+    out[count == 0] = np.nan
     return out
 
 
