@@ -157,3 +157,18 @@ def test_voices_carry_identity(tiny_world):
     acc = (ids[d.argmin(1)] == ids).mean()
     per = len(items) / len(set(ids))
     assert acc > 8 * (per - 1) / (len(items) - 1), acc
+
+
+def test_cli_build_with_preset_changes(tmp_path, capsys):
+    from voiceface.cli import main
+
+    out = tmp_path / "w"
+    assert main(["sim", "build", "--out", str(out), "--preset", "tiny", "--quiet", "--workers", "1", "identities=3",
+                 "split=[1,1,1]", "utterances=1", "sessions=1", "duration_s=[2,2]", "images=1", "render_size=64",
+                 "clips=0"]) == 0
+    preset = json.loads((out / "world.json").read_text())["preset"]
+    assert preset["name"] == "tiny-custom" and preset["identities"] == 3 and preset["clips"] == 0
+    assert len(read_manifest(out / "manifest.csv").select(modality="voice")) == 3
+    assert "world tiny-custom" in capsys.readouterr().out
+    assert main(["sim", "build", "--out", str(tmp_path / "x"), "--preset", "tiny", "identities=4"]) == 2
+    assert "does not sum to 4 identities" in capsys.readouterr().err

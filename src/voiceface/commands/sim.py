@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--coupling", type=float, default=1.0, help="face-to-voice link strength in [0, 1] (default 1)")
     b.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="changes to the preset, e.g. identities=1225 split=[924,112,189] utterances=6 images=6 "
+                        "clips=0 (the world is then named PRESET-custom unless name=... is given)")
     b.set_defaults(func=run_build)
     li = s.add_parser("listen", help="copy a few voices and draw their spectrograms",
                       description="Write a few WAVs (different people, both genders) and spectrogram.png to DIR.")
@@ -55,14 +58,19 @@ def run_build(args: argparse.Namespace) -> int:
     import json
     import time
 
+    from .. import config as cfglib
     from ..sim import build_world
+    from ..sim.presets import get_preset
 
     t = time.perf_counter()
-    manifest = build_world(args.out, preset=args.preset, seed=args.seed, coupling=args.coupling,
+    preset = get_preset(args.preset)
+    if args.overrides:
+        preset = cfglib.replace(preset, {"name": f"{preset.name}-custom", **cfglib.parse_overrides(args.overrides)})
+    manifest = build_world(args.out, preset=preset, seed=args.seed, coupling=args.coupling,
                            workers=args.workers, progress=not args.quiet)
     info = json.loads((Path(args.out) / "world.json").read_text())
     c = info["counts"]
-    print(f"world {args.preset} (seed {args.seed}, coupling {args.coupling:g}) in {time.perf_counter() - t:.1f} s: "
+    print(f"world {preset.name} (seed {args.seed}, coupling {args.coupling:g}) in {time.perf_counter() - t:.1f} s: "
           f"{c['identities']} people ({c['train']}/{c['val']}/{c['test']}), {c['voice']} voices "
           f"({c['audio_seconds']:.0f} s), {c['face']} faces, {c['clip']} clips, {c['mesh']} meshes -> {manifest}")
     for g in ("m", "f"):
