@@ -121,6 +121,13 @@ ROWS: dict[str, dict] = {
                                                          "encoder": {"gender_weight": 0.0}},
     "+ C label smoothing 0.2": {"stable": {"c_smoothing": 0.2}},
     "gender term in G weight 1": {"stable": {"gender_weight": 1.0}},
+    "+ gender augment (translation,color,cutout)": {"stable": {"gender_augment": "translation,color,cutout"}},
+    "+ gender projection D": {"model": {"gender_projection": True}},
+    "+ gender projection D + gender mismatch 0.25": {"model": {"gender_projection": True},
+                                                     "stable": {"gender_mismatch_weight": 0.25}},
+    "+ gender augment + gender projection D": {"model": {"gender_projection": True},
+                                               "stable": {"gender_augment": "translation,color,cutout"}},
+    "+ gender augment (translation,cutout)": {"stable": {"gender_augment": "translation,cutout"}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

@@ -34,6 +34,8 @@ class ModelConfig:
     mbstd: bool = False                      # stable: minibatch-std feature appended before D's head
     mbstd_group: int = 4                     # group size of the minibatch std (a divisor of the batch is used)
     projection: bool = False                 # stable: projection discriminator D(f, e) = psi(h) + <W e, h>
+    gender_projection: bool = False          # + s * <w, h> with s = +1 male / -1 female / 0 unknown: real faces with
+                                             # their identity's gender, G's faces with their voice's (issue 13)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class StableConfig:
     gender_weight: float = 0.0               # a gender head on F_c's trunk, trained on real faces' gender in the C
                                              # step; G step: + this weight * its cross-entropy on F_g(e_i) with voice
                                              # i's gender (a DIMNet covariate; 0 = off, no head)
+    gender_augment: str = ""                 # DiffAugment policy of the gender head's input alone (real faces in the
+                                             # C step, G's faces in the G step; needs gender_weight; issue 13)
+    gender_mismatch_weight: float = 0.0      # gender projection D: real faces with the opposite gender as negatives
     sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
     sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
 
