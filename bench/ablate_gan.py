@@ -128,6 +128,9 @@ ROWS: dict[str, dict] = {
     "+ gender augment + gender projection D": {"model": {"gender_projection": True},
                                                "stable": {"gender_augment": "translation,color,cutout"}},
     "+ gender augment (translation,cutout)": {"stable": {"gender_augment": "translation,cutout"}},
+    "+ gender augment (translation,color,cutout,noise)": {"stable": {"gender_augment": "translation,color,cutout,noise"}},
+    "+ gender augment (translation,color,cutout,blur)": {"stable": {"gender_augment": "translation,color,cutout,blur"}},
+    "+ gender augment (all five)": {"stable": {"gender_augment": "translation,color,cutout,blur,noise"}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")

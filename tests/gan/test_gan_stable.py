@@ -13,8 +13,8 @@ from voiceface.engine import load_checkpoint
 from voiceface.errors import ConfigError
 from voiceface.methods.gan.config import PRESETS, GANConfig, StableConfig
 from voiceface.methods.gan.loss import StableGANLoss, d_adv_loss, g_adv_loss, r1_penalty
-from voiceface.methods.gan.model import (FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm, dcgan_init,
-                                         diff_augment)
+from voiceface.methods.gan.model import (AUGMENTS, FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm,
+                                         dcgan_init, diff_augment)
 from voiceface.methods.gan.evaluate import evaluate
 from voiceface.methods.gan.train import load_run, make_step_fn, train, uses_stable_loss
 
@@ -106,11 +106,11 @@ def test_minibatch_std_shape_and_value():
     assert MinibatchStd(4)(torch.ones(6, 2))[:, 2].max() < 1e-3    # identical samples: no spread
 
 
-def test_augmentation_identical_on_real_and_fake_when_tiled():
+@pytest.mark.parametrize("policy", [("translation", "color", "cutout"), ("blur",), ("noise",), AUGMENTS])
+def test_augmentation_identical_on_real_and_fake_when_tiled(policy):
     torch.manual_seed(0)
     real = torch.randn(4, 3, 64, 64)
     fake = real.clone().requires_grad_(True)
-    policy = ("translation", "color", "cutout")
     y = diff_augment(torch.cat([real, fake]), policy, torch.Generator().manual_seed(1), tile=2)
     torch.testing.assert_close(y[:4], y[4:])
     assert not torch.allclose(y[:4], real)                           # it does transform

@@ -305,14 +305,16 @@ class GeneratorEMA:
             be.copy_(bs)
 
 
-AUGMENTS = ("translation", "color", "cutout")
+AUGMENTS = ("translation", "color", "cutout", "blur", "noise")
 
 
 def diff_augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, tile: int = 1) -> torch.Tensor:
     """Differentiable augmentation (Zhao et al. 2020): (B, 3, H, W) -> (B, 3, H, W), gradients flow to ``x``.
 
     ``policy``: any of ``AUGMENTS`` (colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5]; translation:
-    shifts up to 1/8 of the size with zero fill; cutout: one zeroed square of half the size). Parameters are drawn
+    shifts up to 1/8 of the size with zero fill; cutout: one zeroed square of half the size; blur: a blend, weight
+    U[0, 1], towards the image average-pooled 4x4 and bilinearly upsampled; noise: + N(0, s^2) pixel noise with
+    s ~ U[0, 0.3], the last two not in Zhao et al.: they hide high-frequency texture from a critic). Parameters are drawn
     from ``gen`` for B / tile samples and repeated ``tile`` times, so with ``tile=2`` on cat([real, fake]) sample i of
     real and of fake get the same transform."""
     b, _, h, w = x.shape
@@ -337,6 +339,11 @@ def diff_augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, t
         valid = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).to(x.dtype)  # (B, H, W)
         idx = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).flatten(1)     # (B, H*W)
         x = x.flatten(2).gather(2, idx[:, None, :].expand(b, x.shape[1], -1)).reshape_as(x) * valid[:, None]
+    if "blur" in policy:
+        low = F.interpolate(F.avg_pool2d(x, 4), size=(h, w), mode="bilinear", align_corners=False)
+        x = x + draw(1, 1, 1) * (low - x)
+    if "noise" in policy:
+        x = x + 0.3 * draw(1, 1, 1) * torch.randn(n, *x.shape[1:], generator=gen).repeat(tile, 1, 1, 1).to(dev)
     if "cutout" in policy:
         ch, cw = h // 2, w // 2
         cy = (draw(1, 1) * (h + 1 - ch % 2)).long() - ch // 2
