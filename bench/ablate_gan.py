@@ -7,7 +7,7 @@ gender of generated faces by the logistic regression on dlib descriptors, recall
 of the world's real faces are cached in OUT/dlib_cache.npz (keyed by image content), so later rows only describe
 their generated faces. The voice encoder is pretrained once (first row) and copied to the other rows. Run:
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/ablate_gan.py --data WORLD --out DIR [--steps 600] [--rows a,b]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/ablate_gan.py --data WORLD --out DIR [--steps 600] [--rows a,b] [--seed S]
 
 Rows after "thesis recipe" are candidate additions (not in the preset). ``--threads 2`` is the preset's time target
 (2 idle cores); each row records train_s (wall), train_cpu_s (process CPU time) and the 1-min load average at start/end.
@@ -177,7 +177,8 @@ def main() -> None:
     ap.add_argument("--data", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="config seed (F_e, G/D init, batches); seed S != 0 writes "
+                    "OUT/seedS/rowN and OUT/ablation_seedS.json, sharing OUT's dlib cache")
     ap.add_argument("--rows", default="", help="comma list of row numbers (0-based); default all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the preset's time target: 2)")
     args = ap.parse_args()
@@ -186,12 +187,15 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     names = list(ROWS)
     pick = [names[int(i)] for i in args.rows.split(",")] if args.rows else names
-    table = json.loads((out / "ablation.json").read_text()) if (out / "ablation.json").is_file() else {}
+    # seed 0 keeps the original layout; another seed gets its own rows and table (its F_e is its own row 0's)
+    rows_dir = out if args.seed == 0 else out / f"seed{args.seed}"
+    table_file = out / ("ablation.json" if args.seed == 0 else f"ablation_seed{args.seed}.json")
+    table = json.loads(table_file.read_text()) if table_file.is_file() else {}
     for name in pick:
         i = names.index(name)
         cfg = cfglib.replace(PRESETS["cpu"], {**ROWS[name], "steps": args.steps})
-        run_dir = out / f"row{i}"
-        first_enc = out / "row0" / "encoder"
+        run_dir = rows_dir / f"row{i}"
+        first_enc = rows_dir / "row0" / "encoder"
         if i and "encoder" not in ROWS[name] and first_enc.is_dir() and not (run_dir / "encoder").exists():
             shutil.copytree(first_enc, run_dir / "encoder")
         t0, c0, load0 = time.time(), time.process_time(), os.getloadavg()[0]
@@ -199,7 +203,7 @@ def main() -> None:
         row = {"train_s": round(time.time() - t0, 1), "train_cpu_s": round(time.process_time() - c0, 1),
                "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)], **score(run_dir, out / "dlib_cache.npz")}
         table[name] = row
-        (out / "ablation.json").write_text(json.dumps(table, indent=1))
+        table_file.write_text(json.dumps(table, indent=1))
         print(name, json.dumps(row), flush=True)
     print(f"| recipe ({args.steps} steps) | " + " | ".join(KEYS) + " |")
     print("|---" * (len(KEYS) + 1) + "|")
