@@ -269,6 +269,8 @@ def test_gender_switches_train_end_to_end_and_stay_off_in_the_presets(gan_world,
     assert any(k.startswith("head_g.") for k in stored) and any(k.startswith("proj_g.") for k in stored)
     assert load_run(out).critics.head_g is not None and load_run(out).critics.proj_g is not None
     assert GANConfig().stable.gender_weight == 0 and GANConfig().encoder.gender_weight == 0
+    cpu = PRESETS["cpu"]                                  # issue 13's switches: measured, not adopted
+    assert not cpu.stable.gender_augment and not cpu.model.gender_projection and not cpu.stable.gender_mismatch_weight
     assert PRESETS["thesis"].stable == StableConfig() and PRESETS["thesis"].encoder.gender_weight == 0
 
 
