@@ -80,12 +80,13 @@ row              seed 0                             seed 1                      
 26 g-proj  .637/.679 .536/.511 .196 1.17 .258
 27 +gmis   .850/.931 .563/.496 .169 1.20 .238
 seed 3: row 0 .852/.942 .581/.486 .240 1.12 .166; row 4 .758/.758 .531/.475 .194 1.13 .215.
-Seed noise dwarfs one-seed differences (the preset alone spans 0.64-0.92). Without R1 gender was 0.875-0.890 in seeds
-0-2 but 0.758 in seed 3: mean 0.852 against 0.804, recall@10 0.244 vs 0.226, 1:2 U 0.584 vs 0.579, two seeds up and
-two down, so the preset keeps R1 (a fifth and sixth seed would settle it). Augmenting the gender head's input (rows
-25, 32; 29-31 not measured) and the gender projection D (26, 27; 28 not measured) gave no gain over seeds. The
-ceiling: F_e's gender probe on unseen recordings 0.93-0.96 (above), so 0.90 needs G to render nearly every voice's
-gender.
+seed 4: row 0 .600/.748 .551/.509 .217 1.12 .186; row 4 .692/.938 .571/.489 .248 1.08 .226.
+Seed noise dwarfs one-seed differences (the preset alone spans 0.60-0.92). Without R1, seeds 0-4: gender 0.820 against
+0.763 (means; AUC 0.915 vs 0.879), recall@10 0.245 vs 0.224, 1:2 U 0.582 vs 0.573, Frechet 0.208 vs 0.196, but three
+seeds up and two down (paired differences +.08 -.03 +.23 -.09 +.09), so the preset keeps R1 until more seeds settle
+it. Augmenting the gender head's input (rows 25, 32; 29-31 not measured) and the gender projection D (26, 27; 28 not
+measured) gave no gain over seeds. The ceiling: F_e's gender probe on unseen recordings 0.93-0.96 (above), so 0.90
+needs G to render nearly every voice's gender.
 """
 from __future__ import annotations
 

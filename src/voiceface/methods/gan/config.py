@@ -144,9 +144,9 @@ PRESETS: dict[str, GANConfig] = {
     # 0.706 -> 0.838 (AUC 0.765 -> 0.940); each alone: G term 1 0.758, encoder head 0.669 (bench/ablate_gan.py).
     # 600 steps, not 1500: with the gender terms gender peaks early (1500 steps: 0.733 / AUC 0.873, 1:2 0.571 / 0.494,
     # Frechet 0.135 against 0.232 at 600: later faces look more real but lose gender), and 600 cost 2.5x less.
-    # Lazy R1 stays (issue 13): without it, seeds 0-3 of /tmp/demo4's small world at 600 steps gave dlib gender of
-    # generated faces 0.883 / 0.890 / 0.875 / 0.758 against the preset's 0.802 / 0.919 / 0.644 / 0.852 (mean 0.852 vs
-    # 0.804, two seeds up, two down: not a clear win; bench/ablate_gan.py).
+    # Lazy R1 stays (issue 13): without it, seeds 0-4 of /tmp/demo4's small world at 600 steps gave dlib gender of
+    # generated faces 0.883 / 0.890 / 0.875 / 0.758 / 0.692 against the preset's 0.802 / 0.919 / 0.644 / 0.852 / 0.600
+    # (mean 0.820 vs 0.763, three seeds up, two down: not a clear win; bench/ablate_gan.py).
     "cpu": GANConfig(
         model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64),
                           gen_pixel_norm=True, gen_upsample=True, spectral_norm=True, mbstd=True, projection=True),
