@@ -13,8 +13,8 @@ from voiceface.engine import load_checkpoint
 from voiceface.errors import ConfigError
 from voiceface.methods.gan.config import PRESETS, GANConfig, StableConfig
 from voiceface.methods.gan.loss import StableGANLoss, d_adv_loss, g_adv_loss, r1_penalty
-from voiceface.methods.gan.model import (FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm, dcgan_init,
-                                         diff_augment)
+from voiceface.methods.gan.model import (AUGMENTS, FaceCritics, Generator, GeneratorEMA, MinibatchStd, PixelNorm,
+                                         dcgan_init, diff_augment)
 from voiceface.methods.gan.evaluate import evaluate
 from voiceface.methods.gan.train import load_run, make_step_fn, train, uses_stable_loss
 
@@ -106,11 +106,11 @@ def test_minibatch_std_shape_and_value():
     assert MinibatchStd(4)(torch.ones(6, 2))[:, 2].max() < 1e-3    # identical samples: no spread
 
 
-def test_augmentation_identical_on_real_and_fake_when_tiled():
+@pytest.mark.parametrize("policy", [("translation", "color", "cutout"), ("blur",), ("noise",), AUGMENTS])
+def test_augmentation_identical_on_real_and_fake_when_tiled(policy):
     torch.manual_seed(0)
     real = torch.randn(4, 3, 64, 64)
     fake = real.clone().requires_grad_(True)
-    policy = ("translation", "color", "cutout")
     y = diff_augment(torch.cat([real, fake]), policy, torch.Generator().manual_seed(1), tile=2)
     torch.testing.assert_close(y[:4], y[4:])
     assert not torch.allclose(y[:4], real)                           # it does transform
@@ -258,13 +258,19 @@ def test_gender_switches_train_end_to_end_and_stay_off_in_the_presets(gan_world,
     """encoder.gender_weight adds a gender head to F_e's pretraining (logged, stored), stable.gender_weight the
     critics' gender head (stored, loadable); both default to 0 and the thesis preset stays Algorithm 1."""
     out = train(gan_world, tmp_path / "g", overrides=TINY + STABLE + ["stable.gender_weight=1",
-                                                                     "encoder.gender_weight=1"],
+                                                                     "encoder.gender_weight=1",
+                                                                     "stable.gender_augment=translation,cutout",
+                                                                     "model.gender_projection=true",
+                                                                     "stable.gender_mismatch_weight=0.25"],
                 seed=0, progress=False)
     enc = load_checkpoint(out / "encoder" / "checkpoint.pt")
     assert "gender_head" in enc["models"]
-    assert any(k.startswith("head_g.") for k in load_checkpoint(out / "checkpoint.pt")["models"]["critics"])
-    assert load_run(out).critics.head_g is not None
+    stored = load_checkpoint(out / "checkpoint.pt")["models"]["critics"]
+    assert any(k.startswith("head_g.") for k in stored) and any(k.startswith("proj_g.") for k in stored)
+    assert load_run(out).critics.head_g is not None and load_run(out).critics.proj_g is not None
     assert GANConfig().stable.gender_weight == 0 and GANConfig().encoder.gender_weight == 0
+    cpu = PRESETS["cpu"]                                  # issue 13's switches: measured, not adopted
+    assert not cpu.stable.gender_augment and not cpu.model.gender_projection and not cpu.stable.gender_mismatch_weight
     assert PRESETS["thesis"].stable == StableConfig() and PRESETS["thesis"].encoder.gender_weight == 0
 
 
@@ -282,3 +288,63 @@ def test_c_smoothing_is_label_smoothing_of_the_c_step():
         want = torch.nn.functional.cross_entropy(logits, ids, label_smoothing=smooth).item()
         assert out["loss/c_real"] == pytest.approx(want, rel=1e-5)
     assert GANConfig().stable.c_smoothing == 0.0
+
+
+def _gender_setup(**critics_kw):
+    torch.manual_seed(0)
+    g, c = Generator(6, (16, 8, 8, 8, 8), upsample=True), _critics(embed_dim=6, **critics_kw)
+    e = torch.nn.functional.normalize(torch.randn(4, 6), dim=1)
+    real = torch.cat([torch.full((1, 3, 64, 64), v) for v in (0.8, -0.8, 0.8, -0.8)])   # male bright, female dark
+    return g, c, e, torch.tensor([0, 1, 2, 3]), real, torch.tensor([1.0, 0.0, 1.0, 0.0])
+
+
+def test_gender_augment_feeds_the_gender_head_augmented_faces_only():
+    """stable.gender_augment: the gender head's loss (C step on real faces, G step on G's faces) is taken on
+    diff_augment of its input (drawn from the step's generator), the identity loss on the plain input."""
+    g, c, e, ids, real, id_gender = _gender_setup(gender_head=True)
+    opts = {k: torch.optim.Adam(p, lr=0.0) for k, p in
+            (("g", g.parameters()), ("d", c.d_parameters()), ("c", c.c_parameters()))}
+    policy = ("color", "cutout")
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    with torch.no_grad():
+        fake = g(e)
+        want_c = bce(c(diff_augment(real, policy, torch.Generator().manual_seed(0)), "cg")[1], id_gender).item()
+        want_g = bce(c(diff_augment(fake, policy, torch.Generator().manual_seed(0)), "cg")[1], id_gender).item()
+        plain_c = bce(c(real, "cg")[1], id_gender).item()
+        want_id = torch.nn.functional.cross_entropy(c(real, "c"), ids).item()
+    on = StableGANLoss(g, c, opts, StableConfig(gender_weight=1.0, gender_augment="color,cutout"), None, id_gender)
+    out_c = on.c_step(real, ids, torch.Generator().manual_seed(0))
+    out_g = on.g_step(g(e), e, ids, torch.Generator().manual_seed(0))
+    assert out_c["loss/c_gender"] == pytest.approx(want_c, rel=1e-5) and abs(want_c - plain_c) > 1e-4
+    assert out_c["loss/c_real"] == pytest.approx(want_id, rel=1e-5)
+    assert out_g["loss/g_gender"] == pytest.approx(want_g, rel=1e-5)
+    with pytest.raises(ConfigError, match="gender_augment"):
+        make_step_fn(cfglib.replace(GANConfig(), {"stable": {"gender_augment": "color"}}), None, g, c, opts, None,
+                     0, torch.device("cpu"))
+
+
+def test_gender_projection_d_separates_real_faces_by_their_gender_sign():
+    """model.gender_projection adds s * <w, h> to D's logit (s = +1 male / -1 female / 0 or None: no term; w in the
+    D step's parameters); with gender_mismatch_weight, 40 D steps on real faces teach D to score a real face higher
+    with its own gender than with the opposite one."""
+    g, c, e, ids, real, id_gender = _gender_setup(gender_projection=True, spectral_norm=True)
+    assert {id(p) for p in c.proj_g.parameters()} <= {id(p) for p in c.d_parameters()}
+    assert _critics(embed_dim=6).proj_g is None
+    sign = 2 * id_gender - 1
+    with torch.no_grad():                                          # eval: no power iteration between forwards
+        h = c.eval().trunk_d(real)
+        torch.testing.assert_close(c(real, "d", e, sign) - c(real, "d", e, -sign), 2 * sign * c.proj_g(h).squeeze(1))
+        torch.testing.assert_close(c(real, "d", e, torch.zeros(4)), c(real, "d", e))
+    c.train()
+    opts = {"g": torch.optim.Adam(g.parameters(), lr=0.0), "d": torch.optim.Adam(c.d_parameters(), lr=1e-2),
+            "c": torch.optim.Adam(c.c_parameters(), lr=0.0)}
+    loss = StableGANLoss(g, c, opts, StableConfig(paired_batches=True, gender_mismatch_weight=1.0), None, id_gender)
+    margin = []
+    for step in range(40):
+        with torch.no_grad():
+            margin.append((c.d_logit(real, e, sign) - c.d_logit(real, e, -sign)).min().item())
+        out = loss.d_step(real, g(e), e, e, ids, torch.Generator().manual_seed(step), ids)
+    assert "loss/d_gender_mismatch" in out and margin[-1] > 0.5 and margin[-1] > margin[0] + 0.5
+    with pytest.raises(ConfigError, match="gender_mismatch_weight"):
+        make_step_fn(cfglib.replace(GANConfig(), {"stable": {"gender_mismatch_weight": 1.0}}), None, g, c, opts,
+                     None, 0, torch.device("cpu"))

@@ -1,13 +1,13 @@
 """Configuration of the voice-to-face GAN (Chapter 3, Sec. 3.3 "Training", Table 3.2).
 
-Defaults follow the thesis / the authors' released code: Adam lr 2e-4, betas (0.5, 0.999), minibatch 128,
-voice crops of 300-800 frames (3-8 s), 64-d voice embedding, 64x64 RGB faces in [-1, 1]. ``PRESETS`` holds the
-named presets (``configs/gan/NAME.yaml`` are the same values, checked by a test): ``thesis`` (Algorithm 1 exactly, the
-thesis settings; note its F_e pretraining is 5,000 steps where the bare ``GANConfig()`` uses 2,000) and ``cpu``, the
-small preset the demo trains in minutes on one CPU with the stable recipe (``StableConfig``: spectral norm, hinge
-loss + lazy R1, generator EMA, projection discriminator on the voice embedding, minibatch std, DiffAugment, gender
-heads in F_e's pretraining and on F_c with a gender term in G's loss; an L1 pull of the generated face towards a real
-face of the voice's identity is a switch, off in the preset).
+Defaults follow the thesis / the authors' released code: Adam lr 2e-4, betas (0.5, 0.999), minibatch 128, voice crops
+of 300-800 frames (3-8 s), 64-d voice embedding, 64x64 RGB faces in [-1, 1]. ``PRESETS`` holds the named presets
+(``configs/gan/NAME.yaml`` are the same values, checked by a test): ``thesis`` (Algorithm 1 exactly, the thesis
+settings; note its F_e pretraining is 5,000 steps where the bare ``GANConfig()`` uses 2,000) and ``cpu``, the small
+preset the demo trains in minutes on one CPU with the stable recipe (``StableConfig``: spectral norm, hinge loss +
+lazy R1, generator EMA, projection discriminator on the voice embedding, minibatch std, DiffAugment,
+gender heads in F_e's pretraining and on F_c with a gender term in G's loss; an L1 pull of the generated face towards
+a real face of the voice's identity is a switch, off in the preset).
 
 The bare ``GANConfig()`` (every ``stable`` switch off) is Algorithm 1; each stable part is a separate switch.
 """
@@ -34,6 +34,8 @@ class ModelConfig:
     mbstd: bool = False                      # stable: minibatch-std feature appended before D's head
     mbstd_group: int = 4                     # group size of the minibatch std (a divisor of the batch is used)
     projection: bool = False                 # stable: projection discriminator D(f, e) = psi(h) + <W e, h>
+    gender_projection: bool = False          # + s * <w, h> with s = +1 male / -1 female / 0 unknown: real faces with
+                                             # their identity's gender, G's faces with their voice's (issue 13)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,9 @@ class StableConfig:
     gender_weight: float = 0.0               # a gender head on F_c's trunk, trained on real faces' gender in the C
                                              # step; G step: + this weight * its cross-entropy on F_g(e_i) with voice
                                              # i's gender (a DIMNet covariate; 0 = off, no head)
+    gender_augment: str = ""                 # DiffAugment policy of the gender head's input alone (real faces in the
+                                             # C step, G's faces in the G step; needs gender_weight; issue 13)
+    gender_mismatch_weight: float = 0.0      # gender projection D: real faces with the opposite gender as negatives
     sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
     sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
 
@@ -139,6 +144,9 @@ PRESETS: dict[str, GANConfig] = {
     # 0.706 -> 0.838 (AUC 0.765 -> 0.940); each alone: G term 1 0.758, encoder head 0.669 (bench/ablate_gan.py).
     # 600 steps, not 1500: with the gender terms gender peaks early (1500 steps: 0.733 / AUC 0.873, 1:2 0.571 / 0.494,
     # Frechet 0.135 against 0.232 at 600: later faces look more real but lose gender), and 600 cost 2.5x less.
+    # Lazy R1 stays (issue 13): without it, seeds 0-4 of /tmp/demo4's small world at 600 steps gave dlib gender of
+    # generated faces 0.883 / 0.890 / 0.875 / 0.758 / 0.692 against the preset's 0.802 / 0.919 / 0.644 / 0.852 / 0.600
+    # (mean 0.820 vs 0.763, three seeds up, two down: not a clear win; bench/ablate_gan.py).
     "cpu": GANConfig(
         model=ModelConfig(gen_channels=(128, 64, 32, 32, 16), face_channels=(16, 16, 32, 32, 64),
                           gen_pixel_norm=True, gen_upsample=True, spectral_norm=True, mbstd=True, projection=True),

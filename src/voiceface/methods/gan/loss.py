@@ -99,10 +99,11 @@ def g_adv_loss(kind: str, fake_logit: torch.Tensor) -> torch.Tensor:
 
 
 def r1_penalty(critics: FaceCritics, real: torch.Tensor, e: torch.Tensor | None = None,
-               create_graph: bool = True) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): mean over the batch of ||d D(f, e) / d f||^2 at real faces f (B, 3, 64, 64)."""
+               create_graph: bool = True, s: torch.Tensor | None = None) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): mean over the batch of ||d D(f, e, s) / d f||^2 at real faces f (B, 3, 64, 64)
+    (e (B, q) embeddings, s (B,) gender signs of the gender projection, None: left out)."""
     real = real.detach().requires_grad_(True)
-    logit = critics(real, "d", e)                                        # (B,)
+    logit = critics(real, "d", e, s)                                     # (B,)
     (grad,) = torch.autograd.grad(logit.sum(), real, create_graph=create_graph)
     return grad.square().flatten(1).sum(1).mean()
 
@@ -137,6 +138,11 @@ class StableGANLoss:
       identity labels as a direct regression target, paired batches only; + gender_weight * the gender head's
       cross-entropy on G's faces with labels ``id_gender[voice_id]``);
     * ``ema``: the generator EMA update (when ``ema`` is given).
+
+    Issue 13 switches: ``gender_augment`` (a DiffAugment policy of the gender head's input alone: real faces in the
+    C step, G's faces in the G step, each through a separate trunk forward) and a gender projection D (critics built
+    with ``gender_projection``: real faces carry their identity's gender sign, G's faces their voice's, in every D
+    forward; ``gender_mismatch_weight``: real faces with the opposite sign as extra fakes).
     """
 
     phases = ("d_step", "d_r1", "c_step", "g_step", "ema")
@@ -146,22 +152,35 @@ class StableGANLoss:
         """``id_gender``: (k,) float gender of each identity label (1 male, 0 female, -1 unknown: left out of the
         gender terms); needed when ``cfg.gender_weight`` > 0."""
         self.generator, self.critics, self.opts, self.s, self.ema = generator, critics, opts, cfg, ema
-        if cfg.gender_weight > 0 and id_gender is None:
-            raise ValueError("stable.gender_weight needs the identities' genders (id_gender)")
+        self.gproj = getattr(getattr(critics, "module", critics), "proj_g", None) is not None
+        if (cfg.gender_weight > 0 or self.gproj) and id_gender is None:
+            raise ValueError("stable.gender_weight / a gender projection D need the identities' genders (id_gender)")
         self.id_gender = id_gender
         self.policy = tuple(p for p in cfg.augment.split(",") if p)
+        self.gpolicy = tuple(p for p in cfg.gender_augment.split(",") if p)
 
     def aug(self, x: torch.Tensor, gen: torch.Generator, tile: int = 1) -> torch.Tensor:
         return diff_augment(x, self.policy, gen, tile) if self.policy else x
 
-    def d_step(self, real, fake, e_real, e_fake, real_id, gen) -> dict[str, float]:
-        """real (m, 3, 64, 64) with e_real (m, q); fake (n, ...) detached here, with e_fake (n, q)."""
+    def sign(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """(B,) gender signs of identity labels ids (B,) for the gender projection (+1 male, -1 female, 0 unknown);
+        None without one."""
+        if not self.gproj:
+            return None
+        g = self.id_gender.to(ids.device)[ids]
+        return torch.where(g < 0, torch.zeros_like(g), 2 * g - 1)
+
+    def d_step(self, real, fake, e_real, e_fake, real_id, gen, voice_id=None) -> dict[str, float]:
+        """real (m, 3, 64, 64) with e_real (m, q) and identity labels real_id (m,); fake (n, ...) detached here, with
+        e_fake (n, q) and its voices' labels voice_id (n,) (needed by a gender projection D)."""
         opt = self.opts["d"]
         opt.zero_grad(set_to_none=True)
         m = len(real)
         tile = 2 if len(fake) == m else 1
         x = self.aug(torch.cat([real, fake.detach()]), gen, tile)
-        logit = self.critics(x, "d", torch.cat([e_real, e_fake]))
+        s_real = self.sign(real_id)
+        s = None if s_real is None else torch.cat([s_real, self.sign(voice_id)])
+        logit = self.critics(x, "d", torch.cat([e_real, e_fake]), s)
         loss_real, loss_fake = d_adv_loss(self.s.loss, logit[:m], logit[m:])
         loss = loss_real + loss_fake
         out = {"loss/d_real": loss_real.item(), "loss/d_fake": loss_fake.item(),
@@ -169,10 +188,17 @@ class StableGANLoss:
         if self.s.mismatch_weight > 0 and self.critics_has_projection():
             e_mis, keep = mismatched(e_real, real_id)
             if keep.any():
-                mis = self.critics(x[:m][keep], "d", e_mis[keep])
+                s_mis = None if s_real is None else s_real.roll(1, 0)[keep]
+                mis = self.critics(x[:m][keep], "d", e_mis[keep], s_mis)
                 loss_mis = d_adv_loss(self.s.loss, mis.new_zeros(0), mis)[1]
                 loss = loss + self.s.mismatch_weight * loss_mis
                 out["loss/d_mismatch"] = loss_mis.item()
+        if self.s.gender_mismatch_weight > 0 and s_real is not None and (s_real != 0).any():
+            keep = s_real != 0
+            mis = self.critics(x[:m][keep], "d", e_real[keep], -s_real[keep])
+            loss_gm = d_adv_loss(self.s.loss, mis.new_zeros(0), mis)[1]
+            loss = loss + self.s.gender_mismatch_weight * loss_gm
+            out["loss/d_gender_mismatch"] = loss_gm.item()
         loss.backward()
         opt.step()
         return out
@@ -180,12 +206,13 @@ class StableGANLoss:
     def critics_has_projection(self) -> bool:
         return getattr(getattr(self.critics, "module", self.critics), "proj", None) is not None
 
-    def d_r1(self, real, e_real, gen, step: int) -> dict[str, float]:
+    def d_r1(self, real, e_real, gen, step: int, real_id=None) -> dict[str, float]:
         if self.s.r1_gamma <= 0 or step % self.s.r1_every:
             return {}
         opt = self.opts["d"]
         opt.zero_grad(set_to_none=True)
-        r1 = r1_penalty(self.critics, self.aug(real, gen), e_real)
+        s = None if real_id is None else self.sign(real_id)
+        r1 = r1_penalty(self.critics, self.aug(real, gen), e_real, s=s)
         (0.5 * self.s.r1_gamma * self.s.r1_every * r1).backward()
         opt.step()
         return {"loss/r1": r1.item()}
@@ -200,6 +227,8 @@ class StableGANLoss:
         out = {}
         if self.s.gender_weight > 0:
             logits, g_logit = self.critics(self.aug(real, gen), "cg")     # (m, k), (m,)
+            if self.gpolicy:
+                g_logit = self.critics(diff_augment(real, self.gpolicy, gen), "cg")[1]
         else:
             logits, g_logit = self.critics(self.aug(real, gen), "c"), None  # (m, k)
         loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
@@ -219,10 +248,13 @@ class StableGANLoss:
         out = {}
         try:
             self.opts["g"].zero_grad(set_to_none=True)
-            if self.s.gender_weight > 0:
-                d_logit, c_logit, g_logit = self.critics(self.aug(fake, gen), "all", e_fake)
+            s = self.sign(voice_id)
+            if self.s.gender_weight > 0 and not self.gpolicy:
+                d_logit, c_logit, g_logit = self.critics(self.aug(fake, gen), "all", e_fake, s)
             else:
-                d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake)
+                d_logit, c_logit = self.critics(self.aug(fake, gen), "both", e_fake, s)
+            if self.s.gender_weight > 0 and self.gpolicy:
+                g_logit = self.critics(diff_augment(fake, self.gpolicy, gen), "cg")[1]
             loss_d = g_adv_loss(self.s.loss, d_logit)
             loss_c = F.cross_entropy(c_logit, voice_id)
             loss = loss_d + self.s.c_weight * loss_c
@@ -246,8 +278,8 @@ class StableGANLoss:
         """One iteration: e (n, q) voice embeddings, real (m, 3, 64, 64) faces with e_real (m, q) embeddings of
         their identity; ``gen`` draws the augmentations (derived from the step by the caller)."""
         fake = self.generator(e)                                          # (n, 3, 64, 64)
-        out = self.d_step(real, fake, e_real, e, real_id, gen)
-        out.update(self.d_r1(real, e_real, gen, step))
+        out = self.d_step(real, fake, e_real, e, real_id, gen, voice_id)
+        out.update(self.d_r1(real, e_real, gen, step, real_id))
         out.update(self.c_step(real, real_id, gen))
         paired = self.s.paired_batches and len(real) == len(fake)
         out.update(self.g_step(fake, e, voice_id, gen, real if paired else None))

@@ -170,8 +170,10 @@ class FaceTrunk(nn.Module):
 class FaceCritics(nn.Module):
     """The discriminator F_d and identity classifier F_c (Table 3.2), trunk shared or not.
 
-    ``d_logit(f, e=None)``: (B, 3, 64, 64)[, (B, q)] -> (B,) real/fake logit (sigmoid gives F_d). With ``embed_dim``
-    > 0 (projection D) the logit adds <W e, h> for the trunk features h (B, out_dim); e = None leaves it out.
+    ``d_logit(f, e=None, s=None)``: (B, 3, 64, 64)[, (B, q)][, (B,)] -> (B,) real/fake logit (sigmoid gives F_d).
+    With ``embed_dim`` > 0 (projection D) the logit adds <W e, h> for the trunk features h (B, out_dim); e = None
+    leaves it out. ``gender_projection`` adds s * <w, h> for a gender sign s (B,) (+1 male, -1 female, 0 unknown);
+    s = None leaves it out.
     ``c_logit(f)``: (B, 3, 64, 64) -> (B, k) identity logits (softmax gives F_c). ``gender_head`` adds a gender
     logit (male = 1) on F_c's trunk features (``stable.gender_weight``: trained on real faces in the C step, applied to
     G's faces with the voice's gender).
@@ -180,7 +182,7 @@ class FaceCritics(nn.Module):
 
     def __init__(self, n_identities: int, channels: Sequence[int] = (32, 64, 128, 256, 512), out_dim: int = 64,
                  kernel: int = 3, slope: float = 0.2, share_trunk: bool = True, spectral_norm: bool = False,
-                 mbstd_group: int = 0, embed_dim: int = 0, gender_head: bool = False):
+                 mbstd_group: int = 0, embed_dim: int = 0, gender_head: bool = False, gender_projection: bool = False):
         super().__init__()
         sn = spectral_norm
         self.share_trunk = share_trunk
@@ -191,19 +193,22 @@ class FaceCritics(nn.Module):
         self.head_c = nn.Linear(out_dim, n_identities)         # a classifier, not a critic: never normalised
         self.proj = maybe_sn(nn.Linear(embed_dim, out_dim, bias=False), sn) if embed_dim > 0 else None
         self.head_g = nn.Linear(out_dim, 1) if gender_head else None   # on F_c's trunk, trained in the C step
+        self.proj_g = maybe_sn(nn.Linear(out_dim, 1, bias=False), sn) if gender_projection else None   # D's w
 
     def _trunk_c(self) -> FaceTrunk:
         return self.trunk_d if self.trunk_c is None else self.trunk_c
 
-    def _d_head(self, h: torch.Tensor, e: torch.Tensor | None) -> torch.Tensor:
-        """Trunk features (B, out_dim)[, embeddings (B, q)] -> (B,) logits."""
+    def _d_head(self, h: torch.Tensor, e: torch.Tensor | None, s: torch.Tensor | None = None) -> torch.Tensor:
+        """Trunk features (B, out_dim)[, embeddings (B, q)][, gender signs (B,)] -> (B,) logits."""
         out = self.head_d(self.mbstd(h) if self.mbstd is not None else h).squeeze(1)
         if self.proj is not None and e is not None:
             out = out + (self.proj(e) * h).sum(1)
+        if self.proj_g is not None and s is not None:
+            out = out + s.to(h.dtype) * self.proj_g(h).squeeze(1)
         return out
 
-    def d_logit(self, f: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
-        return self._d_head(self.trunk_d(f), e)                  # (B,)
+    def d_logit(self, f: torch.Tensor, e: torch.Tensor | None = None, s: torch.Tensor | None = None) -> torch.Tensor:
+        return self._d_head(self.trunk_d(f), e, s)               # (B,)
 
     def c_logit(self, f: torch.Tensor) -> torch.Tensor:
         return self.head_c(self._trunk_c()(f))                  # (B, k)
@@ -213,41 +218,44 @@ class FaceCritics(nn.Module):
         h = self._trunk_c()(f)
         return self.head_c(h), self.head_g(h).squeeze(1)
 
-    def all(self, f: torch.Tensor, e: torch.Tensor | None = None
+    def all(self, f: torch.Tensor, e: torch.Tensor | None = None, s: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits, (B, k) identity logits, (B,) gender logits, running a shared trunk once."""
         if self.trunk_c is None:
             h = self.trunk_d(f)
-            return self._d_head(h, e), self.head_c(h), self.head_g(h).squeeze(1)
-        return (self.d_logit(f, e), *self.c_and_gender(f))
+            return self._d_head(h, e, s), self.head_c(h), self.head_g(h).squeeze(1)
+        return (self.d_logit(f, e, s), *self.c_and_gender(f))
 
-    def both(self, f: torch.Tensor, e: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def both(self, f: torch.Tensor, e: torch.Tensor | None = None, s: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits and (B, k) identity logits, running a shared trunk once."""
         if self.trunk_c is None:
             h = self.trunk_d(f)
-            return self._d_head(h, e), self.head_c(h)
-        return self.d_logit(f, e), self.c_logit(f)
+            return self._d_head(h, e, s), self.head_c(h)
+        return self.d_logit(f, e, s), self.c_logit(f)
 
     def d_parameters(self) -> list[nn.Parameter]:
-        proj = list(self.proj.parameters()) if self.proj is not None else []
+        proj = [p for m in (self.proj, self.proj_g) if m is not None for p in m.parameters()]
         return list(self.trunk_d.parameters()) + list(self.head_d.parameters()) + proj
 
     def c_parameters(self) -> list[nn.Parameter]:
         head_g = list(self.head_g.parameters()) if self.head_g is not None else []
         return list(self._trunk_c().parameters()) + list(self.head_c.parameters()) + head_g
 
-    def forward(self, f: torch.Tensor, mode: str = "both", e: torch.Tensor | None = None):
+    def forward(self, f: torch.Tensor, mode: str = "both", e: torch.Tensor | None = None,
+                s: torch.Tensor | None = None):
         """mode "d": (B,) logits; "c": (B, k) logits; "both": the pair; "cg": (identity, gender) logits; "all": the
-        triple (d, c, gender) (callable through DDP for every phase)."""
+        triple (d, c, gender) (callable through DDP for every phase). ``s``: (B,) gender signs for D's gender
+        projection."""
         if mode == "d":
-            return self.d_logit(f, e)
+            return self.d_logit(f, e, s)
         if mode == "c":
             return self.c_logit(f)
         if mode == "cg":
             return self.c_and_gender(f)
         if mode == "all":
-            return self.all(f, e)
-        return self.both(f, e)
+            return self.all(f, e, s)
+        return self.both(f, e, s)
 
 
 class FaceClassifier(nn.Module):
@@ -297,14 +305,16 @@ class GeneratorEMA:
             be.copy_(bs)
 
 
-AUGMENTS = ("translation", "color", "cutout")
+AUGMENTS = ("translation", "color", "cutout", "blur", "noise")
 
 
 def diff_augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, tile: int = 1) -> torch.Tensor:
     """Differentiable augmentation (Zhao et al. 2020): (B, 3, H, W) -> (B, 3, H, W), gradients flow to ``x``.
 
     ``policy``: any of ``AUGMENTS`` (colour: brightness +-0.5, saturation x[0, 2], contrast x[0.5, 1.5]; translation:
-    shifts up to 1/8 of the size with zero fill; cutout: one zeroed square of half the size). Parameters are drawn
+    shifts up to 1/8 of the size with zero fill; cutout: one zeroed square of half the size; blur: a blend, weight
+    U[0, 1], towards the image average-pooled 4x4 and bilinearly upsampled; noise: + N(0, s^2) pixel noise with
+    s ~ U[0, 0.3], the last two not in Zhao et al.: they hide high-frequency texture from a critic). Parameters are drawn
     from ``gen`` for B / tile samples and repeated ``tile`` times, so with ``tile=2`` on cat([real, fake]) sample i of
     real and of fake get the same transform."""
     b, _, h, w = x.shape
@@ -329,6 +339,11 @@ def diff_augment(x: torch.Tensor, policy: Sequence[str], gen: torch.Generator, t
         valid = ((yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)).to(x.dtype)  # (B, H, W)
         idx = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).flatten(1)     # (B, H*W)
         x = x.flatten(2).gather(2, idx[:, None, :].expand(b, x.shape[1], -1)).reshape_as(x) * valid[:, None]
+    if "blur" in policy:
+        low = F.interpolate(F.avg_pool2d(x, 4), size=(h, w), mode="bilinear", align_corners=False)
+        x = x + draw(1, 1, 1) * (low - x)
+    if "noise" in policy:
+        x = x + 0.3 * draw(1, 1, 1) * torch.randn(n, *x.shape[1:], generator=gen).repeat(tile, 1, 1, 1).to(dev)
     if "cutout" in policy:
         ch, cw = h // 2, w // 2
         cy = (draw(1, 1) * (h + 1 - ch % 2)).long() - ch // 2

@@ -279,7 +279,7 @@ def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> t
         gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm, upsample=m.gen_upsample)
         crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk,
                            m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0,
-                           gender_head=cfg.stable.gender_weight > 0)
+                           gender_head=cfg.stable.gender_weight > 0, gender_projection=m.gender_projection)
         if cfg.init_std > 0:
             dcgan_init(gen, cfg.init_std)
             dcgan_init(crit, cfg.init_std)
@@ -297,7 +297,7 @@ def uses_stable_loss(cfg: GANConfig) -> bool:
     """Whether training runs ``StableGANLoss`` (any stable training switch on, or a projection D) rather than
     Algorithm 1's ``GANLoss`` (the sample-grid switches change nothing in training)."""
     plain = cfglib.replace(cfg.stable, {"sample_every": 0, "sample_probes": StableConfig().sample_probes})
-    return plain != StableConfig() or cfg.model.projection
+    return plain != StableConfig() or cfg.model.projection or cfg.model.gender_projection
 
 
 class FacesByIdentity:
@@ -479,6 +479,10 @@ def make_step_fn(cfg: GANConfig, encoder: VoiceEncoder, gen, crit, opts, ema, se
         raise ConfigError("model.projection needs stable.paired_batches=true (real faces need their voice)")
     if cfg.stable.recon_weight > 0 and not cfg.stable.paired_batches:
         raise ConfigError("stable.recon_weight needs stable.paired_batches=true (its target is a face of the voice)")
+    if cfg.stable.gender_augment and cfg.stable.gender_weight <= 0:
+        raise ConfigError("stable.gender_augment needs stable.gender_weight > 0 (it augments the gender head's input)")
+    if cfg.stable.gender_mismatch_weight > 0 and not cfg.model.gender_projection:
+        raise ConfigError("stable.gender_mismatch_weight needs model.gender_projection=true")
     loss = StableGANLoss(gen, crit, opts, cfg.stable, ema, id_gender) if stable else GANLoss(gen, crit, opts["g"], opts["d"],
                                                                                     opts["c"])
 
