@@ -20,6 +20,7 @@ than ``data.voice_memory_mb`` / ``data.face_memory_mb`` are read from disk) is l
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -134,6 +135,11 @@ class GANData:
     test_voice: list[Item]            # unseen identities (data.test_splits)
     train_face: list[Item]
     test_face: list[Item]
+
+    @functools.cached_property
+    def identity_gender(self) -> np.ndarray:
+        """(k,) float32 gender of each identity label (``identity_genders``), computed once."""
+        return identity_genders(self.manifest, self.identities)
 
 
 def split_data(manifest: Manifest, cfg: GANConfig) -> GANData:
@@ -371,7 +377,7 @@ def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, devic
     net = None
     if cfg.encoder.kind == "own":
         net = pretrain_own(out / "encoder", banks.voices, banks.voice_labels, len(gd.identities), cfg, seed, device,
-                           progress, force_config, identity_genders(manifest, gd.identities))
+                           progress, force_config, gd.identity_gender)
     encoder = make_encoder(cfg, device, net)
     return gd, encoder, banks
 
@@ -418,7 +424,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         models["voice"] = encoder.net
     parts = Parts(models=models, optimizers=opts, extra=extra)
     step_fn = with_precision(make_step_fn(cfg, encoder, gen_w, crit_w, opts, ema, seed, device,
-                                          torch.from_numpy(identity_genders(gd.manifest, gd.identities))), prec)
+                                          torch.from_numpy(gd.identity_gender)), prec)
     if cfg.stable.sample_every > 0 and dist.is_main():
         step_fn = with_samples(step_fn, out / "samples", cfg, probe_set(gd, cfg, out), encoder,
                                ema.module if ema is not None else gen)
