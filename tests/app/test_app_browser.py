@@ -105,7 +105,10 @@ def test_microphone_recording_is_uploaded_as_wav(browser, server_url, shots):
             "recording 3 s", "recording 4 s"):
         time.sleep(0.05)
     browser.find_element(By.ID, "record").click()
-    rec_state = browser.find_element(By.ID, "rec-state").text
+    deadline = time.monotonic() + 10                  # stopping encodes the WAV asynchronously (slow under load)
+    while not (rec_state := browser.find_element(By.ID, "rec-state").text).startswith("recorded") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert rec_state.startswith("recorded"), rec_state
     browser.find_element(By.ID, "analyse").click()
     state = _wait_state(browser, "voice")

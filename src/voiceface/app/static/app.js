@@ -74,15 +74,17 @@ async function startRecording() {
   const node = ctx.createScriptProcessor(4096, 1, 1);
   const chunks = [];
   node.onaudioprocess = (e) => {
+    if (!rec || rec.node !== node) return;     // a buffer delivered after Stop
     chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
     const secs = chunks.length * 4096 / ctx.sampleRate;
     $("rec-state").textContent = `recording ${secs.toFixed(0)} s`;
     if (secs >= MAX_RECORD_S) stopRecording();
   };
-  src.connect(node); node.connect(ctx.destination);
-  await ctx.resume();
+  // the recording exists before audio flows: a Stop pressed while the context resumes stops this one
   rec = { stream, ctx, node, chunks };
   $("record").textContent = "Stop";
+  src.connect(node); node.connect(ctx.destination);
+  await ctx.resume().catch((e) => { if (rec && rec.ctx === ctx) throw e; });   // closed by an early Stop: fine
 }
 
 function stopRecording() {
