@@ -221,18 +221,21 @@ class FaceCritics(nn.Module):
     def all(self, f: torch.Tensor, e: torch.Tensor | None = None, s: torch.Tensor | None = None
             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits, (B, k) identity logits, (B,) gender logits, running a shared trunk once."""
-        if self.trunk_c is None:
-            h = self.trunk_d(f)
-            return self._d_head(h, e, s), self.head_c(h), self.head_g(h).squeeze(1)
-        return (self.d_logit(f, e, s), *self.c_and_gender(f))
+        return self._critic_heads(f, e, s, gender=True)
 
     def both(self, f: torch.Tensor, e: torch.Tensor | None = None, s: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) real/fake logits and (B, k) identity logits, running a shared trunk once."""
+        return self._critic_heads(f, e, s, gender=False)
+
+    def _critic_heads(self, f: torch.Tensor, e: torch.Tensor | None, s: torch.Tensor | None, gender: bool
+                      ) -> tuple[torch.Tensor, ...]:
+        """D's logits, then F_c's identity logits (and gender logits when ``gender``); one trunk pass when shared."""
         if self.trunk_c is None:
-            h = self.trunk_d(f)
-            return self._d_head(h, e, s), self.head_c(h)
-        return self.d_logit(f, e, s), self.c_logit(f)
+            h = self.trunk_d(f)                                                    # (B, out_dim)
+            c = (self.head_c(h),) + ((self.head_g(h).squeeze(1),) if gender else ())
+            return (self._d_head(h, e, s), *c)
+        return (self.d_logit(f, e, s), *(self.c_and_gender(f) if gender else (self.c_logit(f),)))
 
     def d_parameters(self) -> list[nn.Parameter]:
         proj = [p for m in (self.proj, self.proj_g) if m is not None for p in m.parameters()]
