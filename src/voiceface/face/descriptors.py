@@ -25,7 +25,8 @@ DESCRIPTOR_DIM = 128
 SAME_PERSON_DISTANCE = 0.6
 """dlib's documented Euclidean distance threshold below which two descriptors are usually the same person."""
 PARALLEL_MIN = 256
-"""``describe_aligned_batch`` only spreads stacks of at least this many crops over processes (start-up: ~2-3 s each, importing the package)."""
+"""``describe_aligned_batch`` only spreads stacks of at least this many crops over processes (each process takes
+~2-3 s to start: it imports the package)."""
 MIN_ALIGNED_SIDE = 150
 """Aligned crops smaller than this are bilinearly upscaled before description (dlib's chips are 150x150)."""
 

@@ -122,8 +122,9 @@ class CESTLoss:
         self.cfg = cfg
 
     def __call__(self, model: CEST, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``model``: the CEST module or its DDP wrapper. Args: batch with images (B, 3, S, S), masks (B, 1, S, S), landmarks (B, 68, 2), partners (B, P).
-        Returns: total, photometric, landmark, regulariser (scalars) and ``terms`` (B, k) E values."""
+        """``model``: the CEST module or its DDP wrapper; ``batch``: images (B, 3, S, S), masks (B, 1, S, S),
+        landmarks (B, 68, 2), partners (B, P). Returns: total, photometric, landmark, regulariser and
+        landmark_consistency (scalars), ``terms`` (B, k) E values and the forward's ``out``."""
         out = model(batch["images"])                   # through the DDP wrapper when there is one
         model = unwrap(model)                          # rendering and the model's tables: the module itself
         sets, _ = reflectance_sets(model, out["reflectance"], batch["partners"], self.cfg)

@@ -115,6 +115,29 @@ def choose_fit_lam(d: Triplets, people: np.ndarray, m_hat: np.ndarray, mean: np.
     return float(grid[within].max())
 
 
+@dataclass
+class PoolFit:
+    """Eq. 5.7 reconstructions of one gender's people from the eigenfaces of a pool of others (``fit_from_pool``)."""
+
+    mean: np.ndarray              # eigenfaces' mean shape, flattened vertices
+    basis: np.ndarray             # eigenfaces
+    scale: np.ndarray             # their coefficients' std
+    am_sd: np.ndarray             # (A,) AM std over the pool
+    lam: float                    # Eq. 5.7's lambda used
+    recon: np.ndarray             # (n, V, 3) reconstructions
+
+
+def fit_from_pool(d: Triplets, pool: np.ndarray, m_hat: np.ndarray, z: np.ndarray, cfg: SfVConfig,
+                  oob: np.ndarray | None = None) -> PoolFit:
+    """Eigenfaces and AM scales of the ``pool`` people's shapes, Eq. 5.7's lambda (``choose_fit_lam`` on the pool's
+    out-of-bag predicted AMs ``oob`` (P, A); ``cfg.fit.lam`` without them) and the reconstructions from predicted
+    AMs ``m_hat`` (n, A) with indicators ``z`` (A,)."""
+    mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
+    am_sd = d.ams[pool].std(0) + 1e-8
+    lam = cfg.fit.lam if oob is None else choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
+    return PoolFit(mean, basis, scale, am_sd, lam, reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam))
+
+
 def save_shape_model(path: Path, d: Triplets, lay: Layout, exports: dict[str, dict], calib: np.ndarray) -> None:
     """What ``voiceface shape`` needs besides the checkpoint: per gender the eigenfaces, AM scales and the
     selection; the networks' AM normalisation; AM names / regions; the landmark indices."""
@@ -310,15 +333,13 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, figu
         z = np.zeros(d.n_ams)
         z[top] = 1
         pool = np.concatenate([lay.splits[g].train[0], lay.splits[g].val1[0], lay.splits[g].val2[0]])
-        mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
-        am_sd = d.ams[pool].std(0) + 1e-8
-        lam = cfg.fit.lam if oob is None else choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
-        res[f"sfv_fit_lam_{gname}"] = lam
-        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam)
-        exports[g] = {"mean": mean, "basis": basis, "scale": scale, "am_sd": am_sd, "z": sel.z(g), "top": top,
-                      "ci_u": sel.bounds[g][0].ci_u, "ratio": sel.bounds[g][0].mean, "lam": lam}
+        fit = fit_from_pool(d, pool, m_hat, z, cfg, oob)
+        mean, am_sd = fit.mean, fit.am_sd
+        res[f"sfv_fit_lam_{gname}"] = fit.lam
+        exports[g] = {"mean": mean, "basis": fit.basis, "scale": fit.scale, "am_sd": am_sd, "z": sel.z(g),
+                      "top": top, "ci_u": sel.bounds[g][0].ci_u, "ratio": sel.bounds[g][0].mean, "lam": fit.lam}
         true = d.vertices[people]
-        e_sfv = vertex_errors(recon, true)                                            # (n, V)
+        e_sfv = vertex_errors(fit.recon, true)                                        # (n, V)
         e_mean = vertex_errors(np.broadcast_to(mean.reshape(-1, 3), true.shape), true)
         err["sfv"].append(e_sfv)
         err["mean"].append(e_mean)
@@ -630,15 +651,12 @@ def linear_scores(d: Triplets, cfg: SfVConfig, genders, nose: np.ndarray | None 
     errs, errs_mean = [], []
     for g, (people, m_hat) in linear_test_ams(d, lay).items():
         pool = np.setdiff1d(np.nonzero(d.gender == g)[0], people)
-        mean, basis, scale = eigenfaces(d.vertices[pool], cfg.fit.components)
         z = np.zeros(d.n_ams)
         z[sel.top(g, cfg.select.top_k)] = 1
-        am_sd = d.ams[pool].std(0) + 1e-8
-        lam = cfg.fit.lam if oob is None else choose_fit_lam(d, pool, oob[pool], mean, basis, scale, am_sd, z, cfg)
-        out[f"sfv_linear_fit_lam_{g}"] = lam
-        recon = reconstruct(d, mean, basis, scale, m_hat, am_sd, z, cfg, lam)
-        errs.append(vertex_errors(recon, d.vertices[people]))
-        errs_mean.append(vertex_errors(np.broadcast_to(mean.reshape(-1, 3), recon.shape), d.vertices[people]))
+        fit = fit_from_pool(d, pool, m_hat, z, cfg, oob)
+        out[f"sfv_linear_fit_lam_{g}"] = fit.lam
+        errs.append(vertex_errors(fit.recon, d.vertices[people]))
+        errs_mean.append(vertex_errors(np.broadcast_to(fit.mean.reshape(-1, 3), fit.recon.shape), d.vertices[people]))
     cat, cat_mean = np.concatenate(errs), np.concatenate(errs_mean)
     out["sfv_linear_vertex_error"] = float(cat.mean())
     out["sfv_linear_vertex_error_mean_shape"] = float(cat_mean.mean())
