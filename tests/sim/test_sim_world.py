@@ -126,6 +126,14 @@ def test_settings_mismatch_and_bad_input(tmp_path):
         build_world(tmp_path / "x", "huge")
     with pytest.raises(ConfigError):
         build_world(tmp_path / "x", MICRO, coupling=2.0)
+    with pytest.raises(ConfigError, match="age_cue"):
+        replace(MICRO, age_cue=1.5)
+    # a world started before presets had an age_cue resumes as age_cue 0
+    state = tmp_path / "w" / ".build.json"
+    old = json.loads(state.read_text())
+    del old["preset"]["age_cue"]
+    state.write_text(json.dumps(old))
+    build_world(tmp_path / "w", MICRO, seed=0, workers=1, progress=False)
     with pytest.raises(InputError):
         load_world(tmp_path / "nothing")
 
@@ -165,9 +173,10 @@ def test_cli_build_with_preset_changes(tmp_path, capsys):
     out = tmp_path / "w"
     assert main(["sim", "build", "--out", str(out), "--preset", "tiny", "--quiet", "--workers", "1", "identities=3",
                  "split=[1,1,1]", "utterances=1", "sessions=1", "duration_s=[2,2]", "images=1", "render_size=64",
-                 "clips=0"]) == 0
+                 "clips=0", "age_cue=0.5"]) == 0
     preset = json.loads((out / "world.json").read_text())["preset"]
     assert preset["name"] == "tiny-custom" and preset["identities"] == 3 and preset["clips"] == 0
+    assert preset["age_cue"] == 0.5
     assert len(read_manifest(out / "manifest.csv").select(modality="voice")) == 3
     assert "world tiny-custom" in capsys.readouterr().out
     assert main(["sim", "build", "--out", str(tmp_path / "x"), "--preset", "tiny", "identities=4"]) == 2

@@ -326,9 +326,9 @@ class Person:
         """(V, 3) neutral face (Eq. 4.6 with zero expression)."""
         return face_model().shape(torch.as_tensor(self.id_coeffs[None], dtype=torch.float32))[0]
 
-    def voice(self, coupling: float) -> voices.VoiceParams:
-        """This person's voice at ``coupling`` (``voices.voice_params_from_person``)."""
-        return voices.voice_params_from_person(self, coupling)
+    def voice(self, coupling: float, age_cue: float = 0.0) -> voices.VoiceParams:
+        """This person's voice at ``coupling`` and ``age_cue`` (``voices.voice_params_from_person``)."""
+        return voices.voice_params_from_person(self, coupling, age_cue)
 
 
 def _albedo_names() -> list[str]:
@@ -395,12 +395,12 @@ def make_person(identity: str, seed: np.random.SeedSequence | int, gender: str |
                   albedo_coeffs=alb, expressions=expr, seed=int(ss.generate_state(1)[0]), look=look)
 
 
-def person_row(p: Person, coupling: float) -> dict:
+def person_row(p: Person, coupling: float, age_cue: float = 0.0) -> dict:
     """Flat people.csv row: covariates, skin, voice parameters (``voice_*``), face controls (``ctrl_*``)."""
     row = {"identity": p.identity, "gender": p.gender, "age": round(p.age, 2), "nationality": p.nationality,
            "group": p.group, "skin_r": round(float(p.skin_rgb[0]), 4), "skin_g": round(float(p.skin_rgb[1]), 4),
            "skin_b": round(float(p.skin_rgb[2]), 4)}
-    row.update({f"voice_{k}": round(v, 5) for k, v in p.voice(coupling).to_dict().items()})
+    row.update({f"voice_{k}": round(v, 5) for k, v in p.voice(coupling, age_cue).to_dict().items()})
     row.update({f"facez_{f}": round(float(v), 5) for f, v in zip(voices.LINKED_FEATURES, p.face_z)})
     row.update({f"ctrl_{n}": round(float(v), 5) for n, v in zip(control_names(), p.controls)})
     if p.look is not None:

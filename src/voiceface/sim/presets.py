@@ -30,6 +30,8 @@ class Preset:
         snr_db: (min, max) background noise SNR (uniform per session).  rt60_s: (min, max) reverberation time.
         images: aligned still photos per person.  render_size: side of the rendered photo before alignment.
         clips: video clips per person.  clip_frames: (min, max) frames per clip.  clip_size: clip frame side.
+        age_cue: how closely the voice's speaking rate follows age, in [0, 1] (``voices._rate_deviation``); 0 in
+            every preset, a research knob set by ``sim build ... age_cue=A``.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Preset:
     clips: int
     clip_frames: tuple[int, int]
     clip_size: int
+    age_cue: float = 0.0
 
     def __post_init__(self):
         if sum(self.split) != self.identities:
@@ -53,6 +56,8 @@ class Preset:
             raise ConfigError(f"preset {self.name}: utterance durations must lie in 2-12 s, got {self.duration_s}")
         if not 4 <= self.clip_frames[0] <= self.clip_frames[1] <= 16:
             raise ConfigError(f"preset {self.name}: clips have 4-16 frames, got {self.clip_frames}")
+        if not 0.0 <= self.age_cue <= 1.0:
+            raise ConfigError(f"preset {self.name}: age_cue must be in [0, 1], got {self.age_cue}")
 
 
 PRESETS: dict[str, Preset] = {

@@ -335,7 +335,7 @@ def vtl_mean_cm(gender, age):
     return float(out) if out.ndim == 0 else out
 
 
-def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
+def voice_params_from_person(person, coupling: float = 1.0, age_cue: float = 0.0) -> VoiceParams:
     """The documented face -> voice mapping (module docstring), deterministic given the person.
 
     Args:
@@ -345,6 +345,7 @@ def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
             that nationality's accent (``_accent``).
         coupling: c in [0, 1]; each face z-score the voice uses is ``c z + sqrt(1 - c^2) e`` with ``e`` from the
             person's ``voice_noise`` (independent of the face), so marginal distributions do not depend on c.
+        age_cue: a in [0, 1], how closely the speaking rate follows age (``_rate_deviation``); 0 in every preset.
     Returns:
         ``VoiceParams``.
     """
@@ -354,24 +355,26 @@ def voice_params_from_person(person, coupling: float = 1.0) -> VoiceParams:
         raise ValueError(f"person needs face_z ({len(LINKED_FEATURES)},) and voice_noise ({N_VOICE_NOISE},)")
     nat = getattr(person, "nationality", None)
     a = voice_param_arrays(np.array([person.gender]), np.array([float(person.age)]), z[None], e[None], coupling,
-                           None if nat is None else np.array([nat]))
+                           None if nat is None else np.array([nat]), age_cue)
     return VoiceParams(**{k: (tuple(float(x) for x in v[0]) if v.ndim == 2 else float(v[0])) for k, v in a.items()})
 
 
 def voice_param_arrays(gender: np.ndarray, age: np.ndarray, face_z: np.ndarray, voice_noise: np.ndarray,
-                       coupling: float, nationality: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                       coupling: float, nationality: np.ndarray | None = None, age_cue: float = 0.0
+                       ) -> dict[str, np.ndarray]:
     """``voice_params_from_person`` for n people at once: gender (n,) 'm'|'f', age (n,), face_z (n, 3),
-    voice_noise (n, N_VOICE_NOISE), nationality (n,) names or None (no accent) -> {VoiceParams field: (n,) or
-    (n, k) array}."""
-    if not 0.0 <= coupling <= 1.0:
-        raise ValueError(f"coupling must be in [0, 1], got {coupling}")
+    voice_noise (n, N_VOICE_NOISE), nationality (n,) names or None (no accent), age_cue in [0, 1] ->
+    {VoiceParams field: (n,) or (n, k) array}."""
+    for name, v in (("coupling", coupling), ("age_cue", age_cue)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {v}")
     e = np.asarray(voice_noise, dtype=np.float64).T                               # (N_VOICE_NOISE, n)
     k = len(LINKED_FEATURES)
     r = _NOISE["replace"]
     ze = coupling * np.asarray(face_z, dtype=np.float64).T + np.sqrt(max(1.0 - coupling ** 2, 0.0)) * e[r:r + k]
     female = (np.asarray(gender) == "f").astype(np.float64)
     out = _face_linked_params(ze, e, female)
-    out.update(_identity_params(gender, age, e, female))
+    out.update(_identity_params(gender, age, e, female, age_cue))
     _apply_accent(out, nationality)
     out["face_z"] = ze.T
     return out
@@ -396,10 +399,12 @@ def _face_linked_params(ze: np.ndarray, e: np.ndarray, female: np.ndarray) -> di
             "lip_rounding": rounding}
 
 
-def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str, np.ndarray]:
+def _identity_params(gender, age, e: np.ndarray, female: np.ndarray, age_cue: float = 0.0
+                     ) -> dict[str, np.ndarray]:
     """Everything but the face link and the accent: gender, age and the person's identity draws e (N_VOICE_NOISE, n),
     expanded by ``_TRAIT_MIX`` into N_TRAITS unit-variance habits t (N_TRAITS, n) and by ``_EXTRA_MIX`` into
-    N_EXTRA more x (N_EXTRA, n); ageing by ``_age_factors``. No facial information."""
+    N_EXTRA more x (N_EXTRA, n); ageing by ``_age_factors``, the rate's habit by ``_rate_deviation``. No facial
+    information."""
     t = _TRAIT_MIX @ e[_TRAIT_DIMS]                                                 # (N_TRAITS, n)
     x = _EXTRA_MIX @ e[_TRAIT_DIMS]                                                 # (N_EXTRA, n)
     lognorm = lambda mean, sd, v: mean * np.exp(sd * v)  # noqa: E731
@@ -418,7 +423,8 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         "formant_offsets": np.stack([1.0 + 0.12 * e[_NOISE[f"disp{i}"]] for i in range(1, 5)], -1).clip(0.6, 1.4),
         "nasality": np.clip(0.15 + 0.08 * e[_NOISE["nasality"]] + 0.05 * female, 0.02, 0.45),
         "tilt_db_oct": -1.0 * female + 5.0 * e[_NOISE["tilt"]] - ag["tilt"],
-        "rate_syl_s": np.clip(lognorm(4.6, 0.22, e[_NOISE["rate"]]) * ag["rate"], 2.6, 7.0),
+        "rate_syl_s": np.clip(lognorm(4.6, 0.22, _rate_deviation(e[_NOISE["rate"]], age, age_cue)) * ag["rate"],
+                              2.6, 7.0),
         "jitter": np.clip(lognorm(0.008, 0.45, e[_NOISE["jitter"]]) * ag["jitter"], 0.002, 0.05),
         "shimmer": np.clip(lognorm(0.05, 0.4, e[_NOISE["shimmer"]]) * ag["shimmer"], 0.01, 0.22),
         "breathiness": np.clip(lognorm(0.07, 0.6, e[_NOISE["breath"]]) * (1.0 + 0.5 * female) * ag["breath"],
@@ -449,6 +455,23 @@ def _identity_params(gender, age, e: np.ndarray, female: np.ndarray) -> dict[str
         # (tests/sim/test_sim_link.py's ridge R^2 of the linked AMs fell from 0.08 to 0.00)
         "envelope_db": (ENVELOPE_SD_DB * (_ENV_MIX @ e[_TRAIT_DIMS])).T,
     }
+
+
+AGE_MEAN, AGE_SD = 42.4, 11.8
+"""Mean and sd (years) of the world's ages (``voiceface.sim.people.sample_ages``: 18 + 62 Beta(2.2, 3.4))."""
+
+
+def _rate_deviation(e_rate: np.ndarray, age, age_cue: float) -> np.ndarray:
+    """The speaker's habitual speaking-rate deviation in sd units (n,): ``sqrt(1 - a^2) e + a s``, where e is the
+    identity draw and s = -(age - AGE_MEAN) / AGE_SD the standardised youth, so its spread is the same for every a.
+
+    ``a = age_cue`` is a research knob, 0 in every preset: at 0 the habit is pure identity (ageing still slows
+    speech, ``_age_factors``); towards 1 the voice's most audible habit (a log-mel network reads the rate with
+    R^2 ~0.8, ``bench/probe_cues.py``) follows age almost deterministically, far more than in real speech. It
+    measures how strong a cue shared by voice and face (the faces show age) DIMNet needs before gender-stratified
+    matching of unseen people rises above chance (``bench/age_cue.py``). No facial information."""
+    youth = -(np.asarray(age, dtype=np.float64) - AGE_MEAN) / AGE_SD
+    return np.sqrt(1.0 - age_cue ** 2) * e_rate + age_cue * youth
 
 
 def _age_factors(age) -> dict[str, np.ndarray]:

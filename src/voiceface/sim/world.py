@@ -91,7 +91,7 @@ def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset
     rows.append(_write_mesh(root_p, person, neutral, albedo))
     rows += _write_stills(root_p, person, albedo, preset, np.random.default_rng(children[2]))
     rows += _write_clips(root_p, person, neutral, albedo, preset, np.random.default_rng(children[3]))
-    marker = {"identity": ident, "person": ppl.person_row(person, coupling),
+    marker = {"identity": ident, "person": ppl.person_row(person, coupling, preset.age_cue),
               "items": [{**common, **r} for r in rows]}
     _write_json(root_p / ".done" / f"{ident}.json", marker)
     return marker
@@ -99,7 +99,7 @@ def _identity_job(root: str, index: int, seed: int, n_total: int, preset: Preset
 
 def _write_voices(root: Path, person, coupling: float, preset: Preset, rng: np.random.Generator) -> list[dict]:
     """voices/<id>/<n>.wav: ``preset.utterances`` utterances spread over ``preset.sessions`` sessions."""
-    vp = person.voice(coupling)
+    vp = person.voice(coupling, preset.age_cue)
     sessions = [voices.sample_session(rng, snr_db=preset.snr_db, rt60_s=preset.rt60_s)
                 for _ in range(preset.sessions)]
     ident = person.identity
@@ -270,6 +270,7 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
     state = root / ".build.json"
     if state.is_file():
         old = json.loads(state.read_text())
+        old["preset"] = {"age_cue": 0.0, **old["preset"]}     # built before presets had an age_cue
         if old != settings:
             raise ConfigError(f"{root} holds a world built with other settings ({old['preset']['name']}, seed "
                               f"{old['seed']}, coupling {old['coupling']}); use another folder")
