@@ -199,9 +199,9 @@ def test_tremor_modulates_the_voice():
 
 
 def test_age_cue_ties_the_speaking_rate_to_age_and_nothing_else():
-    """``age_cue`` (a research knob, 0 in every preset) moves only the speaking rate: at 0 nothing changes, at 1 age
-    explains most of the rate's within-gender variance while its spread stays put, and no face-linked parameter or
-    other field moves (so the ground truth of the face link is unchanged)."""
+    """``age_cue`` (``Preset.age_cue``, 1 in the world presets) moves only the speaking rate: at 0 nothing changes,
+    at 1 age explains most of the rate's within-gender variance while its spread stays put, and no face-linked
+    parameter or other field moves (so the ground truth of the face link is unchanged)."""
     from voiceface.sim.people import sample_ages
 
     n = 4000

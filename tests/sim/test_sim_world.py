@@ -128,12 +128,16 @@ def test_settings_mismatch_and_bad_input(tmp_path):
         build_world(tmp_path / "x", MICRO, coupling=2.0)
     with pytest.raises(ConfigError, match="age_cue"):
         replace(MICRO, age_cue=1.5)
-    # a world started before presets had an age_cue resumes as age_cue 0
-    state = tmp_path / "w" / ".build.json"
+    # a world started before presets had an age_cue was built without one: it resumes as age_cue 0, not 1
+    no_cue = replace(MICRO, age_cue=0.0)
+    build_world(tmp_path / "v", no_cue, seed=0, workers=1, progress=False)
+    state = tmp_path / "v" / ".build.json"
     old = json.loads(state.read_text())
     del old["preset"]["age_cue"]
     state.write_text(json.dumps(old))
-    build_world(tmp_path / "w", MICRO, seed=0, workers=1, progress=False)
+    build_world(tmp_path / "v", no_cue, seed=0, workers=1, progress=False)
+    with pytest.raises(ConfigError):
+        build_world(tmp_path / "v", MICRO, seed=0, workers=1, progress=False)
     with pytest.raises(InputError):
         load_world(tmp_path / "nothing")
 

@@ -30,8 +30,9 @@ class Preset:
         snr_db: (min, max) background noise SNR (uniform per session).  rt60_s: (min, max) reverberation time.
         images: aligned still photos per person.  render_size: side of the rendered photo before alignment.
         clips: video clips per person.  clip_frames: (min, max) frames per clip.  clip_size: clip frame side.
-        age_cue: how closely the voice's speaking rate follows age, in [0, 1] (``voices._rate_deviation``); 0 in
-            every preset, a research knob set by ``sim build ... age_cue=A``.
+        age_cue: how closely the voice's speaking rate follows age, in [0, 1] (``voices._rate_deviation``): 1 in
+            the presets with voices, so that voices carry the age the faces show; ``sim build ... age_cue=0``
+            gives voices that age only through the realistic, finer cues, which DIMNet cannot hear.
     """
 
     name: str
@@ -63,13 +64,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "tiny": Preset("tiny", identities=24, split=(16, 4, 4), utterances=3, sessions=2, duration_s=(2.0, 3.0),
                    snr_db=(20.0, 40.0), rt60_s=(0.0, 0.4), images=3, render_size=112, clips=1, clip_frames=(4, 6),
-                   clip_size=64),
+                   clip_size=64, age_cue=1.0),
     "small": Preset("small", identities=240, split=(180, 24, 36), utterances=8, sessions=3, duration_s=(3.5, 7.0),
                     snr_db=(20.0, 40.0), rt60_s=(0.0, 0.35), images=10, render_size=160, clips=2, clip_frames=(6, 8),
-                    clip_size=64),
+                    clip_size=64, age_cue=1.0),
     "paper": Preset("paper", identities=1225, split=(924, 112, 189), utterances=6, sessions=3,
                     duration_s=(3.0, 10.0), snr_db=(10.0, 40.0), rt60_s=(0.0, 0.6), images=8, render_size=208,
-                    clips=2, clip_frames=(8, 16), clip_size=128),
+                    clips=2, clip_frames=(8, 16), clip_size=128, age_cue=1.0),
     "video": Preset("video", identities=1200, split=(1140, 24, 36), utterances=0, sessions=1,
                     duration_s=(3.5, 7.0), snr_db=(20.0, 40.0), rt60_s=(0.0, 0.35), images=0, render_size=160,
                     clips=2, clip_frames=(6, 8), clip_size=64),

@@ -36,6 +36,7 @@ such as overall size, and ``coupling`` c in [0, 1]::
     ageing                            <- age: F0 (women lower, men over 60 higher), longer tract (lower formants),
                                          jitter, shimmer, breathiness, creak, darker source, vocal tremor, slower
                                          rate, longer pauses                                 [no facial information]
+    speaking-rate habit               <- identity, and age by ``age_cue``     [no facial information]
     nasal pole/zero/bandwidth         <- nose protrusion (women only), nose width  [+ identity noise]
     lip rounding                      <- mouth width                               [+ identity noise]
     effect sizes per gender: LINK_GAIN (women's nose and mouth reach the voice more strongly, as in the thesis)
@@ -345,7 +346,8 @@ def voice_params_from_person(person, coupling: float = 1.0, age_cue: float = 0.0
             that nationality's accent (``_accent``).
         coupling: c in [0, 1]; each face z-score the voice uses is ``c z + sqrt(1 - c^2) e`` with ``e`` from the
             person's ``voice_noise`` (independent of the face), so marginal distributions do not depend on c.
-        age_cue: a in [0, 1], how closely the speaking rate follows age (``_rate_deviation``); 0 in every preset.
+        age_cue: a in [0, 1], how closely the speaking rate follows age (``_rate_deviation``; 1 in the world
+            presets, 0 here by default).
     Returns:
         ``VoiceParams``.
     """
@@ -465,11 +467,14 @@ def _rate_deviation(e_rate: np.ndarray, age, age_cue: float) -> np.ndarray:
     """The speaker's habitual speaking-rate deviation in sd units (n,): ``sqrt(1 - a^2) e + a s``, where e is the
     identity draw and s = -(age - AGE_MEAN) / AGE_SD the standardised youth, so its spread is the same for every a.
 
-    ``a = age_cue`` is a research knob, 0 in every preset: at 0 the habit is pure identity (ageing still slows
-    speech, ``_age_factors``); towards 1 the voice's most audible habit (a log-mel network reads the rate with
-    R^2 ~0.8, ``bench/probe_cues.py``) follows age almost deterministically, far more than in real speech. It
-    measures how strong a cue shared by voice and face (the faces show age) DIMNet needs before gender-stratified
-    matching of unseen people rises above chance (``bench/age_cue.py``). No facial information."""
+    ``a = age_cue`` (``Preset.age_cue``): at 0 the habit is pure identity (ageing still slows speech,
+    ``_age_factors``, and roughens the voice, but in cues a 64-band log-mel network does not resolve: it reads the
+    age of unseen speakers at R^2 < 0); towards 1 the voice's most audible habit (a log-mel network reads the rate
+    at R^2 ~0.9, ``bench/probe_cues.py``) follows age, so the network hears age at R^2 0.30 (a = 0.7) to 0.84
+    (a = 1), about as well as the faces show it (0.59) and as listeners judge age from real voices. The channel is a
+    simplification (real ageing spreads over F0, voice quality and rate; age explains far less of a real speaker's
+    rate), the knob measures how strong a cue shared by voice and face DIMNet needs (``bench/age_cue.py``). No
+    facial information: the face link and its ground truth do not depend on a."""
     youth = -(np.asarray(age, dtype=np.float64) - AGE_MEAN) / AGE_SD
     return np.sqrt(1.0 - age_cue ** 2) * e_rate + age_cue * youth
 
