@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="changes to the preset, e.g. identities=1225 split=[924,112,189] utterances=6 images=6 "
-                        "clips=0 (the world is then named PRESET-custom unless name=... is given)")
+                        "clips=0 age_cue=0 (the world is then named PRESET-custom unless name=... is given)")
     b.set_defaults(func=run_build)
     li = s.add_parser("listen", help="copy a few voices and draw their spectrograms",
                       description="Write a few WAVs (different people, both genders) and spectrogram.png to DIR.")
@@ -70,7 +70,8 @@ def run_build(args: argparse.Namespace) -> int:
                            workers=args.workers, progress=not args.quiet)
     info = json.loads((Path(args.out) / "world.json").read_text())
     c = info["counts"]
-    print(f"world {preset.name} (seed {args.seed}, coupling {args.coupling:g}) in {time.perf_counter() - t:.1f} s: "
+    print(f"world {preset.name} (seed {args.seed}, coupling {args.coupling:g}, age_cue {preset.age_cue:g}) in "
+          f"{time.perf_counter() - t:.1f} s: "
           f"{c['identities']} people ({c['train']}/{c['val']}/{c['test']}), {c['voice']} voices "
           f"({c['audio_seconds']:.0f} s), {c['face']} faces, {c['clip']} clips, {c['mesh']} meshes -> {manifest}")
     for g in ("m", "f"):

@@ -17,7 +17,7 @@ from .train import load_trained, load_voice_net, train
 log = logging.getLogger(__name__)
 
 DEMO_VARIANTS = ("G", "I", "IG")
-DEMO_STEPS = 600  # per variant: ~2 min each on a free CPU core (the cpu preset's 2,000 steps: ~6 min each)
+DEMO_STEPS = None  # per variant: the cpu preset's 2,000 steps (~1.5 min each on two free cores; 600 steps miss the age cue)
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, variants=DEMO_VARIANTS,
