@@ -17,7 +17,9 @@ from .train import load_trained, load_voice_net, train
 log = logging.getLogger(__name__)
 
 DEMO_VARIANTS = ("G", "I", "IG")
-DEMO_STEPS = None  # per variant: the cpu preset's 2,000 steps (~1.5 min each on two free cores; 600 steps miss the age cue)
+DEMO_STEPS = None
+"""Training steps per demo variant: None, the cpu preset's 2,000 (~1.5 min each on two free cores; 600 steps did not
+learn the age cue the world's voices share with its faces: DIMNet-IG 71.6% / 51.9% unstratified / gender-stratified)."""
 
 
 def demo(world: str | os.PathLike, out: str | os.PathLike, seed: int = 0, variants=DEMO_VARIANTS,
