@@ -1,8 +1,9 @@
 """How strong a cue shared by voice and face does DIMNet need? A dose-response over the world's ``age_cue``.
 
 Within a gender, the world's faces show age (a face network reads it with R^2 ~0.6, ``bench/probe_cues.py``), but
-its voices carry age mostly in cues a log-mel network does not resolve (jitter, shimmer, tremor), so DIMNet-IG
-matches unseen people at chance once gender is controlled. ``age_cue`` a (``voiceface.sim.voices._rate_deviation``)
+without ``age_cue`` its voices carry age mostly in cues a log-mel network does not resolve (jitter, shimmer, tremor),
+and DIMNet-IG matches unseen people near chance once gender is controlled. ``age_cue`` a (1 in the presets;
+``voiceface.sim.voices._rate_deviation``)
 makes the voice's most audible habit, the speaking rate, follow age: the share of the rate's within-gender variance
 that age explains is about 0.07 at a = 0 (realistic ageing only), 0.41 at 0.5, 0.60 at 0.7 and 0.92 at 1.
 
@@ -12,6 +13,10 @@ matching on unseen people, unstratified (U) and gender-stratified (G). About 5 m
 cores. Run:
 
     .venv/bin/python bench/age_cue.py --out /tmp/age_cue [--cues 0 0.7 1] [--covariates IG G] [--seed 0]
+
+Measured (IG, 36 test people, v->f unstratified / gender-stratified, seeds 0-3): a = 0: 74.5 / 55.5, 73.0 / 51.2,
+72.9 / 52.5, 72.1 / 52.6; a = 1: 79.0 / 61.2, 74.2 / 57.0, 76.7 / 62.4, 78.6 / 60.9; a = 0.7, seed 0: 74.4 / 56.7;
+the G-only control at a = 1 (seed 1): 74.1 / 49.7.
 """
 from __future__ import annotations
 
