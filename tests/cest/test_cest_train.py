@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -150,3 +151,19 @@ def test_demo_landmark_rows(clip_world, tmp_path, monkeypatch):
     assert (tmp_path / "cest_tiny_kp").is_dir() and (tmp_path / "cest_tiny_kp_b_iest").is_dir()
     assert metrics["cest_kp/shape_ratio_mean_shape"] > 0
     assert metrics["cest_kp/shape_error_iest"] != metrics["cest_kp/shape_error"]
+
+
+def test_cli_max_test_frames(clip_world, trained_run, tmp_path, capsys):
+    """``evaluate cest --max-test-frames N`` scores N evenly spread test frames without touching the run's config;
+    the option is refused for other methods and below 1."""
+    from voiceface.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = (run / "config.json").read_text()
+    assert main(["evaluate", "cest", "--run", str(run), "--data", str(clip_world), "--max-test-frames", "2"]) == 0
+    assert json.loads((run / "results.json").read_text())["n_test_frames"] == 2
+    assert (run / "config.json").read_text() == config
+    assert main(["evaluate", "dimnet", "--run", str(run), "--max-test-frames", "2"]) == 2
+    assert "--max-test-frames applies to cest only" in capsys.readouterr().err
+    assert main(["evaluate", "cest", "--run", str(run), "--data", str(clip_world), "--max-test-frames", "0"]) == 2

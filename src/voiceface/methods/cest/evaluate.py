@@ -308,19 +308,21 @@ def _mean(d: dict[str, np.ndarray], suffix: str = "") -> dict[str, float]:
 def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, iest_run: str | None = None,
              label: str = "CEST", fit_baseline: bool = True, figures: bool = True,
              aflw2000: str | os.PathLike | None = None, micc: str | os.PathLike | None = None,
-             detector=None) -> dict:
+             detector=None, max_test_frames: int | None = None) -> dict:
     """Evaluate the run on the test clips of its data (or ``data``); write RUN/results.json, RUN/report.md and
     RUN/ced.csv. ``iest_run`` (or ``eval.iest_run`` in the config) supplies the IEST baseline; without it the
     ``*_iest`` results are null. Returns the flat results.
 
     ``aflw2000`` / ``micc``: evaluate on those real benchmarks instead (plus the test clips when ``data`` is also
     given; :mod:`.benchmarks`, ``detector`` the face front end for MICC's images): their ``aflw2000/...`` and
-    ``micc/...`` results are merged into RUN/results.json and tabled in RUN/report_benchmarks.md."""
+    ``micc/...`` results are merged into RUN/results.json and tabled in RUN/report_benchmarks.md.
+    ``max_test_frames``: score at most that many test frames (default: the run's ``data.max_test_frames``, which is
+    part of the run's config and so cannot change on resume; this changes only the evaluation)."""
     if aflw2000 is not None or micc is not None:
         from .benchmarks import evaluate_benchmarks
 
         res = evaluate(run, data, iest_run=iest_run, label=label, fit_baseline=fit_baseline,
-                       figures=figures) if data is not None else {}
+                       figures=figures, max_test_frames=max_test_frames) if data is not None else {}
         return {**res, **evaluate_benchmarks(run, aflw2000=aflw2000, micc=micc, detector=detector)}
     from .train import load_trained
 
@@ -336,7 +338,10 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
         from ...errors import InputError
         raise InputError(data, "the test clips carry no ground truth (coeffs, pose, light, albedo): evaluation needs "
                                "the simulated world; use `voiceface reconstruct` for real photos")
-    idx = test_indices(bank, cfg.data.max_test_frames)
+    if max_test_frames is not None and max_test_frames < 1:
+        from ...errors import ConfigError
+        raise ConfigError(f"max_test_frames must be at least 1, got {max_test_frames}")
+    idx = test_indices(bank, max_test_frames or cfg.data.max_test_frames)
     pred = predict(model.to(dist.default_device(cfg.device)), bank, idx)    # auto: on CUDA when present
     model.cpu()                                  # the metrics and the per-image fitting baseline run on the CPU
     per = frame_metrics(model.face, pred, bank, idx, cfg.eval)
