@@ -7,10 +7,12 @@ norms, ``voiceface.face3d.builtin``), projected onto the model's identity basis 
 individual albedo, an expression repertoire, standard-normal voice traits, and a gender-dependent look (hair,
 facial hair, brows, lip colour: ``looks.Look``, painted onto the albedo and behind the head in photos).
 
-The voice carries the person's nationality as an accent (``voices._accent``: no facial information, so the
-ground truth below is unaffected). The voice is linked to three facial features (``voices.LINKED_FEATURES``) through their *within-covariate* z-scores
-``face_z`` (each control minus its gender- and age-conditional mean, over its conditional sd, from the model's own
-norms ``builtin.control_stats``), so the link carries facial information beyond gender and age. ``Population``, a
+The voice carries the person's nationality as an accent (``voices._accent``) and, through ``Preset.age_cue``, the
+person's age in the speaking rate (``voices._rate_deviation``): no facial information, so the ground truth below is
+unaffected. The voice is linked to three facial features (``voices.LINKED_FEATURES``) through their
+*within-covariate* z-scores ``face_z`` (each control minus its gender- and age-conditional mean, over its
+conditional sd, from the model's own norms ``builtin.control_stats``), so the link carries facial information
+beyond gender and age. ``Population``, a
 large fixed-seed reference sample of the model's population, computes the ground truth written to ``world.json``:
 for each AM of Table 5.1 and each gender, the R^2 of the AM given the face-dependent voice parameters at the
 world's coupling (how much of the AM an ideal reader of the voice could recover), and which AMs are linked.
