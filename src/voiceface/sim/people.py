@@ -12,8 +12,8 @@ person's age in the speaking rate (``voices._rate_deviation``): no facial inform
 unaffected. The voice is linked to three facial features (``voices.LINKED_FEATURES``) through their
 *within-covariate* z-scores ``face_z`` (each control minus its gender- and age-conditional mean, over its
 conditional sd, from the model's own norms ``builtin.control_stats``), so the link carries facial information
-beyond gender and age. ``Population``, a
-large fixed-seed reference sample of the model's population, computes the ground truth written to ``world.json``:
+beyond gender and age. ``Population``, a large fixed-seed reference sample of the model's population, computes
+the ground truth written to ``world.json``:
 for each AM of Table 5.1 and each gender, the R^2 of the AM given the face-dependent voice parameters at the
 world's coupling (how much of the AM an ideal reader of the voice could recover), and which AMs are linked.
 """
