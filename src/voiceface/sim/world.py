@@ -24,7 +24,7 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -239,6 +239,11 @@ def _split_assignment(genders: list[str], split: tuple[int, int, int], seed: int
     return labels.tolist()
 
 
+_PRESET_DEFAULTS = {f.name: f.default for f in fields(Preset) if f.default is not MISSING}
+"""Preset fields with a default (added after the first worlds were built, e.g. ``age_cue``): a build state written
+before a field existed was built at its default."""
+
+
 def _settings(preset: Preset, seed: int, coupling: float) -> dict:
     """The build settings as JSON values (tuples become lists), compared on resume."""
     return json.loads(json.dumps({"format": FORMAT, "preset": asdict(preset), "seed": int(seed),
@@ -270,7 +275,7 @@ def build_world(out, preset: str | Preset = "tiny", seed: int = 0, coupling: flo
     state = root / ".build.json"
     if state.is_file():
         old = json.loads(state.read_text())
-        old["preset"] = {"age_cue": 0.0, **old["preset"]}     # built before presets had an age_cue
+        old["preset"] = {**_PRESET_DEFAULTS, **old["preset"]}     # a state older than a preset field: its default
         if old != settings:
             raise ConfigError(f"{root} holds a world built with other settings ({old['preset']['name']}, seed "
                               f"{old['seed']}, coupling {old['coupling']}); use another folder")

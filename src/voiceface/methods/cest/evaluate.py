@@ -318,6 +318,9 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
     ``micc/...`` results are merged into RUN/results.json and tabled in RUN/report_benchmarks.md.
     ``max_test_frames``: score at most that many test frames (default: the run's ``data.max_test_frames``, which is
     part of the run's config and so cannot change on resume; this changes only the evaluation)."""
+    if max_test_frames is not None and max_test_frames < 1:
+        from ...errors import ConfigError
+        raise ConfigError(f"max_test_frames must be at least 1, got {max_test_frames}")
     if aflw2000 is not None or micc is not None:
         from .benchmarks import evaluate_benchmarks
 
@@ -338,9 +341,6 @@ def evaluate(run: str | os.PathLike, data: str | os.PathLike | None = None, *, i
         from ...errors import InputError
         raise InputError(data, "the test clips carry no ground truth (coeffs, pose, light, albedo): evaluation needs "
                                "the simulated world; use `voiceface reconstruct` for real photos")
-    if max_test_frames is not None and max_test_frames < 1:
-        from ...errors import ConfigError
-        raise ConfigError(f"max_test_frames must be at least 1, got {max_test_frames}")
     idx = test_indices(bank, max_test_frames or cfg.data.max_test_frames)
     pred = predict(model.to(dist.default_device(cfg.device)), bank, idx)    # auto: on CUDA when present
     model.cpu()                                  # the metrics and the per-image fitting baseline run on the CPU
