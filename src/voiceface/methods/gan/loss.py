@@ -225,12 +225,12 @@ class StableGANLoss:
         opt = self.opts["c"]
         opt.zero_grad(set_to_none=True)
         out = {}
-        if self.s.gender_weight > 0:
+        if self.s.gender_weight > 0 and not self.gpolicy:
             logits, g_logit = self.critics(self.aug(real, gen), "cg")     # (m, k), (m,)
-            if self.gpolicy:
-                g_logit = self.critics(diff_augment(real, self.gpolicy, gen), "cg")[1]
         else:
             logits, g_logit = self.critics(self.aug(real, gen), "c"), None  # (m, k)
+        if self.s.gender_weight > 0 and self.gpolicy:                     # the gender head on its own augmentation
+            g_logit = self.critics(diff_augment(real, self.gpolicy, gen), "cg")[1]
         loss = loss_id = F.cross_entropy(logits, real_id, label_smoothing=self.s.c_smoothing)
         if g_logit is not None:
             loss_g, right = self.gender_loss(g_logit, real_id)
