@@ -124,10 +124,11 @@ def voice_stats(world: Path) -> tuple[list, np.ndarray]:
     items = [it for it in read_manifest(world / "manifest.csv") if it.modality == "voice"]
     res = extract_manifest(items, world / "cache" / "raw64", workers=2, progress=False, normalize=False)
     paths = {str(Path(k).resolve()): v for k, v in res.paths.items()}
-    items = [it for it in items if str(Path(it.path).resolve()) in paths]
+    found = [(it, paths.get(str(Path(it.path).resolve()))) for it in items]
+    items = [it for it, p in found if p is not None]
     rows = []
-    for it in items:
-        f = np.load(paths[str(Path(it.path).resolve())])                                     # (T, 64)
+    for p in (p for _, p in found if p is not None):
+        f = np.load(p)                                                                       # (T, 64)
         rows.append(np.concatenate([f.mean(0), f.std(0), np.abs(np.diff(f, axis=0)).mean(0),
                                     *np.percentile(f, [10, 90], axis=0)]))
     return items, np.array(rows)
