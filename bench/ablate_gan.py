@@ -87,6 +87,25 @@ seeds up and two down (paired differences +.08 -.03 +.23 -.09 +.09), so the pres
 it. Augmenting the gender head's input (rows 25, 32; 29-31 not measured) and the gender projection D (26, 27; 28 not
 measured) gave no gain over seeds. The ceiling: F_e's gender probe on unseen recordings 0.93-0.96 (above), so 0.90
 needs G to render nearly every voice's gender.
+
+The face prior (issue 13; the demo's world, ``age_cue`` 1, /tmp/demo6/world; --steps 600 --seed S, 1 thread, two rows
+at a time, load average 0.8-4; rows 0 and 33-37 by today's names: row 0 = prior + recon pull 30, measured as "+ recon
+anchor 30" before it became the preset; row 36 = the pull at 10, the preset of that hour). Real unseen faces' dlib
+gender 0.987. Per seed 0 / 1 / 2 / 3:
+row                            dlib gender          recall@10            diversity         Frechet
+0 prior + pull 30 (preset)     .977 .904 .894 .963  .242 .246 .290 .340  .92 .87 .91 .96   .198 .119 .137 .162
+36 prior + pull 10             .929 .873 .942 .808  .252 .273 .348 .210  1.00 .90 .99 .85  .195 .127 .165 .179
+37 pull 10, 300 GAN steps      .940 .806 .965 .810  .254 .235 .308 .190  .94 1.00 .98 .91  .239 .207 .173 .230
+34 prior alone (no GAN step)   .960 .967 .948 .948  .210 .285 .279 .246  .63 .58 .61 .50   .346 .299 .215 .183
+35 prior + GAN, no pull        .885 (seed 0)        .260                 .94               .202
+Means: row 0 gender .935 (AUC .978), 1:2 U / G (dlib) .632 / .486, recall@1/5/10 .029 / .155 / .280; row 36 .888,
+.610 / .493; row 37 .880, .611 / .485; row 34 .956, .602 / .492. Row 33 (no prior, no pull: the preset before the
+prior) on the same world, seeds 0-3, by ``voiceface train gan`` + ``evaluate gan``: gender .581 / .852 / .829 / .835
+(mean .774), recall@10 .233. The prior alone gets the gender right, but its faces are blurred means (Frechet up to
+.35) and on seeds 1 and 3 less diverse than 0.6x the real faces; the GAN steps sharpen them, the pull keeps them on
+the voice's gender. Ceilings on this world (bench/gan_ceiling.py --run OUT/row0): the gender mean face recall@10
+.333, 1:2 .713 / .496; the world's true voice parameters by ridge .333, .714 / .521; the F_e embedding by ridge .310,
+.679 / .494 (its gender probe on unseen recordings .975).
 """
 from __future__ import annotations
 
@@ -152,6 +171,11 @@ ROWS: dict[str, dict] = {
     "+ gender augment (translation,color,cutout,noise)": {"stable": {"gender_augment": "translation,color,cutout,noise"}},
     "+ gender augment (translation,color,cutout,blur)": {"stable": {"gender_augment": "translation,color,cutout,blur"}},
     "+ gender augment (all five)": {"stable": {"gender_augment": "translation,color,cutout,blur,noise"}},
+    "- face prior and recon anchor (the preset before the prior)": {"stable": {"prior_steps": 0, "recon_weight": 0.0}},
+    "- GAN steps (the face prior alone)": {"steps": 0},
+    "- recon anchor (face prior + GAN)": {"stable": {"recon_weight": 0.0}},
+    "recon anchor 10": {"stable": {"recon_weight": 10.0}},
+    "recon anchor 10, GAN 300 steps": {"steps": 300, "stable": {"recon_weight": 10.0}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")
@@ -214,7 +238,7 @@ def main() -> None:
     table = json.loads(table_file.read_text()) if table_file.is_file() else {}
     for name in pick:
         i = names.index(name)
-        cfg = cfglib.replace(PRESETS["cpu"], {**ROWS[name], "steps": args.steps})
+        cfg = cfglib.replace(PRESETS["cpu"], {"steps": args.steps, **ROWS[name]})   # a row may fix steps
         run_dir = rows_dir / f"row{i}"
         first_enc = rows_dir / "row0" / "encoder"
         if i and "encoder" not in ROWS[name] and first_enc.is_dir() and not (run_dir / "encoder").exists():

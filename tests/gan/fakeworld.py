@@ -17,6 +17,8 @@ TINY = ["steps=6", "batch_size=8", "log_every=2", "checkpoint_every=3", "encoder
         "encoder.pretrain_batch=8", "model.gen_channels=[32,16,16,8,8]", "model.face_channels=[8,8,16,16,16]",
         "data.min_frames=50", "data.max_frames=120", "data.test_frames=200", "eval_noise_trials=4",
         "eval_durations=[1,2]", "gender_steps=3", "eval_train_probes=8"]
+PRIOR = ["model.gen_pixel_norm=true", "model.gen_upsample=true", "stable.prior_steps=5", "stable.prior_batch=8",
+         "model.prior_channels=[8,8,8,16,16]"]                   # + TINY: a tiny run with the face prior
 
 
 def _voice(rng: np.random.Generator, f0: float, formant: float, seconds: float, sr: int = 16000) -> np.ndarray:

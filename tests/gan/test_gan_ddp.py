@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fakeworld import TINY
+from fakeworld import PRIOR, TINY
 from voiceface.errors import ConfigError
 from voiceface.methods.gan.train import train
 
@@ -73,4 +73,15 @@ def test_two_gloo_ranks_equal_parameters_one_checkpoint(gan_world, tmp_path, two
     assert sorted(p.name for p in run.rglob("*.pt")) == ["checkpoint.pt", "checkpoint.pt"]   # GAN + F_e runs
     starts = [r for r in _rows(run / "log.jsonl") if r.get("event") == "start"]
     assert len(starts) == 1 and starts[0]["world_size"] == 2           # rank 0 alone writes the log
+    two_ranks.assert_equal(p0, p1, _models(run))
+
+
+def test_two_gloo_ranks_with_the_face_prior(gan_world, tmp_path, two_ranks):
+    """The face prior's autoencoder trains DDP-wrapped before the GAN; both ranks then hold the same generator
+    (decoder and voice-to-code map) and critics, and the prior is a third run folder."""
+    p0, p1 = two_ranks.run("voiceface.methods.gan.train", call=(
+        f"T.train({str(gan_world)!r}, {str(tmp_path / 'run')!r}, overrides={TINY + PRIOR!r}, progress=False)"))
+    run = tmp_path / "run"
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*.pt")) == [
+        "checkpoint.pt", "encoder/checkpoint.pt", "prior/checkpoint.pt"]
     two_ranks.assert_equal(p0, p1, _models(run))

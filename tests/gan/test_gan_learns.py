@@ -10,7 +10,8 @@ from voiceface.methods.gan.train import train
 SMALL = {"steps": 300, "batch_size": 16, "log_every": 50, "checkpoint_every": 1000,
          "encoder": {"pretrain_steps": 50, "pretrain_batch": 16},
          "model": {"gen_channels": [64, 32, 16, 16, 8], "face_channels": [8, 8, 16, 16, 32]},
-         "data": {"min_frames": 100, "max_frames": 200, "test_frames": 200}, "gender_steps": 150}
+         "data": {"min_frames": 100, "max_frames": 200, "test_frames": 200}, "gender_steps": 150,
+         "stable": {"prior_steps": 300, "prior_batch": 16}}
 
 
 def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, learn_seed, tmp_path):
@@ -29,7 +30,8 @@ def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, le
     after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator 0.87 / 0.18); 300 steps: 0.94 / 0.13; on the world before the
     voices' session/trait rework 0.85 / 0.40, and with stable.recon_weight=5 0.78 / 0.55 (why the preset leaves it off);
     on today's world (seed 0) 0.752 / 0.252, hence the 0.70 floor beside the 0.3 gap to the control; with the preset's
-    gender heads (encoder.gender_weight 1, stable.gender_weight 3) 0.841 / 0.291 (103 s). The control may fall below 0.5 (a derangement can flip more genders than it
+    gender heads (encoder.gender_weight 1, stable.gender_weight 3) 0.841 / 0.291 (103 s); with the face prior (300
+    autoencoder steps here) and the recon pull 30, 0.918 / 0.160 (93 s of CPU). The control may fall below 0.5 (a derangement can flip more genders than it
     keeps). ``gen_gender_acc`` is no use this early: every generated face falls on one side of the classifier."""
     real = tmp_path / "real"
     train(learn_world, real, seed=learn_seed, progress=False, config=cfglib.replace(PRESETS["cpu"], SMALL))

@@ -16,7 +16,8 @@ TINY = {
                "data": {"voices_per_batch": 4, "faces_per_batch": 4, "min_frames": 64, "max_frames": 96},
                "eval": {"n_max": 4}},
     "gan": ["model.gen_channels=[32,16,16,8,8]", "model.face_channels=[8,8,16,16,16]", "data.min_frames=50",
-            "data.max_frames=120", "data.test_frames=200", "batch_size=8", "encoder.pretrain_batch=8"],
+            "data.max_frames=120", "data.test_frames=200", "batch_size=8", "encoder.pretrain_batch=8",
+            "model.prior_channels=[8,8,16,16,16]", "stable.prior_batch=8"],
     "cest": {"net": {"image_size": 64, "width_mult": 0.125}, "data": {"clips_per_batch": 2, "frames_per_clip": 2,
                                                                       "max_test_frames": 4}},
     "sfv": ["train.batch_size=8", "select.repeats=2", "model.channels=[8,12,16,16]", "fit.steps=20",
@@ -24,7 +25,7 @@ TINY = {
 }
 SHORT = {   # few training steps, whatever the networks
     "dimnet": {"optim": {"steps": 4, "milestones": [3]}, "checkpoint_every": 2, "log_every": 2},
-    "gan": ["steps=4", "log_every=2", "checkpoint_every=2", "encoder.pretrain_steps=2"],
+    "gan": ["steps=4", "log_every=2", "checkpoint_every=2", "encoder.pretrain_steps=2", "stable.prior_steps=4"],
     "cest": {"optim": {"steps": 2}, "log_every": 1, "checkpoint_every": 2},
     "sfv": ["train.steps=8", "train.select_every=4", "train.checkpoint_every=4", "train.log_every=4"],
 }

@@ -6,8 +6,9 @@ of 300-800 frames (3-8 s), 64-d voice embedding, 64x64 RGB faces in [-1, 1]. ``P
 settings; note its F_e pretraining is 5,000 steps where the bare ``GANConfig()`` uses 2,000) and ``cpu``, the small
 preset the demo trains in minutes on one CPU with the stable recipe (``StableConfig``: spectral norm, hinge loss +
 lazy R1, generator EMA, projection discriminator on the voice embedding, minibatch std, DiffAugment,
-gender heads in F_e's pretraining and on F_c with a gender term in G's loss; an L1 pull of the generated face towards
-a real face of the voice's identity is a switch, off in the preset).
+gender heads in F_e's pretraining and on F_c with a gender term in G's loss, a face prior (a face autoencoder whose
+decoder is F_g, and a ridge map from voice embeddings to identity mean codes in front of it) and an L1 pull of the
+generated face towards a real face of the voice's identity).
 
 The bare ``GANConfig()`` (every ``stable`` switch off) is Algorithm 1; each stable part is a separate switch.
 """
@@ -36,6 +37,7 @@ class ModelConfig:
     projection: bool = False                 # stable: projection discriminator D(f, e) = psi(h) + <W e, h>
     gender_projection: bool = False          # + s * <w, h> with s = +1 male / -1 female / 0 unknown: real faces with
                                              # their identity's gender, G's faces with their voice's (issue 13)
+    prior_channels: tuple[int, ...] = (16, 32, 64, 128, 256)   # the face prior's encoder (stable.prior_steps > 0)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,14 @@ class StableConfig:
     gender_augment: str = ""                 # DiffAugment policy of the gender head's input alone (real faces in the
                                              # C step, G's faces in the G step; needs gender_weight; issue 13)
     gender_mismatch_weight: float = 0.0      # gender projection D: real faces with the opposite gender as negatives
+    prior_steps: int = 0                     # the face prior: steps of a face autoencoder (FaceEncoder + F_g's decoder)
+                                             # on real training faces before the GAN; then F_g's input map (voice
+                                             # embedding -> code) starts as the ridge regression of each training
+                                             # identity's mean code on its recordings' embeddings (0 = off)
+    prior_batch: int = 32                    # faces per autoencoder step
+    prior_lr: float = 1e-3                   # its Adam learning rate (betas 0.5, 0.999)
+    prior_noise: float = 0.05                # code perturbation while training the decoder (then re-normalised)
+    prior_ridge: float = 1.0                 # ridge penalty of the voice-to-code map
     sample_every: int = 0                    # write RUN/samples/step_N.png every N steps (0 = never)
     sample_probes: int = 8                   # unseen identities in the sample grid (generated + a real face each)
 
@@ -135,9 +145,16 @@ PRESETS: dict[str, GANConfig] = {
     # without DiffAugment: at 800 CPU iterations translation augmentation slowed learning (small world, seed 0:
     # generated-face gender 77.5% with it, 80.6% without). The generator upsamples (nearest x2 + 3x3 conv, tanh):
     # with stride-2 transposed convs 800 steps gave checkerboard textures, with upsampling face layouts by step 400.
-    # recon_weight stays 0: the L1 pull to a real face of the voice's identity gave small world seed 0 generated-face
-    # gender 0.675 -> 0.708 at 600 steps (0.729 at 1500), within one seed's noise, and lowered the learning test's
-    # margin (tests/gan/test_gan_learns.py seed 0: AUC 0.78 / control 0.55 with recon_weight 5; bench/ablate_gan.py).
+    # The face prior (issue 13): F_g first decodes real faces' codes (a face autoencoder, 800 steps), and a ridge map
+    # from the voice embedding to the identity's mean code feeds it; the GAN then refines that generator, held near
+    # the voice's faces by the L1 pull to a real face of the voice's identity (recon_weight 30). Without the prior,
+    # the GAN drew noisy faces whose gender dlib missed on many seeds. Demo world (age_cue 1), seeds 0-3, dlib gender
+    # of generated faces: without prior and pull 0.581 / 0.852 / 0.829 / 0.835 (mean 0.774); prior + pull 10 0.929 /
+    # 0.873 / 0.942 / 0.808 (0.888); prior + pull 30 0.977 / 0.904 / 0.894 / 0.963 (0.935, the preset; recall@10
+    # 0.280, Frechet 0.154, diversity 0.91); seed 0: prior without the GAN 0.960 (Frechet 0.346, diversity 0.63),
+    # prior + GAN without the pull 0.885; prior + pull 10 with 300 GAN steps 0.940 / 0.806 / 0.965 / 0.810
+    # (bench/ablate_gan.py rows 0 and 33-37 --seed S). Before the prior the pull alone was no gain (small world
+    # seed 0, recon_weight 5: 0.675 -> 0.708, within one seed's noise).
     # Gender, a covariate DIMNet uses, is taught twice (issue 13): a gender head in F_e's pretraining
     # (encoder.gender_weight 1) and a gender head on F_c's trunk whose cross-entropy on G's faces, with the voice's
     # gender, joins G's loss (stable.gender_weight 3). Small world seed 0, 600 steps, dlib gender of generated faces
@@ -154,5 +171,6 @@ PRESETS: dict[str, GANConfig] = {
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32, gender_weight=1.0),
         batch_size=32, steps=600, log_every=25, checkpoint_every=250, eval_noise_trials=40, gender_steps=400,
         stable=StableConfig(loss="nonsat", r1_gamma=1.0, r1_every=16, ema_beta=0.99, mismatch_weight=0.25,
-                            paired_batches=True, augment="", gender_weight=3.0, sample_every=100)),
+                            paired_batches=True, augment="", gender_weight=3.0, sample_every=100, prior_steps=800,
+                            recon_weight=30.0)),
 }

@@ -8,6 +8,9 @@
   Stable-recipe switches (all off = Table 3.2): spectral normalisation of the trunk(s) and D's head (C's head stays
   free, so its identity logits can grow confident over many classes), a minibatch-std
   feature before D's head, and a projection term <W e, h> on the voice embedding e (Miyato & Koyama's projection D).
+* ``FaceEncoder``, ``FaceAutoencoder`` and ``Generator.map``: the face prior (stable recipe; Speech2Face, Oh et al.
+  2019, and SF2F decode faces from a face-feature space in the same spirit): F_g first learns to decode real faces'
+  codes, and a linear map from the voice embedding to a code feeds it.
 * ``MinibatchStd``, ``GeneratorEMA``, ``diff_augment``: the remaining stable-recipe parts (no training loop here).
 
 The voice network and the generator keep their layers in an ``nn.Sequential`` called ``net`` with the same layer
@@ -93,11 +96,15 @@ class Generator(nn.Module):
     init N(0, 0.02) shrinks the signal ~5x per layer (output std ~1e-6 at the start), which stalls short trainings.
     ``upsample`` (stable recipe) replaces each stride-2 transposed conv by nearest-neighbour x2 upsampling and a 3x3
     conv (no checkerboard: every output pixel gets the same number of kernel taps) and ends in Conv3x3(->3) + tanh.
+    ``in_dim`` > 0 (stable recipe, the face prior): the input e (B, in_dim) first goes through ``map``, a linear
+    layer to (B, embed_dim) followed by L2 normalisation: the voice-to-code map in front of a decoder pretrained on
+    faces (``FaceEncoder`` codes). It sits outside ``net``, so the layer indices stay the authors'.
     """
 
     def __init__(self, embed_dim: int = 64, channels: Sequence[int] = (1024, 512, 256, 128, 64), out_channels: int = 3,
-                 pixel_norm: bool = False, upsample: bool = False):
+                 pixel_norm: bool = False, upsample: bool = False, in_dim: int = 0):
         super().__init__()
+        self.map = nn.Linear(in_dim, embed_dim) if in_dim > 0 else None
         norm = [PixelNorm()] if pixel_norm else []
         layers: list[nn.Module] = [nn.ConvTranspose2d(embed_dim, channels[0], 4, 1, 0, bias=True), nn.ReLU(inplace=True),
                                    *norm]
@@ -113,10 +120,16 @@ class Generator(nn.Module):
         self.embed_dim = embed_dim
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
-        """(B, embed_dim[, 1, 1]) -> (B, 3, 64, 64)."""
-        if e.dim() == 2:
-            e = e[:, :, None, None]                # (B, 64, 1, 1)
-        return self.net(e)
+        """(B, embed_dim[, 1, 1]) (with ``map``: (B, in_dim)) -> (B, 3, 64, 64)."""
+        if self.map is not None:
+            e = F.normalize(self.map(e.flatten(1)), dim=1)       # (B, embed_dim) code on the unit sphere
+        return self.decode(e)
+
+    def decode(self, code: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim[, 1, 1]) -> (B, 3, 64, 64): ``net`` alone (the decoder of the face prior)."""
+        if code.dim() == 2:
+            code = code[:, :, None, None]          # (B, 64, 1, 1)
+        return self.net(code)
 
 
 def maybe_sn(module: nn.Module, on: bool) -> nn.Module:
@@ -166,6 +179,36 @@ class FaceTrunk(nn.Module):
         """(B, 3, 64, 64) -> (B, out_dim)."""
         return self.net(f).flatten(1)              # (B, 64, 1, 1) -> (B, 64)
 
+
+class FaceEncoder(nn.Module):
+    """The face prior's encoder (stable recipe): (B, 3, 64, 64) -> (B, code_dim) unit codes, a ``FaceTrunk`` (4x4
+    kernels) plus a linear layer. With the generator's ``decode`` it forms a face autoencoder trained on real faces
+    before the GAN; the codes' identity means are the targets of the voice-to-code map (``Generator.map``)."""
+
+    def __init__(self, channels: Sequence[int] = (32, 32, 64, 128, 256), code_dim: int = 64, slope: float = 0.2):
+        super().__init__()
+        self.trunk = FaceTrunk(channels, channels[-1], 4, slope)
+        self.fc = nn.Linear(channels[-1], code_dim)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 64, 64) -> (B, code_dim), L2-normalised."""
+        return F.normalize(self.fc(self.trunk(f)), dim=1)
+
+
+class FaceAutoencoder(nn.Module):
+    """The face prior as one module (one forward, DDP-wrappable): ``FaceEncoder`` then the generator's ``net``.
+
+    forward(f, noise): (B, 3, 64, 64) faces, (B, code_dim) code perturbation or None -> (B, 3, 64, 64)."""
+
+    def __init__(self, encoder: FaceEncoder, decoder: nn.Sequential):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+
+    def forward(self, f: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        z = self.encoder(f)                                              # (B, code_dim)
+        if noise is not None:
+            z = F.normalize(z + noise, dim=1)
+        return self.decoder(z[:, :, None, None])
 
 class FaceCritics(nn.Module):
     """The discriminator F_d and identity classifier F_c (Table 3.2), trunk shared or not.

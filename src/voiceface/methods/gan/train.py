@@ -1,4 +1,6 @@
-"""Training of the voice-to-face GAN: F_e pretraining (own choice) and Algorithm 1 through ``engine.fit``.
+"""Training of the voice-to-face GAN: F_e pretraining (own choice), the face prior (``stable.prior_steps`` > 0: a
+face autoencoder with F_g as decoder, then a ridge map from voice embeddings to codes), and Algorithm 1 (or the
+stable recipe) through ``engine.fit``; each stage is a resumable run folder (RUN/encoder, RUN/prior, RUN).
 
 Data (any manifest: the simulated world or a prepared corpus):
 
@@ -42,8 +44,8 @@ from ...errors import ConfigError, InputError, VoicefaceError
 from .. import resolve_data
 from .config import GANConfig, StableConfig
 from .loss import GANLoss, StableGANLoss, masked_gender_loss
-from .model import (FaceCritics, Generator, GeneratorEMA, SpeakerClassifier, SpeakerHead, VoiceEmbedNet,
-                    dcgan_init)
+from .model import (FaceAutoencoder, FaceCritics, FaceEncoder, Generator, GeneratorEMA, SpeakerClassifier,
+                    SpeakerHead, VoiceEmbedNet, dcgan_init)
 
 log = logging.getLogger(__name__)
 METHOD_NAME = "gan"
@@ -281,8 +283,10 @@ def feature_fn(kind: str, device: torch.device | str = "cpu"):
 # ------------------------------------------------------------------------------------------------ GAN
 def build_gan(cfg: GANConfig, n_identities: int, embed_dim: int, seed: int) -> tuple[Generator, FaceCritics]:
     m = cfg.model
+    prior = cfg.stable.prior_steps > 0            # F_g = decoder of m.embed_dim codes behind a map from embed_dim
     with seeded(seed + 2):
-        gen = Generator(embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm, upsample=m.gen_upsample)
+        gen = Generator(m.embed_dim if prior else embed_dim, m.gen_channels, pixel_norm=m.gen_pixel_norm,
+                        upsample=m.gen_upsample, in_dim=embed_dim if prior else 0)
         crit = FaceCritics(n_identities, m.face_channels, m.face_embed, m.face_kernel, cfg.leaky_slope, m.share_trunk,
                            m.spectral_norm, m.mbstd_group if m.mbstd else 0, embed_dim if m.projection else 0,
                            gender_head=cfg.stable.gender_weight > 0, gender_projection=m.gender_projection)
@@ -368,6 +372,92 @@ def load_banks(gd: GANData, cfg: GANConfig, out: Path) -> TrainBanks:
                       np.array([label[it.identity] for it in faces.items], dtype=np.int64))
 
 
+# ------------------------------------------------------------------------------------------------ face prior
+@dataclass
+class FaceBatches:
+    """The face prior's ``batch_fn``: step -> (faces (B, 3, 64, 64) in [-1, 1], code noise (B, code_dim)) drawn
+    from ``default_rng([seed, 17, step, rank])`` (flipped like the GAN's real faces)."""
+
+    cfg: GANConfig
+    faces: FaceBank
+    seed: int
+    rank: int = 0
+
+    def __call__(self, step: int):
+        sc = self.cfg.stable
+        rng = np.random.default_rng([self.seed, 17, step, self.rank])
+        idx = rng.integers(0, len(self.faces), sc.prior_batch)
+        flips = self.faces.random_flips(len(idx), rng) if self.cfg.data.flip_faces else None
+        images, _ = self.faces.read(idx)
+        noise = sc.prior_noise * rng.standard_normal((len(idx), self.cfg.model.embed_dim))
+        return to_tensor(images, flips), torch.from_numpy(noise.astype(np.float32))
+
+
+def pretrain_prior(run_dir: Path, faces: FaceBank, gen: Generator, cfg: GANConfig, seed: int, device: torch.device,
+                   progress: bool = False, force_config: bool = False) -> FaceEncoder:
+    """The face prior, stage 1: a face autoencoder, ``FaceEncoder`` -> unit code -> F_g's decoder (``gen.net``),
+    trained on the real training faces by mean absolute pixel error for ``stable.prior_steps`` (codes perturbed by
+    ``prior_noise``, so nearby codes decode to nearby faces). Leaves the trained decoder in ``gen``; returns the
+    encoder. Resumable: ``run_dir`` is its own run folder (method ``gan-prior``)."""
+    sc = cfg.stable
+    with seeded(seed + 3):
+        enc = FaceEncoder(cfg.model.prior_channels, cfg.model.embed_dim).to(device)
+    gen.to(device)
+    ae = dist.wrap(FaceAutoencoder(enc, gen.net), device)
+    opt = torch.optim.Adam(ae.parameters(), lr=sc.prior_lr, betas=(0.5, 0.999))
+    parts = Parts(models={"face_encoder": enc, "decoder": gen.net}, optimizers={"adam": opt})
+    stored = {"model": cfglib.to_dict(cfg.model), "stable": cfglib.to_dict(sc), "flip_faces": cfg.data.flip_faces}
+    run = Run.create(run_dir, "gan-prior", stored, force_config=force_config,
+                     defaults={"model": cfglib.defaults_dict(cfg.model), "stable": cfglib.defaults_dict(sc)})
+    prec = Precision.resolve(cfg.precision, device)
+
+    def step_fn(batch, step: int):
+        f, noise = batch[0].to(device), batch[1].to(device)
+        opt.zero_grad(set_to_none=True)
+        with prec.autocast():
+            loss = (ae(f, noise).float() - f).abs().mean()
+        loss.backward()
+        opt.step()
+        return {"loss/prior_l1": loss.item()}
+
+    fit(run, parts, method="gan-prior", config=run.config, batch_fn=FaceBatches(cfg, faces, seed, dist.rank()),
+        step_fn=step_fn, total_steps=sc.prior_steps, log_every=max(1, min(cfg.log_every, sc.prior_steps)),
+        checkpoint_every=cfg.checkpoint_every, progress=progress, precision=prec.name, device=device,
+        sources=(faces,), loader=LoaderOptions(workers=cfg.data.workers, prefetch=cfg.data.prefetch))
+    return enc.eval()
+
+
+@torch.no_grad()
+def fit_voice_map(gen: Generator, face_enc: FaceEncoder, banks: TrainBanks, encoder: VoiceEncoder, n_ids: int,
+                  cfg: GANConfig, device: torch.device, chunk: int = 256) -> float:
+    """The face prior, stage 2: F_g's input map as the ridge regression (penalty ``stable.prior_ridge``) of each
+    training recording's identity mean code on its voice embedding:
+
+        W = argmin_W  sum_r || [e_r, 1] W - c_{y_r} ||^2 + ridge ||W||^2,   c_y = normalise(mean of y's face codes)
+
+    e_r (N, q): F_e of recording r (repeated / cut to ``data.test_frames``); codes from ``face_enc``. Writes W into
+    ``gen.map``; returns the fit's R^2 over the recordings."""
+    faces, n = banks.faces, len(banks.faces)
+    codes = torch.cat([face_enc(faces.batch(np.arange(i, min(i + chunk, n))).to(device))
+                       for i in range(0, n, chunk)])                                       # (M, code_dim)
+    labels = torch.as_tensor(banks.face_labels, device=device)
+    means = torch.nn.functional.normalize(codes.new_zeros(n_ids, codes.shape[1]).index_add_(0, labels, codes), dim=1)
+    voices, frames = banks.voices, cfg.data.test_frames
+    keep = np.flatnonzero(np.bincount(banks.face_labels, minlength=n_ids)[banks.voice_labels] > 0)
+    emb = []
+    for i in range(0, len(keep), chunk):
+        feats = [voices.features(j) for j in keep[i:i + chunk]]
+        crops = [np.resize(f, (frames, f.shape[1])) for f in feats]        # cyclic repeat / cut to ``frames``
+        emb.append(encoder.embed(torch.from_numpy(np.stack(crops)).transpose(1, 2)).to(device))
+    a = torch.cat([torch.cat(emb), torch.ones(len(keep), 1, device=device)], dim=1)         # (N, q + 1)
+    target = means[torch.as_tensor(banks.voice_labels[keep], device=device)]                # (N, code_dim)
+    w = torch.linalg.solve(a.T @ a + cfg.stable.prior_ridge * torch.eye(a.shape[1], device=device), a.T @ target)
+    gen.map.weight.copy_(w[:-1].T)
+    gen.map.bias.copy_(w[-1])
+    resid = (a @ w - target).square().sum()
+    return float(1 - resid / (target - target.mean(0)).square().sum())
+
+
 def prepare(data: str | os.PathLike, out: Path, cfg: GANConfig, seed: int, device: torch.device,
             progress: bool = False, force_config: bool = False) -> tuple[GANData, VoiceEncoder, TrainBanks]:
     """Read the manifest, split it, build the voice and face banks and F_e (pretraining it for kind=own)."""
@@ -411,6 +501,10 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
                      defaults=cfglib.defaults_dict(cfg))
     gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
+    if cfg.stable.prior_steps > 0:
+        face_enc = pretrain_prior(out / "prior", banks.faces, gen, cfg, seed, device, progress, force_config)
+        r2 = fit_voice_map(gen, face_enc, banks, encoder, len(gd.identities), cfg, device)
+        log.info("face prior: voice-to-code map R^2 %.3f on the training recordings", r2)
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
     models = {"generator": gen_w, "critics": crit_w}
