@@ -98,6 +98,8 @@ def test_prior_run_trains_loads_and_resumes(gan_world, tmp_path):
     assert prior_log[-1]["step"] == 5 and "loss/prior_l1" in prior_log[-1]
     ckpt = load_checkpoint(full / "checkpoint.pt")
     assert "map.weight" in ckpt["models"]["generator"]
+    maps = [r for r in Run.open(full).read_log() if r.get("event") == "face_prior_map"]
+    assert len(maps) == 1 and maps[0]["r2"] <= 1
     model = load_run(full)
     faces = model.faces(torch.randn(2, 64, 150))
     assert faces.shape == (2, 3, 64, 64) and faces.abs().max() <= 1

@@ -505,6 +505,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         face_enc = pretrain_prior(out / "prior", banks.faces, gen, cfg, seed, device, progress, force_config)
         r2 = fit_voice_map(gen, face_enc, banks, encoder, len(gd.identities), cfg, device)
         log.info("face prior: voice-to-code map R^2 %.3f on the training recordings", r2)
+        if dist.is_main():
+            run.log(0, event="face_prior_map", r2=round(r2, 4))
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
     models = {"generator": gen_w, "critics": crit_w}
