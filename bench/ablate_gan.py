@@ -98,14 +98,16 @@ row                            dlib gender          recall@10            diversi
 37 pull 10, 300 GAN steps      .940 .806 .965 .810  .254 .235 .308 .190  .94 1.00 .98 .91  .239 .207 .173 .230
 34 prior alone (no GAN step)   .960 .967 .948 .948  .210 .285 .279 .246  .63 .58 .61 .50   .346 .299 .215 .183
 35 prior + GAN, no pull        .885 (seed 0)        .260                 .94               .202
-Means: row 0 gender .935 (AUC .978), 1:2 U / G (dlib) .632 / .486, recall@1/5/10 .029 / .155 / .280; row 36 .888,
-.610 / .493; row 37 .880, .611 / .485; row 34 .956, .602 / .492. Row 33 (no prior, no pull: the preset before the
-prior) on the same world, seeds 0-3, by ``voiceface train gan`` + ``evaluate gan``: gender .581 / .852 / .829 / .835
-(mean .774), recall@10 .233. The prior alone gets the gender right, but its faces are blurred means (Frechet up to
-.35) and on seeds 1 and 3 less diverse than 0.6x the real faces; the GAN steps sharpen them, the pull keeps them on
-the voice's gender. Ceilings on this world (bench/gan_ceiling.py --run OUT/row0): the gender mean face recall@10
-.333, 1:2 .713 / .496; the world's true voice parameters by ridge .333, .714 / .521; the F_e embedding by ridge .310,
-.679 / .494 (its gender probe on unseen recordings .975).
+Row 0, seeds 4 / 5: gender .804 (AUC .999: ranked right, but on one side of the judge's threshold) / .925, recall@10
+.265 / .317, diversity .84 / .89, Frechet .145 / .168; over seeds 0-5 gender .911, 4 of 6 seeds at >= .90.
+Means over seeds 0-3: row 0 gender .935 (AUC .978), 1:2 U / G (dlib) .632 / .486, recall@1/5/10 .029 / .155 /
+.280; row 36 .888, .610 / .493; row 37 .880, .611 / .485; row 34 .956, .602 / .492. Row 33 (no prior, no pull: the
+preset before the prior) on the same world, seeds 0-3, by ``voiceface train gan`` + ``evaluate gan``: gender .581 /
+.852 / .829 / .835 (mean .774), recall@10 .233. The prior alone gets the gender right, but its faces are blurred
+means (Frechet up to .35) and on seeds 1 and 3 less diverse than 0.6x the real faces; the GAN steps sharpen them,
+the pull keeps them on the voice's gender. Ceilings on this world (bench/gan_ceiling.py --run OUT/row0): the gender
+mean face recall@10 .333, 1:2 .713 / .496; the world's true voice parameters by ridge .333, .714 / .521; the F_e
+embedding by ridge .310, .679 / .494 (its gender probe on unseen recordings .975).
 """
 from __future__ import annotations
 

@@ -23,16 +23,16 @@ def test_gan_generated_gender_follows_voice_and_control_does_not(learn_world, le
     Control: voices of each training person reattached to another training person (``shuffle_identities``), so
     the generator is taught to draw someone else's face for a voice; the true voice's gender must then not show.
 
-    Measured (on the world before its realism rework;
-    rerun: ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns -rP``), gen_gender_auc true / control:
-    seed 0 0.99 / 0.33, seed 1 0.80 / 0.32, seed 2 0.39 / 0.33 (this seed's GAN had not learned yet; 250 steps:
-    0.58 / 0.64), seed 3 0.84 / 0.63. With the upsampling generator of the cpu preset 150 steps were too few (world
-    after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator 0.87 / 0.18); 300 steps: 0.94 / 0.13; on the world before the
-    voices' session/trait rework 0.85 / 0.40, and with stable.recon_weight=5 0.78 / 0.55 (why the preset leaves it off);
-    on today's world (seed 0) 0.752 / 0.252, hence the 0.70 floor beside the 0.3 gap to the control; with the preset's
-    gender heads (encoder.gender_weight 1, stable.gender_weight 3) 0.841 / 0.291 (103 s); with the face prior (300
-    autoencoder steps here) and the recon pull 30, 0.918 / 0.160 (93 s of CPU). The control may fall below 0.5 (a derangement can flip more genders than it
-    keeps). ``gen_gender_acc`` is no use this early: every generated face falls on one side of the classifier."""
+    Measured (on the world before its realism rework; rerun: ``VOICEFACE_LEARN_SEEDS=0,1,2,3 ./run test -k learns
+    -rP``), gen_gender_auc true / control: seed 0 0.99 / 0.33, seed 1 0.80 / 0.32, seed 2 0.39 / 0.33 (this seed's
+    GAN had not learned yet; 250 steps: 0.58 / 0.64), seed 3 0.84 / 0.63. With the upsampling generator of the cpu
+    preset 150 steps were too few (world after the dimorphism change, seed 0: 0.64 / -; the stride-2 ConvT generator
+    0.87 / 0.18); 300 steps: 0.94 / 0.13; on the world before the voices' session/trait rework 0.85 / 0.40, and with
+    stable.recon_weight=5 0.78 / 0.55 (why the preset then left it off); on today's world (seed 0) 0.752 / 0.252,
+    hence the 0.70 floor beside the 0.3 gap to the control; with the preset's gender heads (encoder.gender_weight 1,
+    stable.gender_weight 3) 0.841 / 0.291 (103 s); with the face prior (300 autoencoder steps here) and the recon
+    pull 30, 0.918 / 0.160 (93 s of CPU). The control may fall below 0.5 (a derangement can flip more genders than
+    it keeps). ``gen_gender_acc`` is no use this early: every generated face falls on one side of the classifier."""
     real = tmp_path / "real"
     train(learn_world, real, seed=learn_seed, progress=False, config=cfglib.replace(PRESETS["cpu"], SMALL))
     ctrl = tmp_path / "shuffled"
