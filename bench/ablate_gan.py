@@ -100,6 +100,9 @@ row                            dlib gender          recall@10            diversi
 35 prior + GAN, no pull        .885 (seed 0)        .260                 .94               .202
 Row 0, seeds 4 / 5: gender .804 (AUC .999: ranked right, but on one side of the judge's threshold) / .925, recall@10
 .265 / .317, diversity .84 / .89, Frechet .145 / .168; over seeds 0-5 gender .911, 4 of 6 seeds at >= .90.
+Row 16 (+ C weight 0.25) with the prior, seeds 0-5: gender .973 .925 .908 .977 .875 .819 (mean .913, 4 of 6 at
+>= .90, as the preset), recall@10 .300 .252 .373 .321 .315 .323 (mean .314 vs the preset's .283), diversity .81,
+Frechet .139: no steadier gender, so the preset keeps C weight 1.
 Means over seeds 0-3: row 0 gender .935 (AUC .978), 1:2 U / G (dlib) .632 / .486, recall@1/5/10 .029 / .155 /
 .280; row 36 .888, .610 / .493; row 37 .880, .611 / .485; row 34 .956, .602 / .492. Row 33 (no prior, no pull: the
 preset before the prior) on the same world, seeds 0-3, by ``voiceface train gan`` + ``evaluate gan``: gender .581 /
