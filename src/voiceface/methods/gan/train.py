@@ -354,6 +354,10 @@ class TrainBanks:
     voice_labels: np.ndarray          # (N_v,) int64
     face_labels: np.ndarray           # (N_f,) int64
 
+    def paired_voices(self, n_ids: int) -> np.ndarray:
+        """(P,) indices of the voice recordings whose identity has at least one face in the face bank."""
+        return np.flatnonzero(np.bincount(self.face_labels, minlength=n_ids)[self.voice_labels] > 0)
+
 
 def load_banks(gd: GANData, cfg: GANConfig, out: Path) -> TrainBanks:
     """Voice bank of the training recordings (encoder ``kind``'s features) and 64x64 face bank of the training faces
@@ -443,7 +447,7 @@ def fit_voice_map(gen: Generator, face_enc: FaceEncoder, banks: TrainBanks, enco
     labels = torch.as_tensor(banks.face_labels, device=device)
     means = torch.nn.functional.normalize(codes.new_zeros(n_ids, codes.shape[1]).index_add_(0, labels, codes), dim=1)
     voices, frames = banks.voices, cfg.data.test_frames
-    keep = np.flatnonzero(np.bincount(banks.face_labels, minlength=n_ids)[banks.voice_labels] > 0)
+    keep = banks.paired_voices(n_ids)
     emb = []
     for i in range(0, len(keep), chunk):
         feats = [voices.features(j) for j in keep[i:i + chunk]]
@@ -555,7 +559,7 @@ class Batches:
     def __init__(self, cfg: GANConfig, banks: TrainBanks, n_ids: int, embed_dim: int, seed: int, rank: int = 0):
         self.cfg, self.banks, self.embed_dim, self.seed, self.rank = cfg, banks, embed_dim, seed, rank
         self.by_id = FacesByIdentity(banks.face_labels, n_ids)
-        self.voice_pool = np.flatnonzero(self.by_id.count[banks.voice_labels] > 0)
+        self.voice_pool = banks.paired_voices(n_ids)
 
     def __call__(self, step: int):
         cfg, b = self.cfg, self.banks
