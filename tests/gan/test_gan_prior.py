@@ -103,10 +103,11 @@ def test_prior_run_trains_loads_and_resumes(gan_world, tmp_path):
     model = load_run(full)
     faces = model.faces(torch.randn(2, 64, 150))
     assert faces.shape == (2, 3, 64, 64) and faces.abs().max() <= 1
-    killed = tmp_path / "killed"                          # a resume refits the same map, then restores the GAN
+    killed = tmp_path / "killed"                          # a resume restores the GAN without redoing the prior
     train(gan_world, killed, overrides=TINY + PRIOR, seed=0, progress=False, stop_after=4)
     assert load_checkpoint(killed / "checkpoint.pt")["step"] == 3
     train(gan_world, killed, overrides=TINY + PRIOR, seed=0, progress=False)
+    assert [r["event"] for r in Run.open(killed).read_log() if r.get("event") == "face_prior_map"] == ["face_prior_map"]
     b = load_checkpoint(killed / "checkpoint.pt")
     for name in ("generator", "critics"):
         for k, v in ckpt["models"][name].items():

@@ -505,7 +505,8 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
                      defaults=cfglib.defaults_dict(cfg))
     gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
-    if cfg.stable.prior_steps > 0:
+    # the face prior initialises G; a resumed GAN run restores G from its own checkpoint, so the prior is not redone
+    if cfg.stable.prior_steps > 0 and not run.checkpoint_path.exists():
         face_enc = pretrain_prior(out / "prior", banks.faces, gen, cfg, seed, device, progress, force_config)
         r2 = fit_voice_map(gen, face_enc, banks, encoder, len(gd.identities), cfg, device)
         log.info("face prior: voice-to-code map R^2 %.3f on the training recordings", r2)
