@@ -152,10 +152,9 @@ PRESETS: dict[str, GANConfig] = {
     # of generated faces: without prior and pull 0.581 / 0.852 / 0.829 / 0.835 (mean 0.774); prior + pull 10 0.929 /
     # 0.873 / 0.942 / 0.808 (0.888); prior + pull 30 0.977 / 0.904 / 0.894 / 0.963 (0.935, the preset; recall@10
     # 0.280, Frechet 0.154, diversity 0.91; seeds 4 / 5: 0.804 / 0.925, so 0.911 over six seeds); seed 0: prior
-    # without the GAN 0.960 (Frechet 0.346, diversity 0.63),
-    # prior + GAN without the pull 0.885; prior + pull 10 with 300 GAN steps 0.940 / 0.806 / 0.965 / 0.810
-    # (bench/ablate_gan.py rows 0 and 33-37 --seed S). Before the prior the pull alone was no gain (small world
-    # seed 0, recon_weight 5: 0.675 -> 0.708, within one seed's noise).
+    # without the GAN 0.960 (Frechet 0.346, diversity 0.63), prior + GAN without the pull 0.885; prior + pull 10 with
+    # 300 GAN steps 0.940 / 0.806 / 0.965 / 0.810 (bench/ablate_gan.py rows 0 and 33-37 --seed S). Before the prior
+    # the pull alone was no gain (small world seed 0, recon_weight 5: 0.675 -> 0.708, within one seed's noise).
     # Gender, a covariate DIMNet uses, is taught twice (issue 13): a gender head in F_e's pretraining
     # (encoder.gender_weight 1) and a gender head on F_c's trunk whose cross-entropy on G's faces, with the voice's
     # gender, joins G's loss (stable.gender_weight 3). Small world seed 0, 600 steps, dlib gender of generated faces

@@ -185,7 +185,7 @@ class FaceEncoder(nn.Module):
     kernels) plus a linear layer. With the generator's ``decode`` it forms a face autoencoder trained on real faces
     before the GAN; the codes' identity means are the targets of the voice-to-code map (``Generator.map``)."""
 
-    def __init__(self, channels: Sequence[int] = (32, 32, 64, 128, 256), code_dim: int = 64, slope: float = 0.2):
+    def __init__(self, channels: Sequence[int] = (16, 32, 64, 128, 256), code_dim: int = 64, slope: float = 0.2):
         super().__init__()
         self.trunk = FaceTrunk(channels, channels[-1], 4, slope)
         self.fc = nn.Linear(channels[-1], code_dim)
@@ -209,6 +209,7 @@ class FaceAutoencoder(nn.Module):
         if noise is not None:
             z = F.normalize(z + noise, dim=1)
         return self.decoder(z[:, :, None, None])
+
 
 class FaceCritics(nn.Module):
     """The discriminator F_d and identity classifier F_c (Table 3.2), trunk shared or not.
