@@ -111,6 +111,55 @@ def test_resume_accepts_a_new_field_at_its_default_and_records_it(tmp_path):
     assert [e["added"] for e in event] == [{"extra": 0, "net.gate": False}] and event[0]["step"] == 4
 
 
+def _world(folder, rows: str):
+    folder.mkdir(parents=True)
+    (folder / "manifest.csv").write_text("path,modality,identity\n" + rows)
+    return folder
+
+
+def test_the_data_digest_is_what_a_run_is_and_its_path_is_where_it_was(tmp_path):
+    """One rule for every method: resuming on other data is a config change named ``data``; the same data moved
+    (a demo folder copied elsewhere) resumes, records the new path, logs a ``data_moved`` event and keeps it in
+    the checkpoint's extras."""
+    parts = _parts()
+    a = _world(tmp_path / "a", "v/0.wav,voice,p0\n")
+    run = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=a)
+    parts.extra["data"] = run.data
+    fit(run, parts, method="toy", config={"lr": 0.1}, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
+        log_every=2, checkpoint_every=2, progress=False)
+    assert run.data == str(a / "manifest.csv")
+    other = _world(tmp_path / "b", "v/0.wav,voice,p1\n")
+    with pytest.raises(ConfigError, match=r"changed config \(data\)"):
+        Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=other)
+    moved = _world(tmp_path / "moved", "v/0.wav,voice,p0\n")
+    run = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=moved)
+    assert run.data == str(moved / "manifest.csv")
+    assert [(e["from"], e["to"]) for e in run.read_log() if e.get("event") == "data_moved"] == \
+        [(str(a / "manifest.csv"), str(moved / "manifest.csv"))]
+    parts2 = _parts()
+    parts2.extra["data"] = run.data
+    fit(run, parts2, method="toy", config={"lr": 0.1}, batch_fn=_batch, step_fn=_step_fn(parts2), total_steps=6,
+        log_every=2, checkpoint_every=2, progress=False)
+    assert load_checkpoint(run.checkpoint_path)["extra"]["data"] == str(moved / "manifest.csv")
+    forced = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=other, force_config=True)
+    assert forced.data == str(other / "manifest.csv")
+
+
+def test_a_run_that_kept_its_data_path_in_the_config_resumes_from_a_moved_copy(tmp_path):
+    """GAN / SfV runs before the data record stored the path as a config key (``manifest`` / ``data_source``)."""
+    parts = _parts()
+    old = {"lr": 0.1, "manifest": "/gone/world/manifest.csv"}
+    run = Run.create(tmp_path / "r", "toy", old)
+    fit(run, parts, method="toy", config=old, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
+        log_every=2, checkpoint_every=2, progress=False)
+    assert run.data == "/gone/world/manifest.csv"
+    here = _world(tmp_path / "world", "v/0.wav,voice,p0\n")
+    run = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=here)
+    assert run.config == {"lr": 0.1} and run.data == str(here / "manifest.csv")
+    with pytest.raises(ConfigError, match=r"changed config \(lr\)"):
+        Run.create(tmp_path / "r", "toy", {"lr": 0.2}, data=here)
+
+
 def test_force_config_is_logged_and_architecture_change_is_one_error(tmp_path):
     parts = _parts()
     run = Run.create(tmp_path / "r", "toy", {"width": 2})

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
+from ..engine import Run
+
 # per part: what it shows in the page and the command that makes it
 PARTS: dict[str, tuple[str, str]] = {
     "world": ("the gallery of faces (nearest faces by DIMNet matching)",
@@ -72,16 +74,13 @@ def _from_demo(root: Path, runs: AppRuns) -> None:
 
 
 def _world_of(run: Path) -> Path | None:
-    """The world a run trained on, when its config records a manifest path that still exists."""
-    cfg = json.loads((run / "config.json").read_text(encoding="utf-8")).get("config", {})
-    for key in ("manifest", "data_source", "data"):
-        v = cfg.get(key)
-        if isinstance(v, str) and v:
-            p = Path(v)
-            p = p.parent if p.suffix == ".csv" else p
-            if (p / "manifest.csv").is_file():
-                return p
-    return None
+    """The world a run trained on, when the run records a manifest path that still exists."""
+    v = Run(run).data
+    if not v:
+        return None
+    p = Path(v)
+    p = p.parent if p.suffix == ".csv" else p
+    return p if (p / "manifest.csv").is_file() else None
 
 
 def find_runs(paths: Sequence[str | os.PathLike]) -> AppRuns:

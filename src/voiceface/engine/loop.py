@@ -77,7 +77,8 @@ def restore(parts: Parts, ckpt: Mapping[str, Any]) -> int:
         state = ckpt["extra"].get("schedulers", {}).get(name)
         if state is not None:
             sched.load_state_dict(state)
-    parts.extra.update({k: v for k, v in ckpt["extra"].items() if k != "schedulers"})
+    # the data's path stays the caller's: Run.create checked it holds the same data, perhaps moved
+    parts.extra.update({k: v for k, v in ckpt["extra"].items() if k not in ("schedulers", "data")})
     return int(ckpt["step"])
 
 

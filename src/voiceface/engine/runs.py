@@ -2,17 +2,20 @@
 
 Layout of ``RUN/``::
 
-    config.json        the resolved config (and method name), written when the run starts
+    config.json        the resolved config, the method name and the training data's record ({"path": where it was
+                       read, "digest": what it holds}), written when the run starts
     log.jsonl          one JSON object per logged step ({"step": .., "time": .., "loss/..": ..}), plus event
                        records: {"event": "start", "world_size", "device", "precision", "resumed"} each time
                        training starts or resumes, {"event": "force_config", "changed": {key: [old, new]}} when a
-                       run was resumed with a changed config under ``--force-config``
+                       run was resumed with a changed config under ``--force-config``, {"event": "data_moved",
+                       "from", "to"} when it was resumed from the same data at another path
     checkpoint.pt      the latest checkpoint (atomic), used to resume after a kill
     results.json       flat named metrics written by ``voiceface evaluate``
     report.md          the human-readable results
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -66,6 +69,49 @@ def _default_additions(changed: Mapping[str, list[Any]], defaults: Mapping[str, 
     return {k: new for k, (old, new) in changed.items() if old is None and k in flat and flat[k] == new}
 
 
+LEGACY_DATA_KEYS = ("manifest", "data_source")    # where GAN / SfV runs kept their data's path in the config before
+
+
+def data_record(data: str | os.PathLike) -> dict[str, str]:
+    """What a run records of its training data: ``{"path": where it was read, "digest": what it holds}``.
+
+    The path is absolute (a ``synthetic:...`` source is kept as given). The digest (16 hex digits of SHA-256) is
+    taken over the manifest CSV (``data`` itself or ``data/manifest.csv``; its paths are relative, so a moved
+    folder keeps its digest), else over a folder's sorted relative file names and sizes, else over the source
+    string. The digest is part of what a run is, the path only where it was found (see ``Run.create``)."""
+    text = os.fspath(data)
+    if text.startswith("synthetic:"):
+        return {"path": text, "digest": hashlib.sha256(text.encode()).hexdigest()[:16]}
+    p = Path(text).resolve()
+    h = hashlib.sha256()
+    if p.is_dir() and (p / "manifest.csv").is_file():
+        p = p / "manifest.csv"
+    if p.is_file():
+        h.update(p.read_bytes())
+    elif p.is_dir():
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(p).as_posix()}\t{f.stat().st_size}\n".encode())
+    else:
+        raise InputError(p, "no training data here")
+    return {"path": str(p), "digest": h.hexdigest()[:16]}
+
+
+def _data_changes(old: Mapping[str, Any], old_config: dict[str, Any], new_config: Mapping[str, Any],
+                  record: Mapping[str, str] | None) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """({"data": [old digest, new digest]} when a resume would read other data, {} otherwise; the move
+    {"from", "to"} when it reads the same data at another path). Pops from ``old_config`` the legacy data keys
+    the new config no longer carries (they hold an older run's data path)."""
+    legacy = [old_config.pop(k) for k in LEGACY_DATA_KEYS if k in old_config and k not in new_config]
+    before = old.get("data") or ({"path": legacy[0]} if legacy else None)
+    if record is None or before is None:
+        return {}, {}
+    if before.get("digest") not in (None, record["digest"]):
+        return {"data": [before["digest"], record["digest"]]}, {}
+    if before.get("path") != record["path"]:
+        return {}, {"from": before.get("path"), "to": record["path"]}
+    return {}, {}
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write JSON atomically (sorted keys, NaN written as null)."""
     text = json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n"
@@ -98,8 +144,10 @@ class Run:
 
     @classmethod
     def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any],
-               force_config: bool = False, defaults: Mapping[str, Any] | None = None) -> "Run":
-        """Create (or reopen for resuming) the run folder ``out`` and record its config.
+               force_config: bool = False, defaults: Mapping[str, Any] | None = None,
+               data: str | os.PathLike | None = None) -> "Run":
+        """Create (or reopen for resuming) the run folder ``out`` and record its config and training ``data``
+        (``data_record``: every method records it, so one rule holds for all).
 
         Reopening a folder whose ``config.json`` names another method raises ``InputError``. Resuming (the folder
         holds a checkpoint) with a config that differs from the recorded one raises ``ConfigError`` naming the
@@ -110,18 +158,25 @@ class Run:
         config class's defaults (new fields are added switched off). A key missing from the recorded config whose
         new value equals its default is no change: the run resumes, the key is recorded and a ``config_upgraded``
         event lists it. Any other difference, a removed key included, is a change.
+
+        The data's digest is part of the config in this sense: other data (another world, an edited manifest) is a
+        change named ``data``. Its path is not: a run folder moved with its data, or resumed from a copy of them,
+        resumes, records the new path and logs a ``data_moved`` event.
         """
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
         cfg_file = path / "config.json"
         run = cls(path)
+        record = data_record(data) if data is not None else None
         if cfg_file.exists():
             old = read_json(cfg_file)
             if old.get("method") != method:
                 raise InputError(path, f"run folder belongs to method '{old.get('method')}', not '{method}'")
-            changed = config_changes(old.get("config", {}), _jsonable(dict(config)))
+            old_config = dict(old.get("config", {}))
+            other_data, moved = _data_changes(old, old_config, config, record)
+            changed = config_changes(old_config, _jsonable(dict(config)))
             upgraded = _default_additions(changed, defaults)
-            changed = {k: v for k, v in changed.items() if k not in upgraded}
+            changed = {**{k: v for k, v in changed.items() if k not in upgraded}, **other_data}
             if changed and run.checkpoint_path.exists():
                 if not force_config:
                     keys = ", ".join(changed)
@@ -131,7 +186,10 @@ class Run:
                     run.log(run.last_step(), event="force_config", changed=changed)
             if upgraded and run.checkpoint_path.exists() and dist.is_main():
                 run.log(run.last_step(), event="config_upgraded", added=upgraded)
-        write_json(cfg_file, {"method": method, "config": dict(config)})
+            if moved and run.checkpoint_path.exists() and dist.is_main():
+                run.log(run.last_step(), event="data_moved", **moved)
+        write_json(cfg_file, {"method": method, "config": dict(config),
+                              **({"data": record} if record is not None else {})})
         return run
 
     @classmethod
@@ -148,6 +206,14 @@ class Run:
     @property
     def config(self) -> dict[str, Any]:
         return read_json(self.path / "config.json")["config"]
+
+    @property
+    def data(self) -> str | None:
+        """The path of the run's training data as last recorded (older GAN / SfV runs: their config's data key);
+        None when the run did not record it."""
+        stored = read_json(self.path / "config.json")
+        legacy = [stored.get("config", {}).get(k) for k in LEGACY_DATA_KEYS]
+        return (stored.get("data") or {}).get("path") or next((v for v in legacy if v), None)
 
     def log(self, step: int, **values: Any) -> None:
         """Append one JSON line ``{"step", "time", **values}`` to ``log.jsonl``."""

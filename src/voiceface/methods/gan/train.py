@@ -499,10 +499,9 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
         raise ConfigError("precision=fp16 is not supported by the GAN (its three optimisers and R1 penalty are not "
                           "loss-scaled); use precision=bf16")
     dist.init(device)
-    # the stored config = GANConfig fields + the training manifest (a key outside GANConfig)
-    manifest = os.fspath(Path(resolve_data(data)).resolve())
-    run = Run.create(out, METHOD_NAME, {**cfglib.to_dict(cfg), "manifest": manifest}, force_config=force_config,
-                     defaults=cfglib.defaults_dict(cfg))
+    manifest = resolve_data(data)
+    run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config,
+                     defaults=cfglib.defaults_dict(cfg), data=manifest)
     gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     # the face prior initialises G; a resumed GAN run restores G from its own checkpoint, so the prior is not redone
@@ -515,7 +514,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
     models = {"generator": gen_w, "critics": crit_w}
-    extra = {"identities": gd.identities, "embed_dim": encoder.dim}
+    extra = {"identities": gd.identities, "embed_dim": encoder.dim, "data": os.fspath(manifest.resolve())}
     ema = None
     if cfg.stable.ema_beta > 0:
         ema = GeneratorEMA(gen, build_gan(cfg, len(gd.identities), encoder.dim, seed)[0].to(device), cfg.stable.ema_beta)
@@ -686,7 +685,8 @@ def load_run(run: str | os.PathLike, device: str | torch.device | None = "cpu") 
     if ckpt.get("method") != METHOD_NAME:
         raise InputError(ckpt_path, f"not a GAN run (method '{ckpt.get('method')}')")
     stored = dict(ckpt["config"])
-    seed, data = int(stored.get("seed", 0)), str(stored.pop("manifest", ""))
+    legacy = stored.pop("manifest", "")                          # runs before the data record kept it in the config
+    seed, data = int(stored.get("seed", 0)), str(ckpt["extra"].get("data", legacy))
     cfg = cfglib.from_dict(GANConfig, stored)
     device = dist.default_device(cfg.device if device is None else str(device))
     net = None

@@ -174,7 +174,8 @@ def load_run(run: str | os.PathLike, data: str | os.PathLike | None = None) -> L
     present)."""
     r = Run.open(run)
     conf = dict(r.config)
-    seed, data_path = int(conf.pop("seed")), conf.pop("data_source")
+    seed, data_path = int(conf.pop("seed")), r.data
+    conf.pop("data_source", None)                               # runs before the data record kept it in the config
     cfg = cfgmod.from_dict(SfVConfig, conf)
     triplets = load_triplets(data or data_path, cfg)
     layout, model, best = build(triplets, cfg, seed)
@@ -566,7 +567,7 @@ def shape_voices(run: str | os.PathLike, paths, genders, out: str | os.PathLike)
     if sm["am_landmarks"].size == 0:
         raise InputError(r.path, "this run's AMs are not Table 5.1 on a landmarked mesh; cannot reconstruct")
     conf = dict(r.config)
-    conf.pop("seed"), conf.pop("data_source")
+    conf.pop("seed"), conf.pop("data_source", None)
     cfg = cfgmod.from_dict(SfVConfig, conf)
     names = [str(n) for n in sm["am_names"]]
     n_ams, net_gender = len(names), sm["net_gender"].astype(str)

@@ -172,9 +172,9 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     triplets = load_triplets(data, cfg)
     layout, model, best = build(triplets, cfg, seed)
     model, best = dist.wrap(model, device), best.to(device)
-    run_cfg = {"data_source": str(data) if str(data).startswith("synthetic:") else str(Path(data).resolve()),
-               **cfgmod.to_dict(cfg)}
-    run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config, defaults=cfgmod.defaults_dict(cfg))
+    run_cfg = cfgmod.to_dict(cfg)
+    run = Run.create(out, METHOD_NAME, run_cfg, force_config=force_config, defaults=cfgmod.defaults_dict(cfg),
+                     data=data)
     t = cfg.train
     opt = torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     loss = SfVLoss(model, opt, cfg.model.uncertainty, t.grad_clip, prec)
@@ -186,7 +186,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     v2v_prec = Precision.resolve(cfg.precision, device)                          # its own fp16 loss scale
     v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip, precision=v2v_prec)
     parts = Parts({"model": model, "best": best, "v2v": v2v_net}, {"sgd": opt, "v2v_sgd": v2v_opt},
-                  {**prec.states(), **v2v_prec.states("v2v_grad_scaler")})
+                  {**prec.states(), **v2v_prec.states("v2v_grad_scaler")}, extra={"data": run.data})
     plain = dist.unwrap(model)
 
     def step_fn(batch, step: int):
