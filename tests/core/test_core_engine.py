@@ -141,6 +141,11 @@ def test_the_data_digest_is_what_a_run_is_and_its_path_is_where_it_was(tmp_path)
     fit(run, parts2, method="toy", config={"lr": 0.1}, batch_fn=_batch, step_fn=_step_fn(parts2), total_steps=6,
         log_every=2, checkpoint_every=2, progress=False)
     assert load_checkpoint(run.checkpoint_path)["extra"]["data"] == str(moved / "manifest.csv")
+    relocated = Run.create(tmp_path / "r", "toy", {"lr": 0.1, "eval_run": "/elsewhere"}, data=moved,
+                           unchecked=("eval_run",))                  # a key that only says where something is
+    assert relocated.config["eval_run"] == "/elsewhere"
+    with pytest.raises(ConfigError, match=r"changed config \(eval_run\)"):
+        Run.create(tmp_path / "r", "toy", {"lr": 0.1, "eval_run": "/again"}, data=moved)
     forced = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=other, force_config=True)
     assert forced.data == str(other / "manifest.csv")
 

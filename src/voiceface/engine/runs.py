@@ -22,7 +22,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError, InputError
 from . import dist
@@ -145,7 +145,7 @@ class Run:
     @classmethod
     def create(cls, out: str | os.PathLike, method: str, config: Mapping[str, Any],
                force_config: bool = False, defaults: Mapping[str, Any] | None = None,
-               data: str | os.PathLike | None = None) -> "Run":
+               data: str | os.PathLike | None = None, unchecked: Sequence[str] = ()) -> "Run":
         """Create (or reopen for resuming) the run folder ``out`` and record its config and training ``data``
         (``data_record``: every method records it, so one rule holds for all).
 
@@ -161,7 +161,8 @@ class Run:
 
         The data's digest is part of the config in this sense: other data (another world, an edited manifest) is a
         change named ``data``. Its path is not: a run folder moved with its data, or resumed from a copy of them,
-        resumes, records the new path and logs a ``data_moved`` event.
+        resumes, records the new path and logs a ``data_moved`` event. ``unchecked``: dotted config keys that only
+        say where things are (a cache folder, another run read by evaluation): recorded, never a change.
         """
         path = Path(out)
         path.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ class Run:
             other_data, moved = _data_changes(old, old_config, config, record)
             changed = config_changes(old_config, _jsonable(dict(config)))
             upgraded = _default_additions(changed, defaults)
-            changed = {**{k: v for k, v in changed.items() if k not in upgraded}, **other_data}
+            changed = {**{k: v for k, v in changed.items() if k not in upgraded and k not in unchecked}, **other_data}
             if changed and run.checkpoint_path.exists():
                 if not force_config:
                     keys = ", ".join(changed)

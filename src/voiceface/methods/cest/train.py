@@ -142,7 +142,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     dist.init(device)
     clips, data_path = find_clips(data, cfg)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config,
-                     defaults=cfglib.defaults_dict(cfg), data=data_path)
+                     defaults=cfglib.defaults_dict(cfg), data=data_path, unchecked=("data.cache_dir", "eval.iest_run"))
     bank = load_clips(clips, data_path, cfg, run, detector=detector)
     parts = build_parts(cfg, device)
     parts.schedulers.update(prec.states())                      # fp16: the loss scale resumes with the run

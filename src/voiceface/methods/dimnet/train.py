@@ -154,7 +154,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     prec = Precision.resolve(cfg.precision, device)
     dist.init(device)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config,
-                     defaults=cfglib.defaults_dict(cfg), data=manifest_path)
+                     defaults=cfglib.defaults_dict(cfg), data=manifest_path, unchecked=("data.cache_dir",))
     td = load_train_data(manifest, cfg, run.path, progress)
     weights = cfg.covariate_weights()
     classes = {n: len(td.encoders[n]) for n in weights}

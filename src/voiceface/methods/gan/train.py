@@ -501,7 +501,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     dist.init(device)
     manifest = resolve_data(data)
     run = Run.create(out, METHOD_NAME, cfglib.to_dict(cfg), force_config=force_config,
-                     defaults=cfglib.defaults_dict(cfg), data=manifest)
+                     defaults=cfglib.defaults_dict(cfg), data=manifest, unchecked=("dimnet_i_run", "dimnet_g_run"))
     gd, encoder, banks = prepare(data, out, cfg, seed, device, progress, force_config)
     gen, crit = build_gan(cfg, len(gd.identities), encoder.dim, seed)
     # the face prior initialises G; a resumed GAN run restores G from its own checkpoint, so the prior is not redone
