@@ -67,9 +67,7 @@ def main() -> None:
     manifest = read_manifest(resolve_data(args.data))
     gd = split_data(manifest, PRESETS["cpu"])
     describe, cache = CachedDescriber(FaceDescriber()), Path(args.cache)
-    if cache.is_file():
-        with np.load(cache) as z:
-            describe._memo.update(zip((bytes(k) for k in z["keys"]), z["vals"]))
+    describe.load(cache)
     tr_u8, tr_items = load_faces64(gd.train_face, manifest.root)
     te_u8, te_items = load_faces64(gd.test_face, manifest.root)
     d_tr, d_te = describe(to_unit(tr_u8)), describe(to_unit(te_u8))
@@ -101,8 +99,7 @@ def main() -> None:
         print("F_e ridge:", scores(ridge(e_tr, centroid[vid], e_te, 1.0), k_te, gallery))
         mean_e = np.stack([e_tr[vid == j].mean(0) for j in range(len(ids))])
         print("F_e nearest training identity:", scores(centroid[(e_te @ mean_e.T).argmax(1)], k_te, gallery))
-    keys = np.frombuffer(b"".join(describe._memo), np.uint8).reshape(-1, 16)
-    np.savez(cache, keys=keys, vals=np.stack(list(describe._memo.values())))
+    describe.save(cache)
 
 
 if __name__ == "__main__":

@@ -147,6 +147,21 @@ def test_cached_describer_describes_each_image_once():
     np.testing.assert_array_equal(again[3], first[0])
 
 
+def test_cached_describer_saves_and_reloads_its_memo(tmp_path):
+    import torch
+
+    from voiceface.methods.gan.metrics import CachedDescriber
+
+    faces = torch.rand(4, 3, 64, 64) * 2 - 1
+    first = CachedDescriber(_FakeDescriber())
+    expected = first(faces)
+    first.save(tmp_path / "memo.npz")
+    fake = _FakeDescriber()
+    again = CachedDescriber(fake).load(tmp_path / "memo.npz").load(tmp_path / "absent.npz")
+    np.testing.assert_array_equal(again(faces), expected)
+    assert fake.seen == 0 and [p.name for p in tmp_path.iterdir()] == ["memo.npz"]   # no temporary file left
+
+
 def test_real_voice_gender_reads_the_metadata(tmp_path):
     import torch
 
@@ -162,3 +177,29 @@ def test_real_voice_gender_reads_the_metadata(tmp_path):
         ["x/Ann_A.wav", "y/Bob_B.wav", "z/Nobody.wav"], tmp_path / "meta.csv", tmp_path / "g.json")
     assert res["per_file"] == [("Ann_A", "f", "f"), ("Bob_B", "m", "m"), ("Nobody", "", "f")]
     assert res["vox_gender_dlib_acc"] == 1.0 and res["vox_gender_n"] == 2
+
+
+def test_generated_gender_is_split_by_the_speakers_gender(tmp_path):
+    """A planted judge: the descriptor's first 3 dims are the face's brightness (female bright, male dark). Female
+    speakers' generated faces drawn dark are all judged male: the female column is 0, the male column 1."""
+    import torch
+
+    from voiceface.methods.gan.metrics import GENDER_CLASSIFIER_FILE, dlib_face_metrics
+
+    rng = np.random.default_rng(0)
+
+    def describe(faces):
+        d = rng.standard_normal((len(faces), 128)) * 0.1
+        d[:, :3] += faces.mean(dim=(1, 2, 3)).numpy()[:, None]
+        return d
+
+    def faces(genders, female_level=0.5):
+        level = torch.tensor([female_level if g == "f" else -0.5 for g in genders])
+        return level[:, None, None, None].expand(len(genders), 3, 8, 8).clone()
+
+    g_train, g_real, g_gen = ["f", "m"] * 200, ["f", "m"] * 10, ["f", "m"] * 6
+    ids = [f"p{i % 4}" for i in range(len(g_real))]
+    out = dlib_face_metrics(describe, faces(g_gen, female_level=-0.5), [f"p{i % 4}" for i in range(12)], g_gen,
+                            (faces(g_real), ids, g_real), (faces(g_train), g_train), seed=0, out_dir=tmp_path)
+    assert out["gender_dlib_real_acc"] == 1.0 and (tmp_path / GENDER_CLASSIFIER_FILE).is_file()
+    assert (out["gen_gender_dlib_acc_f"], out["gen_gender_dlib_acc_m"], out["gen_gender_dlib_acc"]) == (0.0, 1.0, 0.5)

@@ -10,7 +10,8 @@ of real faces; keys written to ``RUN/results.json`` by ``evaluate``:
   ``dlib_recall_identities`` entries, ``dlib_recall_chance_{k}`` = k / identities.
 * gender: ``GenderLogReg``, an L2-regularised logistic regression on standardised descriptors of the training
   identities' real faces; ``gender_dlib_real_acc``: its accuracy on the unseen identities' real faces;
-  ``gen_gender_dlib_acc`` / ``gen_gender_dlib_auc``: agreement of the generated faces with the speaker's gender.
+  ``gen_gender_dlib_acc`` / ``gen_gender_dlib_auc``: agreement of the generated faces with the speaker's gender;
+  ``gen_gender_dlib_acc_f`` / ``_m``: the same over female / male speakers' faces (blur reads as male to dlib).
 * quality / diversity: ``dlib_frechet`` = Frechet distance between Gaussians fitted to generated and real descriptors
   (``dlib_frechet_real_split``: the same between two halves of the real faces, a floor for the sample size);
   ``gen_diversity``: mean descriptor distance between faces generated for different speakers, ``real_diversity``:
@@ -62,6 +63,22 @@ class CachedDescriber:
             new = self.describer.describe_aligned_batch(u8[list(todo.values())], workers=self.workers)
             self._memo.update(zip(todo, new))
         return np.stack([self._memo[k] for k in keys]) if keys else np.zeros((0, 128))
+
+    def load(self, path: str | os.PathLike) -> "CachedDescriber":
+        """Add the descriptors memoised in an npz written by ``save`` (missing file: nothing); returns self."""
+        if Path(path).is_file():
+            with np.load(path) as z:                       # keys (N, 16) uint8 content hashes, vals (N, 128)
+                self._memo.update(zip((bytes(k) for k in z["keys"]), z["vals"]))
+        return self
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write every memoised descriptor to an npz, atomically (benchmarks running side by side share one file to
+        reuse real faces' descriptors)."""
+        if self._memo:
+            keys = np.frombuffer(b"".join(self._memo), np.uint8).reshape(-1, 16)
+            tmp = Path(f"{os.fspath(path)}.{os.getpid()}.tmp.npz")
+            np.savez(tmp, keys=keys, vals=np.stack(list(self._memo.values())))
+            os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ gender
@@ -205,7 +222,9 @@ def dlib_face_metrics(describe: Describe, gen_faces: torch.Tensor, gen_ids: Sequ
     known = y_ref >= 0
     out["gender_dlib_real_acc"] = float((clf.predict(ref[known]) == y_ref[known]).mean()) if known.any() else np.nan
     known = y_gen >= 0
-    out["gen_gender_dlib_acc"] = float((clf.predict(gen[known]) == y_gen[known]).mean()) if known.any() else np.nan
+    pred = clf.predict(gen)
+    for key, mask in (("", known), ("_f", y_gen == 1), ("_m", y_gen == 0)):
+        out["gen_gender_dlib_acc" + key] = float((pred[mask] == y_gen[mask]).mean()) if mask.any() else np.nan
     score, female = clf.decision(gen[known]), y_gen[known] == 1
     out["gen_gender_dlib_auc"] = auc(score[female], score[~female])
     out["dlib_frechet"] = frechet_from_samples(gen, ref)
@@ -232,8 +251,9 @@ def dlib_table(r: dict[str, Any]) -> str:
          f"{f(r['dlib_cos_true'])} vs {f(r['dlib_cos_other'])}"),
         ("gender (logistic regression on dlib descriptors of real training faces): real unseen faces",
          f(r["gender_dlib_real_acc"])),
-        ("gender of generated faces = speaker's gender: accuracy / AUC",
-         f"{f(r['gen_gender_dlib_acc'])} / {f(r['gen_gender_dlib_auc'])}"),
+        ("gender of generated faces = speaker's gender: accuracy / AUC (female / male speakers)",
+         f"{f(r['gen_gender_dlib_acc'])} / {f(r['gen_gender_dlib_auc'])} ({f(r.get('gen_gender_dlib_acc_f'))} / "
+         f"{f(r.get('gen_gender_dlib_acc_m'))})"),
         ("Frechet distance generated vs real (real half vs half)",
          f"{f(r['dlib_frechet'])} ({f(r['dlib_frechet_real_split'])})"),
         ("diversity: mean distance across speakers, generated / real (ratio)",
