@@ -89,7 +89,7 @@ measured) gave no gain over seeds. The ceiling: F_e's gender probe on unseen rec
 needs G to render nearly every voice's gender.
 
 The face prior (issue 13; the demo's world, ``age_cue`` 1, /tmp/demo6/world; --steps 600 --seed S, 1 thread, two rows
-at a time, load average 0.8-4; rows 0 and 33-37 by today's names: row 0 = prior + recon pull 30, measured as "+ recon
+at a time, load average 0.8-4; all with the 800-step prior of then; row 0 = prior + recon pull 30, measured as "+ recon
 anchor 30" before it became the preset; row 36 = the pull at 10, the preset of that hour). Real unseen faces' dlib
 gender 0.987. Per seed 0 / 1 / 2 / 3:
 row                            dlib gender          recall@10            diversity         Frechet
@@ -111,6 +111,26 @@ means (Frechet up to .35) and on seeds 1 and 3 less diverse than 0.6x the real f
 the pull keeps them on the voice's gender. Ceilings on this world (bench/gan_ceiling.py --run OUT/row0): the gender
 mean face recall@10 .333, 1:2 .713 / .496; the world's true voice parameters by ridge .333, .714 / .521; the F_e
 embedding by ridge .310, .679 / .494 (its gender probe on unseen recordings .975).
+
+A longer face prior (issue 13, the same world and protocol; rows 38-43). Nearly every gender miss of row 0 (the
+800-step prior then) was a female voice's face judged male (seed 4: female .565, male 1.000). The prior's
+reconstructions of real unseen female faces were judged female .281 (male .991; real faces .989 / .985, real faces
+blurred by 2 .830 / .979): the blur of an under-trained autoencoder (training L1 still falling at step 800) erases
+what dlib reads as female (bench/gan_prior_gender.py --run OUT/seed4/row0; row 42's 2400-step prior: .619 / .979,
+reconstruction L1 .138 -> .106). Columns: gender acc, AUC, 1:2 U / G (dlib), recall@10, diversity, Frechet, for
+row 0 (the preset of then: an 800-step prior, pull 30) | row 42 (prior 2400 steps, the preset since):
+seed 0   .977 .997 .636/.482 .242 .92 .198 | .969 .999 .626/.497 .235 .70 .111
+seed 1   .904 .944 .629/.492 .246 .87 .119 | .971 .990 .672/.491 .306 .90 .131
+seed 2   .894 .980 .649/.477 .290 .91 .137 | .929 .995 .630/.476 .242 .78 .118
+seed 3   .963 .990 .615/.492 .340 .96 .162 | .965 .991 .640/.506 .327 .81 .124
+seed 4   .804 .999 .601/.516 .265 .84 .145 | .971 .994 .661/.501 .312 .81 .107
+seed 5   .925 .991 .651/.496 .317 .89 .168 | .952 .992 .647/.515 .252 .69 .129
+Means: row 0 gender .911 (min .804), AUC .984, 1:2 .630 / .493, recall@10 .283, diversity .90, Frechet .155; row
+42 .960 (min .929), .993, .646 / .498, .279, .78, .120. Row 42 costs 630 s of process CPU time per row on one
+thread (row 0: 300 s). Other tries on the hard seeds (2 / 4): pull 60 (row 38) .925 / .875, diversity .80 / .73;
+pull 100 (39) .960 / .804, .71 / .64; the pull on 4x4-pooled faces (40, stable.recon_pool 4; seed 4) .831, AUC
+.931, recall@10 .200, Frechet .217; 2400 prior steps with code noise 0 (43; seed 4) .938, diversity .88, Frechet
+.115; the 800-step prior alone (34), seeds 4 / 5, .894 / .973. Row 41 (pooled 8x8) was not run.
 """
 from __future__ import annotations
 
@@ -122,7 +142,6 @@ import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from voiceface import config as cfglib
@@ -181,24 +200,15 @@ ROWS: dict[str, dict] = {
     "- recon anchor (face prior + GAN)": {"stable": {"recon_weight": 0.0}},
     "recon anchor 10": {"stable": {"recon_weight": 10.0}},
     "recon anchor 10, GAN 300 steps": {"steps": 300, "stable": {"recon_weight": 10.0}},
+    "recon anchor 60": {"stable": {"recon_weight": 60.0}},
+    "recon anchor 100": {"stable": {"recon_weight": 100.0}},
+    "recon anchor pooled 4x4": {"stable": {"recon_pool": 4}},
+    "recon anchor pooled 8x8": {"stable": {"recon_pool": 8}},
+    "prior 2400 steps": {"stable": {"prior_steps": 2400}},
+    "prior 2400 steps, code noise 0": {"stable": {"prior_steps": 2400, "prior_noise": 0.0}},
 }
 KEYS = ("gen_gender_dlib_acc", "gen_gender_dlib_auc", "gen_match_v2f_U_dlib", "gen_match_v2f_G_dlib",
         "dlib_recall_at_10", "gen_diversity_ratio", "dlib_frechet")
-
-
-class DiskDescriber:
-    """``ev._Embedders``' memoised dlib describer, preloaded from / saved to an npz (keys (N, 16) uint8, vals (N, 128))."""
-
-    def __init__(self, emb, path: Path):
-        self.cached, self.path = emb.dlib_cached, path
-        if path.is_file():
-            with np.load(path) as z:
-                self.cached._memo.update(zip((bytes(k) for k in z["keys"]), z["vals"]))
-
-    def save(self) -> None:
-        memo = self.cached._memo
-        keys = np.frombuffer(b"".join(memo), np.uint8).reshape(-1, 16)
-        np.savez(self.path, keys=keys, vals=np.stack(list(memo.values())))
 
 
 def score(run_dir: Path, cache: Path) -> dict[str, float]:
@@ -211,13 +221,13 @@ def score(run_dir: Path, cache: Path) -> dict[str, float]:
     faces = ev.faces_from_features(model, feats)
     tr, gal = load_faces64(gd.train_face, manifest.root), load_faces64(gd.test_face, manifest.root)
     emb = ev._Embedders(model)
-    disk = DiskDescriber(emb, cache)
+    emb.dlib_cached.load(cache)
     out = ev._matching_metrics(model, {"": (faces, items, to_unit(gal[0]), gal[1])}, model.seed, emb)
     out.update(dlib_face_metrics(
         emb.dlib_desc, faces, [i.identity for i in items], [i.gender for i in items],
         (to_unit(gal[0]), [i.identity for i in gal[1]], [i.gender for i in gal[1]]),
         (to_unit(tr[0]), [i.gender for i in tr[1]]), model.seed, run.path))
-    disk.save()
+    emb.dlib_cached.save(cache)
     return {k: float(out[k]) for k in (*KEYS, "dlib_recall_at_1", "dlib_recall_at_5", "gender_dlib_real_acc",
                                        "dlib_recall_chance_10")}
 
@@ -252,6 +262,8 @@ def main() -> None:
         train(args.data, run_dir, seed=args.seed, progress=False, config=cfg)
         row = {"train_s": round(time.time() - t0, 1), "train_cpu_s": round(time.process_time() - c0, 1),
                "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)], **score(run_dir, out / "dlib_cache.npz")}
+        # re-read before adding the row: another process may have added rows of the same seed meanwhile
+        table = json.loads(table_file.read_text()) if table_file.is_file() else {}
         table[name] = row
         table_file.write_text(json.dumps(table, indent=1))
         print(name, json.dumps(row), flush=True)

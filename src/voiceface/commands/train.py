@@ -8,8 +8,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a method (dimnet, gan, cest, sfv) into a run folder",
                        description="Train a method on a manifest or a simulated world, on the config's device "
                                    "(device=auto: CUDA when present, else CPU). Resumes when RUN already holds a "
-                                   "checkpoint; a resume whose config differs from the run's is refused with the "
-                                   "differing keys unless --force-config. Each start logs world_size, device and "
+                                   "checkpoint; a resume whose config or data (the manifest's digest) differs from "
+                                   "the run's is refused with the differing keys unless --force-config; the same "
+                                   "data at a new path resumes. Each start logs world_size, device and "
                                    "precision to RUN/log.jsonl. Under torchrun, trains with DDP.")
     p.add_argument("method", help="dimnet | gan | cest | sfv")
     p.add_argument("--data", required=True,

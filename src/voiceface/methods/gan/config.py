@@ -89,6 +89,8 @@ class StableConfig:
     c_weight: float = 1.0                    # weight of F_c's identity loss in the generator step
     recon_weight: float = 0.0                # G step: weight of mean |F_g(e_j) - f_j|, f_j a real face of voice j's
                                              # identity (paired batches; 0 = off)
+    recon_pool: int = 1                      # the pull compares both faces average-pooled by this factor: > 1 leaves
+                                             # detail finer than recon_pool pixels to the adversarial terms
     gender_weight: float = 0.0               # a gender head on F_c's trunk, trained on real faces' gender in the C
                                              # step; G step: + this weight * its cross-entropy on F_g(e_i) with voice
                                              # i's gender (a DIMNet covariate; 0 = off, no head)
@@ -145,16 +147,20 @@ PRESETS: dict[str, GANConfig] = {
     # without DiffAugment: at 800 CPU iterations translation augmentation slowed learning (small world, seed 0:
     # generated-face gender 77.5% with it, 80.6% without). The generator upsamples (nearest x2 + 3x3 conv, tanh):
     # with stride-2 transposed convs 800 steps gave checkerboard textures, with upsampling face layouts by step 400.
-    # The face prior (issue 13): F_g first decodes real faces' codes (a face autoencoder, 800 steps), and a ridge map
-    # from the voice embedding to the identity's mean code feeds it; the GAN then refines that generator, held near
-    # the voice's faces by the L1 pull to a real face of the voice's identity (recon_weight 30). Without the prior,
-    # the GAN drew noisy faces whose gender dlib missed on many seeds. Demo world (age_cue 1), seeds 0-3, dlib gender
-    # of generated faces: without prior and pull 0.581 / 0.852 / 0.829 / 0.835 (mean 0.774); prior + pull 10 0.929 /
-    # 0.873 / 0.942 / 0.808 (0.888); prior + pull 30 0.977 / 0.904 / 0.894 / 0.963 (0.935, the preset; recall@10
-    # 0.280, Frechet 0.154, diversity 0.91; seeds 4 / 5: 0.804 / 0.925, so 0.911 over six seeds); seed 0: prior
-    # without the GAN 0.960 (Frechet 0.346, diversity 0.63), prior + GAN without the pull 0.885; prior + pull 10 with
-    # 300 GAN steps 0.940 / 0.806 / 0.965 / 0.810 (bench/ablate_gan.py rows 0 and 33-37 --seed S). Before the prior
-    # the pull alone was no gain (small world seed 0, recon_weight 5: 0.675 -> 0.708, within one seed's noise).
+    # The face prior (issue 13): F_g first decodes real faces' codes (a face autoencoder, 2400 steps), and a ridge
+    # map from the voice embedding to the identity's mean code feeds it; the GAN then refines that generator, held
+    # near the voice's faces by the L1 pull to a real face of the voice's identity (recon_weight 30). Without the
+    # prior, the GAN drew noisy faces whose gender dlib missed on many seeds. Demo world (age_cue 1), dlib gender of
+    # generated faces, seeds 0-3: without prior and pull 0.581 / 0.852 / 0.829 / 0.835 (mean 0.774); an 800-step
+    # prior + pull 10 0.929 / 0.873 / 0.942 / 0.808 (0.888); an 800-step prior + pull 30 0.977 / 0.904 / 0.894 /
+    # 0.963, seeds 4 / 5 0.804 / 0.925 (0.911 over six seeds); seed 0: the 800-step prior without the GAN 0.960
+    # (Frechet 0.346, diversity 0.63), with the GAN but without the pull 0.885 (bench/ablate_gan.py rows 0 and
+    # 33-37 --seed S, measured when the prior had 800 steps). Nearly every miss was a female voice's face judged male
+    # (seed 4: female 0.565, male 1.000): the 800-step autoencoder's blur erases what dlib reads as female (its
+    # reconstructions of real unseen female faces: 0.281 judged female; 2400 steps: 0.619; bench/gan_prior_gender.py).
+    # With 2400 prior steps (row 42, the preset): 0.969 / 0.971 / 0.929 / 0.965 / 0.971 / 0.952 over seeds 0-5 (mean
+    # 0.960; recall@10 0.279, Frechet 0.120 against 0.155, diversity 0.78 against 0.90), for twice the CPU time. Before
+    # the prior the pull alone was no gain (small world seed 0, recon_weight 5: 0.675 -> 0.708, one seed's noise).
     # Gender, a covariate DIMNet uses, is taught twice (issue 13): a gender head in F_e's pretraining
     # (encoder.gender_weight 1) and a gender head on F_c's trunk whose cross-entropy on G's faces, with the voice's
     # gender, joins G's loss (stable.gender_weight 3). Small world seed 0, 600 steps, dlib gender of generated faces
@@ -171,6 +177,6 @@ PRESETS: dict[str, GANConfig] = {
         encoder=EncoderConfig(kind="own", pretrain_steps=200, pretrain_batch=32, gender_weight=1.0),
         batch_size=32, steps=600, log_every=25, checkpoint_every=250, eval_noise_trials=40, gender_steps=400,
         stable=StableConfig(loss="nonsat", r1_gamma=1.0, r1_every=16, ema_beta=0.99, mismatch_weight=0.25,
-                            paired_batches=True, augment="", gender_weight=3.0, sample_every=100, prior_steps=800,
+                            paired_batches=True, augment="", gender_weight=3.0, sample_every=100, prior_steps=2400,
                             recon_weight=30.0)),
 }

@@ -134,9 +134,9 @@ class StableGANLoss:
       ``c_smoothing``; + with ``gender_weight``
       the gender cross-entropy of F_c's gender head on them, labels ``id_gender[real_id]``);
     * ``g_step``: G's adversarial loss + c_weight * F_c's cross-entropy on its augmented faces (+ recon_weight *
-      the mean absolute pixel difference between F_g(e_j) and real face j, a face of voice j's identity: the
-      identity labels as a direct regression target, paired batches only; + gender_weight * the gender head's
-      cross-entropy on G's faces with labels ``id_gender[voice_id]``);
+      the mean absolute pixel difference between F_g(e_j) and real face j, a face of voice j's identity, both
+      average-pooled by ``recon_pool``: the identity labels as a direct regression target, paired batches only;
+      + gender_weight * the gender head's cross-entropy on G's faces with labels ``id_gender[voice_id]``);
     * ``ema``: the generator EMA update (when ``ema`` is given).
 
     Issue 13 switches: ``gender_augment`` (a DiffAugment policy of the gender head's input alone: real faces in the
@@ -263,7 +263,9 @@ class StableGANLoss:
                 loss = loss + self.s.gender_weight * loss_g
                 out.update({"loss/g_gender": loss_g.item(), "acc/g_gender": right.float().mean().item()})
             if real is not None and self.s.recon_weight > 0:
-                loss_r = (fake - real).abs().mean()
+                k = self.s.recon_pool
+                loss_r = (F.avg_pool2d(fake, k) - F.avg_pool2d(real, k)).abs().mean() if k > 1 else \
+                    (fake - real).abs().mean()
                 loss = loss + self.s.recon_weight * loss_r
                 out["loss/g_recon"] = loss_r.item()
             loss.backward()
