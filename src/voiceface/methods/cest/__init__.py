@@ -30,7 +30,7 @@ DEMO_VARIANTS = ("a", "b", "e")
 ALL_VARIANTS = ("a", "b", "c", "d", "e", "f")
 DEMO_STEPS = 300
 DEMO_LANDMARK_PRESET = "cpu_kp_long"
-"""The landmark-weighted preset (Eq. 4.12 in the thesis's units, 2,250 steps) the demo trains beside the ablations,
+"""The landmark-weighted preset (Eq. 4.12 in the thesis's units, 3,200 steps) the demo trains beside the ablations,
 with its IEST twin (``<preset>_b_iest``): the rows that learn identity shape within the CPU budget. None skips them."""
 
 
