@@ -124,10 +124,9 @@ def test_the_data_digest_is_what_a_run_is_and_its_path_is_where_it_was(tmp_path)
     parts = _parts()
     a = _world(tmp_path / "a", "v/0.wav,voice,p0\n")
     run = Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=a)
-    parts.extra["data"] = run.data
     fit(run, parts, method="toy", config={"lr": 0.1}, batch_fn=_batch, step_fn=_step_fn(parts), total_steps=4,
         log_every=2, checkpoint_every=2, progress=False)
-    assert run.data == str(a / "manifest.csv")
+    assert run.data == str(a / "manifest.csv") == load_checkpoint(run.checkpoint_path)["extra"]["data"]
     other = _world(tmp_path / "b", "v/0.wav,voice,p1\n")
     with pytest.raises(ConfigError, match=r"changed config \(data\)"):
         Run.create(tmp_path / "r", "toy", {"lr": 0.1}, data=other)
@@ -137,7 +136,6 @@ def test_the_data_digest_is_what_a_run_is_and_its_path_is_where_it_was(tmp_path)
     assert [(e["from"], e["to"]) for e in run.read_log() if e.get("event") == "data_moved"] == \
         [(str(a / "manifest.csv"), str(moved / "manifest.csv"))]
     parts2 = _parts()
-    parts2.extra["data"] = run.data
     fit(run, parts2, method="toy", config={"lr": 0.1}, batch_fn=_batch, step_fn=_step_fn(parts2), total_steps=6,
         log_every=2, checkpoint_every=2, progress=False)
     assert load_checkpoint(run.checkpoint_path)["extra"]["data"] == str(moved / "manifest.csv")

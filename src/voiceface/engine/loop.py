@@ -77,7 +77,7 @@ def restore(parts: Parts, ckpt: Mapping[str, Any]) -> int:
         state = ckpt["extra"].get("schedulers", {}).get(name)
         if state is not None:
             sched.load_state_dict(state)
-    # the data's path stays the caller's: Run.create checked it holds the same data, perhaps moved
+    # the data's path is the run's (``checkpoint`` writes it): Run.create checked it holds the same data, perhaps moved
     parts.extra.update({k: v for k, v in ckpt["extra"].items() if k not in ("schedulers", "data")})
     return int(ckpt["step"])
 
@@ -91,11 +91,14 @@ def runtime(parts: Parts) -> dict[str, Any]:
 
 def checkpoint(run: Run, parts: Parts, *, method: str, config: Mapping[str, Any], step: int,
                metrics: Mapping[str, Any] | None = None) -> None:
-    """Write ``RUN/checkpoint.pt`` atomically (rank 0 only)."""
+    """Write ``RUN/checkpoint.pt`` atomically (rank 0 only). Its extras carry the run's training data path
+    (``Run.data``, when recorded), so a checkpoint alone says what it was trained on."""
     if not dist.is_main():
         return
     extra = dict(parts.extra)
     extra["schedulers"] = {k: s.state_dict() for k, s in parts.schedulers.items()}
+    if run.data is not None:
+        extra["data"] = run.data
     save_checkpoint(run.checkpoint_path, method=method, config=config, step=step,
                     models={k: dist.unwrap(m) for k, m in parts.models.items()},
                     optimizers=parts.optimizers, metrics=metrics, extra=extra)

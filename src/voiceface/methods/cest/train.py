@@ -146,7 +146,6 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     bank = load_clips(clips, data_path, cfg, run, detector=detector)
     parts = build_parts(cfg, device)
     parts.schedulers.update(prec.states())                      # fp16: the loss scale resumes with the run
-    parts.extra.update({"data": str(Path(data_path).resolve())})
     model = parts.models["cest"]
     net = dist.unwrap(model)
     prec.autocast_modules(net.f_v, net.f_s, net.f_r, net.f_l)   # the CNNs in ``precision``; geometry, renderer in fp32

@@ -160,8 +160,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     classes = {n: len(td.encoders[n]) for n in weights}
     parts = build_parts(cfg, classes, device)
     parts.schedulers.update(prec.states())                      # fp16: the loss scale resumes with the run
-    parts.extra.update({"labels": encoders_to_dict(td.encoders), "classes": classes,
-                        "data": str(Path(manifest_path).resolve())})
+    parts.extra.update({"labels": encoders_to_dict(td.encoders), "classes": classes})
     if dist.is_main():
         save_label_encoders(td.encoders, run.path / "labels.json")
     loss = DIMNetLoss(parts.models["voice"], parts.models["face"], parts.models["heads"], weights)

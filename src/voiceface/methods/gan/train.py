@@ -514,7 +514,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     gen_w, crit_w = dist.wrap(gen, device), dist.wrap(crit, device)
     opts = make_optimizers(cfg, gen, crit)
     models = {"generator": gen_w, "critics": crit_w}
-    extra = {"identities": gd.identities, "embed_dim": encoder.dim, "data": os.fspath(manifest.resolve())}
+    extra = {"identities": gd.identities, "embed_dim": encoder.dim}
     ema = None
     if cfg.stable.ema_beta > 0:
         ema = GeneratorEMA(gen, build_gan(cfg, len(gd.identities), encoder.dim, seed)[0].to(device), cfg.stable.ema_beta)

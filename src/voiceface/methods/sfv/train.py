@@ -186,7 +186,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, config_file: str | os
     v2v_prec = Precision.resolve(cfg.precision, device)                          # its own fp16 loss scale
     v2v_loss = SfVLoss(v2v_net, v2v_opt, uncertainty=False, grad_clip=t.grad_clip, precision=v2v_prec)
     parts = Parts({"model": model, "best": best, "v2v": v2v_net}, {"sgd": opt, "v2v_sgd": v2v_opt},
-                  {**prec.states(), **v2v_prec.states("v2v_grad_scaler")}, extra={"data": run.data})
+                  {**prec.states(), **v2v_prec.states("v2v_grad_scaler")})
     plain = dist.unwrap(model)
 
     def step_fn(batch, step: int):
