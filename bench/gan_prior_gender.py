@@ -27,8 +27,8 @@ from voiceface.data.manifest import read_manifest
 from voiceface.engine import load_checkpoint
 from voiceface.methods import resolve_data
 from voiceface.methods.gan.metrics import GenderLogReg, gender_codes
-from voiceface.methods.gan.model import FaceEncoder
-from voiceface.methods.gan.train import build_gan, load_faces64, load_run, split_data, to_unit
+from voiceface.methods.gan.model import FaceAutoencoder, FaceEncoder
+from voiceface.methods.gan.train import TrainedGAN, build_gan, load_faces64, load_run, split_data, to_unit
 
 ev = importlib.import_module("voiceface.methods.gan.evaluate")    # the package re-exports a function of that name
 
@@ -39,16 +39,16 @@ def blur(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruct(run: Path, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """(B, 3, 64, 64) real faces -> their reconstructions by the run's face prior (encoder + the prior's decoder)."""
-    model = load_run(run)
+def reconstruct(run: Path, model: TrainedGAN, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """(B, 3, 64, 64) real faces -> their reconstructions by the face prior of ``run`` (loaded as ``model``):
+    the prior's encoder and decoder, ``RUN/prior/checkpoint.pt``."""
     ckpt = load_checkpoint(run / "prior" / "checkpoint.pt")
     enc = FaceEncoder(model.config.model.prior_channels, model.config.model.embed_dim)
     enc.load_state_dict(ckpt["models"]["face_encoder"])
     dec = build_gan(model.config, len(model.identities), model.encoder.dim, model.seed)[0].net
     dec.load_state_dict(ckpt["models"]["decoder"])
-    enc.eval(), dec.eval()
-    return torch.cat([dec(enc(x[i:i + chunk])[:, :, None, None]).clamp(-1, 1) for i in range(0, len(x), chunk)])
+    ae = FaceAutoencoder(enc, dec).eval()
+    return torch.cat([ae(x[i:i + chunk]).clamp(-1, 1) for i in range(0, len(x), chunk)])
 
 
 def main() -> None:
@@ -64,7 +64,7 @@ def main() -> None:
     emb = ev._Embedders(model)
     emb.dlib_cached.load(args.cache)
     clf = GenderLogReg.load(run / "gender_dlib.json")
-    rec = reconstruct(run, x)
+    rec = reconstruct(run, model, x)
     out = {"reconstruction_l1": float((rec - x).abs().mean())}
     for name, imgs in (("real", x), ("blur2", blur(x, 2)), ("blur4", blur(x, 4)), ("prior", rec)):
         p = clf.predict(emb.dlib_desc(imgs))
