@@ -643,14 +643,15 @@ def linear_scores(d: Triplets, cfg: SfVConfig, genders, nose: np.ndarray | None 
     repeat-averaged predictions: ``sfv_linear_vertex_error`` (+ ``_nose`` with the ``nose`` (V,) vertex mask), to set
     beside ``sfv_vertex_error_mean_shape`` (the same D_e people and eigenfaces pool: all other people of the gender).
     """
-    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_oob_ams, linear_selection, linear_test_ams
+    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_oob_ams, linear_selection, linear_test_ams, voice_stats
 
-    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, LINEAR_SPLIT, 0, cfg.select.alpha)
+    x = voice_stats(d)                                                               # (P, D) the ridge's features
+    sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, LINEAR_SPLIT, 0, cfg.select.alpha, x=x)
     out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
     out.update({f"sfv_linear_selected_{g}": int(sel.z(g).sum()) for g in lay.genders})
-    oob = linear_oob_ams(d, lay) if cfg.fit.lam_grid else None                       # (P, A) validation predictions
+    oob = linear_oob_ams(d, lay, x) if cfg.fit.lam_grid else None                    # (P, A) validation predictions
     errs, errs_mean = [], []
-    for g, (people, m_hat) in linear_test_ams(d, lay).items():
+    for g, (people, m_hat) in linear_test_ams(d, lay, x).items():
         pool = np.setdiff1d(np.nonzero(d.gender == g)[0], people)
         z = np.zeros(d.n_ams)
         z[sel.top(g, cfg.select.top_k)] = 1
