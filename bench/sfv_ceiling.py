@@ -9,7 +9,8 @@ on simple voice statistics, through the same downstream path SfV uses.
   the limit of a noiseless, perfectly decoded voice);
 * ``voice_params``: the true face-linked voice parameters (log ``voice_nasal_*``, ``voice_lip_rounding``; the limit of
   a perfect acoustic analysis of those parameters, their identity noise included);
-* ``voice_stats``: the ridge's own features (``linear.person_stats``: 16-band mean log-mel).
+* ``voice_stats``: the ridge's former features (``linear.person_stats``: 16-band mean log-mel of all frames);
+* ``voice_murmur``: the ridge's features (``linear.murmur_stats``: 8-band low-frequency mean of murmur-like frames).
 
 For each: Algorithm 2 with the ridge (repeated 6/1/2/1 splits, Eq. 5.4-5.6), recall / false-positive rate against
 world.json's ground truth; the D_e faces reconstructed by the Eq. 5.7 fit from the top AMs (``evaluate.reconstruct``,
@@ -42,7 +43,7 @@ import torch
 from voiceface.methods.sfv.config import PRESETS
 from voiceface.methods.sfv.data import Triplets, from_world
 from voiceface.methods.sfv.evaluate import choose_fit_lam, reconstruct, truth_scores, vertex_errors
-from voiceface.methods.sfv.linear import LINEAR_SPLIT, linear_oob_ams, person_stats, ridge_predictions
+from voiceface.methods.sfv.linear import LINEAR_SPLIT, linear_oob_ams, murmur_stats, person_stats, ridge_predictions
 from voiceface.methods.sfv.select import make_layout, normalised_targets, select_ams
 from voiceface.methods.sfv.train import eigenfaces
 
@@ -52,13 +53,15 @@ VOICE_PARAMS = ("voice_nasal_pole_hz", "voice_nasal_zero_hz", "voice_nasal_pole2
 
 
 def oracle_features(world: Path, d: Triplets) -> dict[str, np.ndarray]:
-    """(P, D) features of each person of ``d`` (in d.identity order): face_z, voice_params (logs), voice_stats."""
+    """(P, D) features of each person of ``d`` (in d.identity order): face_z, voice_params (logs), voice_stats,
+    voice_murmur."""
     with open(world / "people.csv", newline="", encoding="utf-8") as f:
         rows = {r["identity"]: r for r in csv.DictReader(f)}
     table = [rows[i] for i in d.identity]
     face_z = np.array([[float(r[c]) for c in FACE_Z] for r in table])
     params = np.array([[float(r[c]) for c in VOICE_PARAMS] for r in table])
-    return {"face_z": face_z, "voice_params": np.log(np.maximum(params, 1e-3)), "voice_stats": person_stats(d)}
+    return {"face_z": face_z, "voice_params": np.log(np.maximum(params, 1e-3)), "voice_stats": person_stats(d),
+            "voice_murmur": murmur_stats(d)}
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, lams=(0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[np.ndarray,
