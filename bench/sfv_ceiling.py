@@ -29,6 +29,13 @@ width / protrusion and mouth width, while the per-vertex error without alignment
 factors), so a nose error of 0.9x the mean shape's is out of reach of any voice in these worlds. Recall at alpha 0.05:
 face_z 1.00 (FPR 0.24 / 0.13: with noiseless features the sample's chance correlations of "unlinked" AMs are
 selected), voice_params 0.98 (FPR 0 / 0.03), voice_stats 0.43 (0.27), FPR 0.
+
+voice_murmur on the demo's world (seed 0, age_cue 1; ``--only voice_murmur voice_stats``): recall 0.633, FPR 0
+(voice_stats 0.367 / 0.008). Its top-10 AMs are nose AMs: fed their TRUE values, the Eq. 5.7 fit gives the D_e noses
+0.569x the mean shape's error (voice_stats' selection: 1.008x). From the ridge's predictions at the fixed lambda 0.05
+the D_e noses get 0.973x, but on the validation people the same lambda is worse than the mean shape (nose 2.926 /
+2.650 mm at lambda 0.05 against 2.904 / 2.609 at 1000, men / women), so the chosen lambda keeps the mean shape
+(1.000x); 10-fold direct ridge 1.002x. The selection now names the right AMs; their predictions are too weak.
 """
 from __future__ import annotations
 
