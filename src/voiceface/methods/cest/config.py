@@ -124,6 +124,7 @@ class DataConfig:
 class OptimConfig:
     lr: float = 1e-3
     steps: int = 50000
+    schedule: str = "constant"   # constant (the thesis) | cosine: lr decays to 0 at ``steps`` (half-cosine)
 
 
 @dataclass(frozen=True)
