@@ -23,7 +23,8 @@ the evaluation uses 48): not the landmark signal: fitting identity (45 coefficie
 landmarks by this L_kp + 0.01 L_rg from the true viewpoint reaches 0.46x (residual 0.09 px per point), per frame as
 per clip. The encoders fit the landmarks far less closely (L_kp ~1.1 px at 1000 steps) and are still improving:
 2000 steps give L_kp 0.80 px and 0.875x (all: 0.865; training people 0.783), 2250 (``cpu_kp_long`` then, 389 s on
-one idle core) L_kp 0.75 px and 0.841x (all: 0.836), 3200 (``cpu_kp_long`` since) all: 0.817. Neither
+one idle core) L_kp 0.75 px and 0.841x (all: 0.836), 3200 all: 0.817, and 3200 with the lr decayed to 0 by a
+half-cosine (``cpu_kp_long`` since) all: 0.813 (mean of seeds 0-5: 0.839). Neither
 mirroring (``data.flip``: all 0.920) nor a cross-frame identity constraint (``kp_consistency``: all 0.917) helped
 at 1000 steps, nor did 1,140 training people of a ``video`` world at 1000 steps (0.98 on the 48 frames; 0.936 on
 that world's own test people, 0.903 on its training people): at this step budget the encoders underfit.
