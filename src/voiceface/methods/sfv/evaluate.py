@@ -17,10 +17,11 @@ from ... import config as cfgmod
 from ...engine import Run, dist, load_checkpoint, write_json
 from ...metrics import shape as shape_metrics
 from .config import SfVConfig
-from .data import Triplets
+from .data import Triplets, pad_rows
+from .linear import (LINEAR_FEATURES, LINEAR_REPEATS, LINEAR_SPLIT, linear_oob_ams, linear_selection, linear_test_ams,
+                     voice_stats)
 from .loss import fuse_segments
 from .model import AMNet
-from .data import pad_rows
 from .select import Layout, Selection, normalised_targets, predict, select_ams
 from .train import build, eigenfaces, load_triplets, v2v_setup
 
@@ -420,7 +421,10 @@ def report_markdown(res, sel, d, genders, chosen, figs) -> str:
             "v2v_vertex_error_within_gender", "v2v_gain_within_gender"]
     rows = "\n".join(f"| {k} | {res[k]:.4g} |" for k in keys if k in res and res[k] is not None)
     fig_md = "\n".join(f"![{Path(f).stem}]({Path(f).relative_to(Path(f).parents[1])})" for f in figs)
-    return (f"# SfV: shape from voice\n\n| metric | value |\n|---|---|\n{rows}\n\n## Selected AMs"
+    note = (f"`sfv_*`: the convolutional estimators of the run. `sfv_linear_*`: Algorithm 2 with the ridge estimator "
+            f"(`methods.sfv.linear`) on each person's `{LINEAR_FEATURES}` voice statistics, {LINEAR_REPEATS} repeats, "
+            f"a row of its own.")
+    return (f"# SfV: shape from voice\n\n| metric | value |\n|---|---|\n{rows}\n\n{note}\n\n## Selected AMs"
             f"{selection_table(sel, d, genders, chosen)}\n\n{fig_md}\n")
 
 
@@ -643,8 +647,6 @@ def linear_scores(d: Triplets, cfg: SfVConfig, genders, nose: np.ndarray | None 
     repeat-averaged predictions: ``sfv_linear_vertex_error`` (+ ``_nose`` with the ``nose`` (V,) vertex mask), to set
     beside ``sfv_vertex_error_mean_shape`` (the same D_e people and eigenfaces pool: all other people of the gender).
     """
-    from .linear import LINEAR_REPEATS, LINEAR_SPLIT, linear_oob_ams, linear_selection, linear_test_ams, voice_stats
-
     x = voice_stats(d)                                                               # (P, D) the ridge's features
     sel, lay = linear_selection(d, tuple(genders), LINEAR_REPEATS, LINEAR_SPLIT, 0, cfg.select.alpha, x=x)
     out = {f"sfv_linear_{k[4:]}": v for k, v in truth_scores(d, sel, lay.genders).items()}
