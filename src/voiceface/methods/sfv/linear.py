@@ -68,9 +68,12 @@ def murmur_stats(data: Triplets, classes: int = MURMUR_CLASSES, upper: float = M
     these frames among the oral vowels, whose formants are speaker traits with no facial information. Here the
     frames of all recordings are grouped into ``classes`` spectral classes (k-means on a ``sample`` of frames, no
     labels; the best of 5 starts), the murmur class is the quietest of the classes whose excess of the low band
-    (first F / 8 bins) over the upper band (from bin F / 4) is at least half the largest class's (so neither
-    the pauses, flat and quiet, nor the open vowels, loud, qualify), and each person is described by their mean frame in that
-    class (people without such frames get the class mean).
+    (first F / 8 bins) over the upper band (from bin F / 4) is at least half the largest class's (so neither the
+    pauses, flat and quiet, nor the open vowels, loud, qualify), and each person is described by their mean frame
+    in that class (people without such frames get the class mean).
+
+    Recall of Algorithm 2 with this ridge, mean over small worlds of seeds 0-2 and two split seeds each: 0.62,
+    against 0.41 with :func:`person_stats` (the rule was settled on seed 1; ``bench/sfv_features.py``).
     """
     from scipy.cluster.vq import kmeans, vq
 
