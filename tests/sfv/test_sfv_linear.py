@@ -3,6 +3,7 @@ selects nothing when the voice carries nothing (coupling 0)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from voiceface.methods.sfv.data import synthetic
 from voiceface.methods.sfv.evaluate import truth_scores
@@ -83,6 +84,15 @@ def test_murmur_stats_are_each_persons_mean_murmur_frame_and_skip_pauses():
         rows = [d.voices.features(r)[kinds[r] == 2] for r, o in enumerate(d.rec_person) if o == p]
         np.testing.assert_allclose(x[p], np.concatenate(rows).mean(0)[:8], atol=1e-5)
     np.testing.assert_allclose(murmur_stats(d, classes=4, upper=0.5, bands=4)[:, 0], x[:, :2].mean(1), atol=1e-6)
+    from dataclasses import replace
+
+    from voiceface.data.loaders import VoiceBank
+    from voiceface.errors import InputError
+
+    tilted_up = np.tile(np.r_[np.zeros(4), np.ones(12)].astype(np.float32), (30, 1))          # (30, 16)
+    bright = [tilted_up + r for r in range(len(d.rec_person))]
+    with pytest.raises(InputError, match="no nasal murmurs"):                # every frame class tilts upwards
+        murmur_stats(replace(d, voices=VoiceBank.from_arrays(bright)), classes=2)
 
 
 def test_ridge_on_murmur_stats_finds_a_link_only_murmurs_carry():

@@ -12,7 +12,9 @@ ground truth.
 from __future__ import annotations
 
 import numpy as np
+from scipy.cluster.vq import kmeans, vq
 
+from ...errors import InputError
 from .data import Triplets
 from .select import Layout, Selection, make_layout, normalised_targets, select_ams
 
@@ -75,8 +77,6 @@ def murmur_stats(data: Triplets, classes: int = MURMUR_CLASSES, upper: float = M
     Recall of Algorithm 2 with this ridge, mean over small worlds of seeds 0-2 and two split seeds each: 0.62,
     against 0.41 with :func:`person_stats` (the rule was settled on seed 1; ``bench/sfv_features.py``).
     """
-    from scipy.cluster.vq import kmeans, vq
-
     frames, owner = _frames(data)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(frames), min(sample, len(frames)), replace=False)
@@ -84,7 +84,8 @@ def murmur_stats(data: Triplets, classes: int = MURMUR_CLASSES, upper: float = M
     f = frames.shape[1]
     tilt = centres[:, : max(f // 8, 1)].mean(1) - centres[:, f // 4:].mean(1)          # (K,)
     if tilt.max() <= 0:
-        raise ValueError("no frame class has more energy in its low band than above it: no murmur class")
+        raise InputError(None, "no class of voice frames has more energy in its low band than above it (no nasal "
+                               "murmurs: are the voices high-pass filtered?), so the ridge has no murmur statistics")
     low = np.nonzero(tilt >= 0.5 * tilt.max())[0]
     murmur = low[np.argmin(centres[low].mean(1))]
     keep = vq(frames, centres)[0] == murmur                                           # (N,)
@@ -94,13 +95,13 @@ def murmur_stats(data: Triplets, classes: int = MURMUR_CLASSES, upper: float = M
 
 
 FEATURES = {"murmur": murmur_stats, "mean": person_stats}
-"""The ridge's per-person voice features by name (``linear_selection(features=...)``)."""
+"""The ridge's per-person voice features by name (``voice_stats(data, features)``)."""
 
 
 def voice_stats(data: Triplets, features: str = LINEAR_FEATURES) -> np.ndarray:
     """(P, D) per-person features ``features`` (a key of ``FEATURES``) of every person of ``data``."""
     if features not in FEATURES:
-        raise ValueError(f"unknown ridge features {features!r}; choose one of {sorted(FEATURES)}")
+        raise InputError(None, f"unknown ridge features {features!r}; choose one of {sorted(FEATURES)}")
     return FEATURES[features](data)
 
 
