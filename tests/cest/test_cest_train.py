@@ -99,7 +99,7 @@ def test_resume_equals_uninterrupted(clip_world, trained_run, tmp_path):
 def test_cosine_schedule_decays_and_resumes(clip_world, tmp_path):
     """optim.schedule=cosine: the lr falls to 0 at optim.steps, and a killed run resumes the schedule where it was
     (same weights as an uninterrupted run; the two differ from a constant-lr run)."""
-    from voiceface.errors import InputError
+    from voiceface.errors import ConfigError
     from voiceface.methods.cest.train import build_parts
 
     cfg = tiny_cfg(optim={"schedule": "cosine"})
@@ -110,7 +110,7 @@ def test_cosine_schedule_decays_and_resumes(clip_world, tmp_path):
         parts.schedulers["lr"].step()
         lrs.append(parts.optimizers["adam"].param_groups[0]["lr"])
     assert lrs[-1] == pytest.approx(0.0, abs=1e-12) and np.all(np.diff(lrs) < 0)
-    with pytest.raises(InputError, match="optim.schedule"):
+    with pytest.raises(ConfigError, match="optim.schedule"):
         build_parts(tiny_cfg(optim={"schedule": "step"}), "cpu")
     whole, killed, const = tmp_path / "whole", tmp_path / "killed", tmp_path / "const"
     train(clip_world, whole, config=cfg, progress=False)

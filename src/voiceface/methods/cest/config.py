@@ -126,6 +126,10 @@ class OptimConfig:
     steps: int = 50000
     schedule: str = "constant"   # constant (the thesis) | cosine: lr decays to 0 at ``steps`` (half-cosine)
 
+    def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"optim.schedule must be constant or cosine, got {self.schedule!r}")
+
 
 @dataclass(frozen=True)
 class EvalConfig:

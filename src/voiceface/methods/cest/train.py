@@ -54,8 +54,6 @@ def build_parts(cfg: CESTConfig, device) -> Parts:
     torch.manual_seed(cfg.seed)        # weight init is part of the run's seed
     model = dist.wrap(build_model(cfg.net), device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
-    if cfg.optim.schedule not in ("constant", "cosine"):
-        raise InputError(None, f"optim.schedule must be 'constant' or 'cosine', got {cfg.optim.schedule!r}")
     schedulers = {}
     if cfg.optim.schedule == "cosine":
         schedulers["lr"] = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.optim.steps)
